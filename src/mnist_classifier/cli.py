@@ -1,0 +1,196 @@
+"""The `mnist-classifier` command: parse options, call the library, print results.
+
+Heavy modules (Keras, TensorFlow) are imported inside the commands that need them, so
+`--help` and `data` answer at once.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from .errors import ConfigError, MnistClassifierError
+
+app = typer.Typer(help="Train, evaluate, tune and serve networks that read handwritten digits.", no_args_is_help=True)
+data_app = typer.Typer(help="Inspect and verify the datasets.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+console = Console(soft_wrap=True)
+
+DatasetOpt = Annotated[str, typer.Option("--dataset", help="mnist, fashion-mnist, or a name for --data-dir.")]
+DataDirOpt = Annotated[Path | None, typer.Option("--data-dir", help="A folder holding the four IDX files.")]
+
+
+def parse_units(text: str | None) -> list[int] | None:
+    if text is None:
+        return None
+    try:
+        return [int(u) for u in text.split(",")]
+    except ValueError:
+        raise ConfigError(f"--hidden-units: expected comma-separated sizes such as 512,256, got {text!r}") from None
+
+
+@app.command()
+def train(
+    model: Annotated[str | None, typer.Option(help="Model name: dnn.")] = None,
+    dataset: Annotated[str | None, typer.Option(help="mnist or fashion-mnist.")] = None,
+    data_dir: DataDirOpt = None,
+    epochs: Annotated[int | None, typer.Option(help="Maximum epochs.")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Images per step.")] = None,
+    learning_rate: Annotated[float | None, typer.Option(help="Peak learning rate.")] = None,
+    optimizer: Annotated[str | None, typer.Option(help="adam, adamw, sgd or rmsprop.")] = None,
+    schedule: Annotated[str | None, typer.Option(help="constant, or cosine with warm-up.")] = None,
+    validation_fraction: Annotated[float | None, typer.Option(help="Share of the training set held out.")] = None,
+    patience: Annotated[
+        int | None, typer.Option(help="Stop after this many epochs without improvement; 0 never.")
+    ] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed of the split, initialisation and shuffling.")] = None,
+    hidden_units: Annotated[str | None, typer.Option(help="DNN layer sizes, e.g. 512,512.")] = None,
+    activation: Annotated[str | None, typer.Option(help="Hidden activation.")] = None,
+    dropout: Annotated[float | None, typer.Option(help="Dropout rate after each hidden layer.")] = None,
+    batch_norm: Annotated[
+        bool | None, typer.Option("--batch-norm/--no-batch-norm", help="Batch normalisation.")
+    ] = None,
+    standardize: Annotated[
+        bool | None, typer.Option("--standardize/--no-standardize", help="Standardise pixels.")
+    ] = None,
+    config: Annotated[Path | None, typer.Option("--config", help="TOML or JSON settings; options override it.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Run directory (default runs/MODEL-DATASET-TIME).")] = None,
+    show_config: Annotated[bool, typer.Option("--show-config", help="Print the resolved settings and exit.")] = False,
+) -> None:
+    """Train a model, evaluate it on the test set and write its run directory with report.html."""
+    from .config import resolve, to_dict
+
+    settings = resolve(
+        config,
+        model=model,
+        dataset=dataset,
+        data_dir=str(data_dir) if data_dir else None,
+        epochs=epochs,
+        batch_size=batch_size,
+        learning_rate=learning_rate,
+        optimizer=optimizer,
+        schedule=schedule,
+        validation_fraction=validation_fraction,
+        patience=patience,
+        seed=seed,
+        hidden_units=parse_units(hidden_units),
+        activation=activation,
+        dropout=dropout,
+        batch_norm=batch_norm,
+        standardize=standardize,
+    )
+    if show_config:
+        import tomli_w
+
+        console.print(tomli_w.dumps({k: v for k, v in to_dict(settings).items() if v is not None}), end="")
+        return
+    from .evaluation import evaluate_run
+    from .report import write_report
+    from .training import train as fit
+
+    run_dir = fit(settings, out, verbose=1 if sys.stdout.isatty() else 2)
+    metrics = evaluate_run(run_dir)
+    report = write_report(run_dir)
+    print_summary(metrics, run_dir, report)
+
+
+def print_summary(metrics: dict, run_dir: Path, report: Path) -> None:
+    console.print(
+        f"test accuracy [bold]{metrics['accuracy']:.2%}[/] ({metrics['errors']} errors of {metrics['n']:,})"
+        f" · loss {metrics['loss']:.4f}"
+        + (f" · trained in {metrics['train_seconds']:.1f} s" if "train_seconds" in metrics else "")
+    )
+    console.print(f"run directory: {run_dir}", highlight=False)
+    console.print(f"report: {report}", highlight=False)
+
+
+@app.command()
+def evaluate(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory written by train.")],
+    split: Annotated[str, typer.Option(help="train, val or test.")] = "test",
+    dataset: Annotated[str | None, typer.Option(help="Evaluate on another dataset of the same shape.")] = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Re-evaluate a saved run on a dataset split and rewrite its metrics and report."""
+    from .evaluation import evaluate_run
+    from .report import write_report
+
+    metrics = evaluate_run(run_dir, split, dataset, data_dir)
+    report = write_report(run_dir)
+    console.print(f"{metrics['dataset']} {split} split:", highlight=False)
+    print_summary(metrics, run_dir, report)
+
+
+@data_app.command()
+def info(
+    dataset: DatasetOpt = "mnist",
+    data_dir: DataDirOpt = None,
+    validation_fraction: Annotated[float, typer.Option(help="Share of training images held out.")] = 0.1,
+    seed: Annotated[int, typer.Option(help="Seed of the validation split.")] = 42,
+) -> None:
+    """Images per class in the train, validation and test splits."""
+    import numpy as np
+
+    from .data import load_dataset, split_validation
+
+    if not 0 < validation_fraction < 1:
+        raise ConfigError(f"--validation-fraction must be between 0 and 1 (exclusive), got {validation_fraction}")
+    data = load_dataset(dataset, data_dir)
+    _, y_train, _, y_val = split_validation(data.x_train, data.y_train, validation_fraction, seed)
+    table = Table(title=f"{data.name}: {data.x_train.shape[1]}x{data.x_train.shape[2]} images, checksums verified")
+    table.add_column("class")
+    splits = {"train": y_train, "validation": y_val, "test": data.y_test}
+    for name in splits:
+        table.add_column(name, justify="right")
+    counts = {name: np.bincount(y, minlength=data.num_classes) for name, y in splits.items()}
+    for i, cls in enumerate(data.class_names):
+        table.add_row(cls, *(f"{counts[s][i]:,}" for s in splits))
+    table.add_row("[bold]total", *(f"[bold]{len(y):,}" for y in splits.values()))
+    console.print(table)
+    console.print(f"source: {data.source}", highlight=False)
+
+
+@data_app.command()
+def verify(dataset: DatasetOpt = "mnist", data_dir: DataDirOpt = None) -> None:
+    """Re-check every file from scratch: SHA-256 of the content, IDX structure, counts."""
+    from .data import verify_files
+
+    for path, digest, shape in verify_files(dataset, data_dir):
+        console.print(f"ok  {path.name}  {shape}  sha256 {digest}", highlight=False)
+    console.print(f"{dataset}: all four files verified")
+
+
+@data_app.command()
+def show(
+    dataset: DatasetOpt = "mnist",
+    data_dir: DataDirOpt = None,
+    out: Annotated[Path, typer.Option(help="PNG file to write.")] = Path("samples.png"),
+    per_class: Annotated[int, typer.Option(help="Samples per class.")] = 10,
+    split: Annotated[str, typer.Option(help="train or test.")] = "train",
+) -> None:
+    """Write a PNG grid of sample images, one row per class."""
+    from .data import load_dataset
+    from .report import sample_grid
+
+    if split not in ("train", "test"):
+        raise ConfigError(f"--split: choose train or test, got {split!r}")
+    if not 1 <= per_class <= 50:
+        raise ConfigError(f"--per-class must be between 1 and 50, got {per_class}")
+    data = load_dataset(dataset, data_dir)
+    x, y = (data.x_train, data.y_train) if split == "train" else (data.x_test, data.y_test)
+    sample_grid(out, x, y, data.class_names, per_class)
+    console.print(f"wrote {out}", highlight=False)
+
+
+def main() -> None:
+    """Entry point: a user's mistake becomes one line on stderr and exit code 2."""
+    try:
+        app()
+    except MnistClassifierError as e:
+        typer.echo(f"error: {e}", err=True)
+        sys.exit(2)

@@ -1,0 +1,169 @@
+"""Settings of a training run: one dataclass, loaded from TOML or JSON, validated up front.
+
+Precedence, lowest first: the model's defaults, the preset, the config file, the command line.
+Every error names the option (`--epochs`) so the user knows what to change.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+
+OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
+SCHEDULES = ("constant", "cosine")
+ACTIVATIONS = ("relu", "gelu", "elu", "tanh", "sigmoid", "swish")
+
+
+@dataclass
+class TrainConfig:
+    """Everything that decides what `train` does; saved to each run's config.json."""
+
+    model: str = "dnn"
+    dataset: str = "mnist"
+    data_dir: str | None = None
+    epochs: int = 10
+    batch_size: int = 256
+    learning_rate: float = 3e-3
+    optimizer: str = "adam"
+    schedule: str = "cosine"
+    warmup_fraction: float = 0.1
+    validation_fraction: float = 0.1
+    patience: int = 5
+    seed: int = 42
+    hidden_units: list[int] = field(default_factory=lambda: [512, 256])
+    activation: str = "relu"
+    dropout: float = 0.2
+    batch_norm: bool = True
+    standardize: bool = False
+
+    def validate(self) -> TrainConfig:
+        """Raise ConfigError naming the first invalid option; return self."""
+        from .data import REGISTRY
+        from .models import MODELS
+
+        choose("model", self.model, tuple(MODELS))
+        if self.data_dir is None:
+            choose("dataset", self.dataset, tuple(REGISTRY))
+        choose("optimizer", self.optimizer, OPTIMIZERS)
+        choose("schedule", self.schedule, SCHEDULES)
+        choose("activation", self.activation, ACTIVATIONS)
+        at_least("epochs", self.epochs, 1)
+        at_least("batch_size", self.batch_size, 1)
+        at_least("patience", self.patience, 0)
+        at_least("seed", self.seed, 0)
+        between("learning_rate", self.learning_rate, 0, 10, "between 0 and 10 (exclusive)")
+        between("validation_fraction", self.validation_fraction, 0, 1, "between 0 and 1 (exclusive)")
+        if not 0 <= self.warmup_fraction < 1:
+            raise ConfigError(f"{option('warmup_fraction')} must be in [0, 1), got {self.warmup_fraction}")
+        if not 0 <= self.dropout < 1:
+            raise ConfigError(f"{option('dropout')} must be in [0, 1), got {self.dropout}")
+        if not self.hidden_units or any(u < 1 for u in self.hidden_units):
+            raise ConfigError(
+                f"{option('hidden_units')} must be a non-empty list of positive sizes, got {self.hidden_units}"
+            )
+        return self
+
+
+def option(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def choose(name: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ConfigError(f"{option(name)}: unknown value {value!r}; choose one of {', '.join(choices)}")
+
+
+def at_least(name: str, value: int, low: int) -> None:
+    if value < low:
+        raise ConfigError(f"{option(name)} must be at least {low}, got {value}")
+
+
+def between(name: str, value: float, low: float, high: float, text: str) -> None:
+    if not low < value < high:
+        raise ConfigError(f"{option(name)} must be {text}, got {value}")
+
+
+FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
+HINTS = typing.get_type_hints(TrainConfig)
+
+
+def coerce(name: str, value: Any, source: str) -> Any:
+    """Check a value from a file against the field's type; ints are accepted for floats."""
+    hint = HINTS[name]
+    optional = isinstance(hint, types.UnionType) and type(None) in typing.get_args(hint)
+    if optional and value is None:
+        return None
+    base = typing.get_args(hint)[0] if optional else hint
+    origin = typing.get_origin(base)
+    ok: bool
+    if base is bool:
+        ok = isinstance(value, bool)
+    elif base is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif base is float:
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        value = float(value) if ok else value
+    elif base is str:
+        ok = isinstance(value, str)
+    elif origin is list:
+        ok = isinstance(value, list) and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+    else:
+        raise AssertionError(f"unsupported field type {hint}")
+    if not ok:
+        kind = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}.get(
+            base, "a list of integers"
+        )
+        raise ConfigError(f"{source}: {name!r} must be {kind}, got {value!r}")
+    return value
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """The settings in a TOML or JSON file (a run's config.json works too), type-checked."""
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read config file ({e.strerror})") from None
+    try:
+        raw = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
+    except (json.JSONDecodeError, tomllib.TOMLDecodeError) as e:
+        raise ConfigError(f"{path}: not valid {'JSON' if path.suffix == '.json' else 'TOML'} ({e})") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a table of settings")
+    raw.pop("meta", None)
+    unknown = sorted(set(raw) - set(FIELDS))
+    if unknown:
+        raise ConfigError(f"{path}: unknown key {unknown[0]!r}; known keys: {', '.join(FIELDS)}")
+    return {k: coerce(k, v, str(path)) for k, v in raw.items()}
+
+
+MODEL_DEFAULTS: dict[str, dict[str, Any]] = {"dnn": {}}
+PRESETS: dict[str, dict[str, dict[str, Any]]] = {}
+
+
+def resolve(file: Path | None = None, preset: str | None = None, **overrides: Any) -> TrainConfig:
+    """Merge defaults, preset, file and command-line overrides (None means not given), then validate."""
+    from_file = read_config_file(file) if file else {}
+    given = {k: v for k, v in overrides.items() if v is not None}
+    model = given.get("model", from_file.get("model", "dnn"))
+    values: dict[str, Any] = dict(MODEL_DEFAULTS.get(model, {}))
+    if preset is not None:
+        presets = PRESETS.get(model, {})
+        if preset not in presets:
+            names = ", ".join(presets) or "none"
+            raise ConfigError(f"--preset: unknown preset {preset!r} for model {model!r}; choose one of {names}")
+        values.update(presets[preset])
+    values.update(from_file)
+    values.update(given)
+    return TrainConfig(**values).validate()
+
+
+def to_dict(config: TrainConfig) -> dict[str, Any]:
+    return dataclasses.asdict(config)

@@ -1,0 +1,21 @@
+"""The project's exceptions: each carries one line that tells the user what is wrong and what to do."""
+
+
+class MnistClassifierError(Exception):
+    """Base of every error the CLI reports as one line with exit code 2."""
+
+
+class DataError(MnistClassifierError):
+    """A dataset file is missing, corrupt or does not match its checksum."""
+
+
+class ConfigError(MnistClassifierError):
+    """An option or config file value is invalid."""
+
+
+class RunError(MnistClassifierError):
+    """A run directory or model file is missing or unreadable."""
+
+
+class ImageError(MnistClassifierError):
+    """A user's image cannot be read or holds no digit."""

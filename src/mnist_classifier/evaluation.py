@@ -1,0 +1,166 @@
+"""Evaluate a run's model on a dataset split and write metrics.json, confusion_matrix.csv and
+misclassified.npz into the run directory."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sklearn.metrics import classification_report, confusion_matrix, log_loss
+
+from .config import TrainConfig, read_config_file
+from .data import Dataset, load_dataset, split_validation
+from .errors import ConfigError, RunError
+from .utils import atomic_path, write_json, write_text
+
+SPLITS = ("train", "val", "test")
+
+
+def run_config(run_dir: Path) -> TrainConfig:
+    """The settings a run was trained with."""
+    path = run_dir / "config.json"
+    if not path.is_file():
+        raise RunError(f"{run_dir}: not a run directory (no config.json); give a folder that `train` wrote")
+    return TrainConfig(**read_config_file(path)).validate()
+
+
+def load_model(run_dir: Path) -> Any:
+    """The run's model, loaded in Keras' safe mode."""
+    import keras
+
+    path = run_dir / "model.keras"
+    if not path.is_file():
+        raise RunError(f"{run_dir}: no model.keras; the run did not finish its first epoch")
+    try:
+        return keras.saving.load_model(path, safe_mode=True)
+    except Exception as e:  # Keras raises many types for a corrupt file
+        raise RunError(f"{path}: not a readable Keras model ({str(e).splitlines()[0][:200]})") from None
+
+
+def split_arrays(config: TrainConfig, dataset: Dataset, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """Images and labels of one split; train and val are the run's own seeded split."""
+    if split not in SPLITS:
+        raise ConfigError(f"--split: unknown split {split!r}; choose one of {', '.join(SPLITS)}")
+    if split == "test":
+        return dataset.x_test, dataset.y_test
+    x_train, y_train, x_val, y_val = split_validation(
+        dataset.x_train, dataset.y_train, config.validation_fraction, config.seed
+    )
+    return (x_train, y_train) if split == "train" else (x_val, y_val)
+
+
+def compute_metrics(y: np.ndarray, probs: np.ndarray, class_names: tuple[str, ...]) -> dict[str, Any]:
+    """Accuracy, loss, per-class report, confusion matrix and most confused pairs."""
+    labels = list(range(len(class_names)))
+    predicted = probs.argmax(axis=1)
+    matrix = confusion_matrix(y, predicted, labels=labels)
+    report = classification_report(
+        y, predicted, labels=labels, target_names=list(class_names), output_dict=True, zero_division=0
+    )
+    per_class = {name: rename(report[name]) for name in class_names}
+    off = matrix.copy()
+    np.fill_diagonal(off, 0)
+    pairs = sorted(zip(*np.nonzero(off), strict=True), key=lambda p: -off[p])[:10]
+    return {
+        "n": len(y),
+        "accuracy": float(np.trace(matrix) / matrix.sum()),
+        "loss": float(log_loss(y, np.clip(probs, 1e-7, 1), labels=labels)),
+        "errors": int(off.sum()),
+        "per_class": per_class,
+        "macro_avg": rename(report["macro avg"]),
+        "most_confused": [
+            {"true": class_names[t], "predicted": class_names[p], "count": int(off[t, p])} for t, p in pairs
+        ],
+        "confusion_matrix": matrix.tolist(),
+    }
+
+
+def rename(entry: dict[str, float]) -> dict[str, float]:
+    return {
+        "precision": entry["precision"],
+        "recall": entry["recall"],
+        "f1": entry["f1-score"],
+        "support": int(entry["support"]),
+    }
+
+
+def history_summary(run_dir: Path) -> dict[str, Any]:
+    path = run_dir / "history.csv"
+    if not path.is_file():
+        return {}
+    rows = list(csv.DictReader(path.open()))
+    if not rows:
+        return {}
+    best = max(rows, key=lambda r: float(r["val_accuracy"]))
+    return {
+        "train_seconds": float(rows[-1]["elapsed"]),
+        "epochs": len(rows),
+        "best_epoch": int(float(best["epoch"])),
+        "best_val_accuracy": float(best["val_accuracy"]),
+    }
+
+
+def write_confusion_csv(path: Path, matrix: list[list[int]], class_names: tuple[str, ...]) -> None:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["true\\predicted", *class_names])
+    for name, row in zip(class_names, matrix, strict=True):
+        writer.writerow([name, *row])
+    write_text(path, out.getvalue())
+
+
+def write_misclassified(path: Path, images: np.ndarray, y: np.ndarray, probs: np.ndarray) -> None:
+    predicted = probs.argmax(axis=1)
+    wrong = np.flatnonzero(predicted != y)
+    confidence = probs[wrong, predicted[wrong]]
+    order = wrong[np.argsort(-confidence, kind="stable")]
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.savez_compressed(
+            f,
+            images=images[order],
+            true=y[order].astype(np.int64),
+            predicted=predicted[order].astype(np.int64),
+            confidence=probs[order, predicted[order]].astype(np.float32),
+            index=order.astype(np.int64),
+        )
+
+
+def predict_probabilities(model: Any, images: np.ndarray) -> np.ndarray:
+    from .preprocess import scale
+
+    return np.asarray(model.predict(scale(images), batch_size=1000, verbose=0))
+
+
+def evaluate_run(
+    run_dir: Path, split: str = "test", dataset: str | None = None, data_dir: Path | None = None
+) -> dict[str, Any]:
+    """Evaluate the run's model on a split and write its evaluation files; return the metrics."""
+    config = run_config(run_dir)
+    meta = json.loads((run_dir / "config.json").read_text()).get("meta", {})
+    if dataset is None and data_dir is None:
+        dataset, data_dir = config.dataset, Path(config.data_dir) if config.data_dir else None
+    data = load_dataset(dataset or "custom", data_dir)
+    if list(data.x_train.shape[1:]) != meta.get("input_shape") or data.num_classes != meta.get("num_classes"):
+        raise ConfigError(
+            f"--dataset: {data.name} has {data.num_classes} classes of {data.x_train.shape[1:]} images,"
+            f" but the run's model expects {meta.get('num_classes')} of {tuple(meta.get('input_shape', ()))}"
+        )
+    x, y = split_arrays(config, data, split)
+    model = load_model(run_dir)
+    probs = predict_probabilities(model, x)
+    metrics = compute_metrics(y, probs, data.class_names)
+    matrix = metrics.pop("confusion_matrix")
+    metrics = {"dataset": data.name, "split": split, **metrics, **history_summary(run_dir)}
+    metrics |= {
+        "parameters": int(model.count_params()),
+        "evaluated": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+    }
+    write_confusion_csv(run_dir / "confusion_matrix.csv", matrix, data.class_names)
+    write_misclassified(run_dir / "misclassified.npz", x, y, probs)
+    write_json(run_dir / "metrics.json", metrics)
+    return metrics

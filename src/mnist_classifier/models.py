@@ -1,0 +1,48 @@
+"""Model builders by name. Each takes the config, the image shape, the class count and the
+training pixels' mean and std, and returns an uncompiled Keras model that maps [0, 1] images
+to class probabilities."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import keras
+
+from .config import TrainConfig
+
+Builder = Callable[[TrainConfig, tuple[int, int], int, float, float], keras.Model]
+
+
+def input_layers(
+    config: TrainConfig, shape: tuple[int, int], mean: float, std: float
+) -> tuple[keras.KerasTensor, keras.KerasTensor]:
+    """The model's input and, when --standardize is on, the input standardised with the training set's statistics."""
+    inputs = keras.Input(shape, name="image")
+    x = inputs
+    if config.standardize:
+        x = keras.layers.Rescaling(1 / std, offset=-mean / std, name="standardize")(x)
+    return inputs, x
+
+
+def build_dnn(config: TrainConfig, shape: tuple[int, int], num_classes: int, mean: float, std: float) -> keras.Model:
+    """The study's fully connected network: flatten, then Dense blocks with optional batch norm and dropout."""
+    inputs, x = input_layers(config, shape, mean, std)
+    x = keras.layers.Flatten()(x)
+    for units in config.hidden_units:
+        x = keras.layers.Dense(units, use_bias=not config.batch_norm)(x)
+        if config.batch_norm:
+            x = keras.layers.BatchNormalization()(x)
+        x = keras.layers.Activation(config.activation)(x)
+        if config.dropout:
+            x = keras.layers.Dropout(config.dropout)(x)
+    outputs = keras.layers.Dense(num_classes, activation="softmax", name="probabilities")(x)
+    return keras.Model(inputs, outputs, name="dnn")
+
+
+MODELS: dict[str, Builder] = {"dnn": build_dnn}
+
+
+def build_model(
+    config: TrainConfig, shape: tuple[int, int], num_classes: int, mean: float = 0.0, std: float = 1.0
+) -> keras.Model:
+    return MODELS[config.model](config, shape, num_classes, mean, std)

@@ -1,0 +1,163 @@
+"""Fit a model on a dataset's training split and write the run directory.
+
+The run directory gets config.json first, then model.keras each time validation accuracy
+improves (atomically, so a crash leaves the best complete model), then history.csv.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import platform
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from .config import TrainConfig, to_dict
+from .data import Dataset, load_dataset, split_validation
+from .errors import ConfigError
+from .models import build_model
+from .preprocess import scale
+from .utils import atomic_path, write_json, write_text
+
+HISTORY_COLUMNS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "seconds", "elapsed")
+
+
+@dataclass
+class Splits:
+    """Scaled train and validation arrays of one seeded split."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+
+
+def prepare(config: TrainConfig, dataset: Dataset) -> Splits:
+    x_train, y_train, x_val, y_val = split_validation(
+        dataset.x_train, dataset.y_train, config.validation_fraction, config.seed
+    )
+    return Splits(scale(x_train), y_train, scale(x_val), y_val)
+
+
+def seed_everything(seed: int) -> None:
+    """Same seed, same metrics on CPU: seed Python, NumPy and TF, and make TF's ops deterministic."""
+    keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()
+
+
+def make_optimizer(config: TrainConfig, steps: int) -> keras.optimizers.Optimizer:
+    lr: float | keras.optimizers.schedules.LearningRateSchedule = config.learning_rate
+    if config.schedule == "cosine":
+        warmup = int(steps * config.warmup_fraction)
+        lr = keras.optimizers.schedules.CosineDecay(
+            config.learning_rate / 100 if warmup else config.learning_rate,
+            max(steps - warmup, 1),
+            warmup_target=config.learning_rate if warmup else None,
+            warmup_steps=warmup,
+        )
+    if config.optimizer == "adam":
+        return keras.optimizers.Adam(lr)
+    if config.optimizer == "adamw":
+        return keras.optimizers.AdamW(lr)
+    if config.optimizer == "rmsprop":
+        return keras.optimizers.RMSprop(lr)
+    return keras.optimizers.SGD(lr, momentum=0.9, nesterov=True)
+
+
+class BestCheckpoint(keras.callbacks.Callback):
+    """Keep the weights of the best validation accuracy, save them atomically, restore them at the end;
+    also record each epoch's row of history.csv with its wall time."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__()
+        self.path = path
+        self.best = -1.0
+        self.best_epoch = 0
+        self.best_weights: list[np.ndarray] | None = None
+        self.rows: list[dict[str, float]] = []
+        self.started = self.epoch_started = 0.0
+
+    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
+        self.started = time.perf_counter()
+
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        self.epoch_started = time.perf_counter()
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        logs = logs or {}
+        now = time.perf_counter()
+        row = {k: float(logs.get(k, float("nan"))) for k in ("loss", "accuracy", "val_loss", "val_accuracy")}
+        row |= {"epoch": epoch + 1, "learning_rate": float(self.model.optimizer.learning_rate)}
+        row |= {"seconds": now - self.epoch_started, "elapsed": now - self.started}
+        self.rows.append(row)
+        if row["val_accuracy"] > self.best:
+            self.best, self.best_epoch = row["val_accuracy"], epoch + 1
+            self.best_weights = self.model.get_weights()
+            with atomic_path(self.path) as tmp:
+                self.model.save(tmp)
+
+    def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
+        if self.best_weights is not None:
+            self.model.set_weights(self.best_weights)
+
+
+def versions() -> dict[str, str]:
+    return {
+        "python": platform.python_version(),
+        "keras": keras.__version__,
+        "tensorflow": tf.__version__,
+        "numpy": np.__version__,
+    }
+
+
+def default_run_dir(config: TrainConfig) -> Path:
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    return Path("runs") / f"{config.model}-{config.dataset}-{stamp}"
+
+
+def train(config: TrainConfig, out: Path | None = None, verbose: int | str = "auto") -> Path:
+    """Train per `config`, write the run directory and return its path."""
+    run_dir = out or default_run_dir(config)
+    if (run_dir / "model.keras").exists():
+        raise ConfigError(f"--out: {run_dir} already holds a trained model; choose another folder")
+    dataset = load_dataset(config.dataset, Path(config.data_dir) if config.data_dir else None)
+    seed_everything(config.seed)
+    data = prepare(config, dataset)
+    shape = dataset.x_train.shape[1:]
+    model = build_model(config, shape, dataset.num_classes, float(data.x_train.mean()), float(data.x_train.std()))
+    steps = config.epochs * -(-len(data.x_train) // config.batch_size)
+    model.compile(optimizer=make_optimizer(config, steps), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    run_dir.mkdir(parents=True, exist_ok=True)
+    meta = {
+        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "versions": versions(),
+        "parameters": model.count_params(),
+        "input_shape": list(shape),
+        "num_classes": dataset.num_classes,
+        "class_names": list(dataset.class_names),
+        "train_size": len(data.x_train),
+        "val_size": len(data.x_val),
+    }
+    write_json(run_dir / "config.json", to_dict(config) | {"meta": meta})
+    checkpoint = BestCheckpoint(run_dir / "model.keras")
+    stop = (
+        keras.callbacks.EarlyStopping("val_accuracy", patience=config.patience, mode="max") if config.patience else None
+    )
+    model.fit(
+        data.x_train,
+        data.y_train,
+        batch_size=config.batch_size,
+        epochs=config.epochs,
+        validation_data=(data.x_val, data.y_val),
+        callbacks=[checkpoint] + ([stop] if stop else []),
+        verbose=verbose,
+    )
+    lines = [",".join(HISTORY_COLUMNS)]
+    lines += [",".join(f"{row[c]:.6g}" for c in HISTORY_COLUMNS) for row in checkpoint.rows]
+    write_text(run_dir / "history.csv", "\n".join(lines) + "\n")
+    return run_dir

@@ -1,0 +1,59 @@
+"""Shared fixtures: a private data cache, a CLI runner, and skips that CI turns into failures."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REQUIRE_ALL = os.environ.get("MNIST_CLASSIFIER_REQUIRE_ALL") == "1"
+
+
+def require(condition: bool, reason: str) -> None:
+    """Skip with a reason when a system package is absent; fail instead when CI demands every test."""
+    if not condition:
+        if REQUIRE_ALL:
+            pytest.fail(f"MNIST_CLASSIFIER_REQUIRE_ALL=1 forbids this skip: {reason}")
+        pytest.skip(reason)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    path = tmp_path_factory.mktemp("cache")
+    old = os.environ.get("MNIST_CLASSIFIER_CACHE")
+    os.environ["MNIST_CLASSIFIER_CACHE"] = str(path)
+    yield path
+    if old is None:
+        del os.environ["MNIST_CLASSIFIER_CACHE"]
+    else:
+        os.environ["MNIST_CLASSIFIER_CACHE"] = old
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+
+@pytest.fixture
+def cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]):  # type: ignore[no-untyped-def]
+    """Run `mnist-classifier ARGS` in-process through its real entry point; return code, stdout, stderr."""
+    from mnist_classifier.cli import main
+
+    def run(*args: str) -> Result:
+        monkeypatch.setattr(sys, "argv", ["mnist-classifier", *args])
+        capsys.readouterr()
+        try:
+            main()
+            code = 0
+        except SystemExit as e:
+            code = e.code if isinstance(e.code, int) else 1
+        captured = capsys.readouterr()
+        return Result(code, captured.out, captured.err)
+
+    return run

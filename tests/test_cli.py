@@ -1,0 +1,66 @@
+"""The command line end to end, through the real entry point."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+
+def test_train_then_evaluate(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    config = tmp_path / "small.toml"
+    config.write_text("epochs = 5\nhidden_units = [128]\n")
+    run_dir = tmp_path / "run"
+    result = cli("train", "--config", str(config), "--epochs", "1", "--out", str(run_dir))
+    assert result.code == 0, result.err
+    assert re.search(r"test accuracy \d+\.\d\d%", result.out) and str(run_dir) in result.out
+    for name in ("config.json", "model.keras", "history.csv", "metrics.json", "confusion_matrix.csv", "report.html"):
+        assert (run_dir / name).is_file(), name
+    saved = json.loads((run_dir / "config.json").read_text())
+    assert saved["epochs"] == 1 and saved["hidden_units"] == [128], "command line overrides the file"
+    html = (run_dir / "report.html").read_text()
+    assert html.count("data:image/png;base64,") >= 3 and '<img src="runs' not in html
+    assert not list(run_dir.glob(".*tmp*")), "temporary files left behind"
+
+    result = cli("evaluate", str(run_dir), "--split", "val")
+    assert result.code == 0, result.err
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["split"] == "val" and metrics["n"] == 6000
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["train", "--epochs", "-3"], "--epochs must be at least 1"),
+        (["train", "--model", "transformer"], "--model: unknown value 'transformer'"),
+        (["train", "--dataset", "cifar10"], "--dataset: unknown value 'cifar10'"),
+        (["train", "--validation-fraction", "1.5"], "--validation-fraction must be between 0 and 1"),
+        (["train", "--hidden-units", "big"], "--hidden-units: expected comma-separated sizes"),
+        (["train", "--config", "missing.toml"], "missing.toml: cannot read config file"),
+        (["evaluate", "nowhere"], "nowhere: not a run directory"),
+        (["data", "info", "--dataset", "nope"], "unknown dataset 'nope'"),
+    ],
+)
+def test_mistakes_are_one_line_with_exit_code_2(cli, tmp_path: Path, args: list[str], message: str) -> None:  # type: ignore[no-untyped-def]
+    result = cli(*args, "--out", str(tmp_path / "r")) if args[0] == "train" else cli(*args)
+    assert result.code == 2
+    assert result.err.startswith("error: ") and result.err.count("\n") == 1
+    assert message in result.err
+    assert not (tmp_path / "r").exists(), "nothing written before validation"
+
+
+def test_show_config(cli) -> None:  # type: ignore[no-untyped-def]
+    result = cli("train", "--show-config", "--epochs", "7")
+    assert result.code == 0 and "epochs = 7" in result.out and 'model = "dnn"' in result.out
+
+
+def test_data_commands(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    result = cli("data", "info")
+    assert result.code == 0 and "54,000" in result.out and "6,000" in result.out and "10,000" in result.out
+    result = cli("data", "verify")
+    assert result.code == 0 and result.out.count("ok ") == 4
+    png = tmp_path / "grid.png"
+    result = cli("data", "show", "--out", str(png), "--per-class", "5")
+    assert result.code == 0 and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
