@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import platform
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -120,8 +121,13 @@ def default_run_dir(config: TrainConfig) -> Path:
     return Path("runs") / f"{config.model}-{config.dataset}-{stamp}"
 
 
-def train(config: TrainConfig, out: Path | None = None, verbose: int | str = "auto") -> Path:
-    """Train per `config`, write the run directory and return its path."""
+def train(
+    config: TrainConfig,
+    out: Path | None = None,
+    verbose: int | str = "auto",
+    callbacks: Sequence[keras.callbacks.Callback] = (),
+) -> Path:
+    """Train per `config`, write the run directory and return its path; `callbacks` see every epoch."""
     run_dir = out or default_run_dir(config)
     if (run_dir / "model.keras").exists():
         raise ConfigError(f"--out: {run_dir} already holds a trained model; choose another folder")
@@ -154,7 +160,7 @@ def train(config: TrainConfig, out: Path | None = None, verbose: int | str = "au
         batch_size=config.batch_size,
         epochs=config.epochs,
         validation_data=(data.x_val, data.y_val),
-        callbacks=[checkpoint] + ([stop] if stop else []),
+        callbacks=[checkpoint, *([stop] if stop else []), *callbacks],
         verbose=verbose,
     )
     lines = [",".join(HISTORY_COLUMNS)]
