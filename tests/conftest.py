@@ -57,3 +57,15 @@ def cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]):  #
         return Result(code, captured.out, captured.err)
 
     return run
+
+
+@pytest.fixture(scope="session")
+def dnn_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two epochs of the default DNN on the full training set, evaluated on the test set."""
+    from mnist_classifier import resolve
+    from mnist_classifier.evaluation import evaluate_run
+    from mnist_classifier.training import train
+
+    run_dir = train(resolve(epochs=2), tmp_path_factory.mktemp("runs") / "dnn", verbose=0)
+    evaluate_run(run_dir)
+    return run_dir

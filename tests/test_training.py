@@ -10,18 +10,11 @@ import numpy as np
 import pytest
 
 from mnist_classifier import resolve
-from mnist_classifier.evaluation import evaluate_run, load_model
+from mnist_classifier.evaluation import evaluate_run
+from mnist_classifier.inference import load_model
 from mnist_classifier.training import BestCheckpoint, train
 
 from .conftest import require
-
-
-@pytest.fixture(scope="session")
-def dnn_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Two epochs of the default DNN on the full training set."""
-    run_dir = train(resolve(epochs=2), tmp_path_factory.mktemp("runs") / "dnn", verbose=0)
-    evaluate_run(run_dir)
-    return run_dir
 
 
 def test_short_training_learns(dnn_run: Path) -> None:

@@ -16,6 +16,7 @@ from sklearn.metrics import classification_report, confusion_matrix, log_loss
 from .config import TrainConfig, read_config_file
 from .data import Dataset, load_dataset, split_validation
 from .errors import ConfigError, RunError
+from .inference import Predictor
 from .utils import atomic_path, write_json, write_text
 
 SPLITS = ("train", "val", "test")
@@ -27,19 +28,6 @@ def run_config(run_dir: Path) -> TrainConfig:
     if not path.is_file():
         raise RunError(f"{run_dir}: not a run directory (no config.json); give a folder that `train` wrote")
     return TrainConfig(**read_config_file(path)).validate()
-
-
-def load_model(run_dir: Path) -> Any:
-    """The run's model, loaded in Keras' safe mode."""
-    import keras
-
-    path = run_dir / "model.keras"
-    if not path.is_file():
-        raise RunError(f"{run_dir}: no model.keras; the run did not finish its first epoch")
-    try:
-        return keras.saving.load_model(path, safe_mode=True)
-    except Exception as e:  # Keras raises many types for a corrupt file
-        raise RunError(f"{path}: not a readable Keras model ({str(e).splitlines()[0][:200]})") from None
 
 
 def split_arrays(config: TrainConfig, dataset: Dataset, split: str) -> tuple[np.ndarray, np.ndarray]:
@@ -130,12 +118,6 @@ def write_misclassified(path: Path, images: np.ndarray, y: np.ndarray, probs: np
         )
 
 
-def predict_probabilities(model: Any, images: np.ndarray) -> np.ndarray:
-    from .preprocess import scale
-
-    return np.asarray(model.predict(scale(images), batch_size=1000, verbose=0))
-
-
 def evaluate_run(
     run_dir: Path, split: str = "test", dataset: str | None = None, data_dir: Path | None = None
 ) -> dict[str, Any]:
@@ -151,13 +133,13 @@ def evaluate_run(
             f" but the run's model expects {meta.get('num_classes')} of {tuple(meta.get('input_shape', ()))}"
         )
     x, y = split_arrays(config, data, split)
-    model = load_model(run_dir)
-    probs = predict_probabilities(model, x)
+    predictor = Predictor(run_dir)
+    probs = predictor.probabilities(x)
     metrics = compute_metrics(y, probs, data.class_names)
     matrix = metrics.pop("confusion_matrix")
     metrics = {"dataset": data.name, "split": split, **metrics, **history_summary(run_dir)}
     metrics |= {
-        "parameters": int(model.count_params()),
+        "parameters": int(predictor.model.count_params()),
         "evaluated": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }
     write_confusion_csv(run_dir / "confusion_matrix.csv", matrix, data.class_names)
