@@ -251,18 +251,25 @@ def open_storage(url: str) -> RDBStorage:
         raise ConfigError("--storage: give SQLite a database file, as in sqlite:///runs/study.db")
     shown = parsed.render_as_string(hide_password=True)
     connect_args = {"timeout": 60} if backend == "sqlite" else {"connect_timeout": 10}
-    try:
-        return RDBStorage(
-            url,
-            engine_kwargs={"connect_args": connect_args},
-            heartbeat_interval=HEARTBEAT_SECONDS,
-            grace_period=GRACE_SECONDS,
-        )
-    except (sqlalchemy.exc.SQLAlchemyError, optuna.exceptions.StorageInternalError, RuntimeError) as e:
-        reason = str(getattr(e, "orig", None) or e).strip().splitlines()[0]
-        raise TuningError(
-            f"--storage: cannot open {shown} ({reason}); check the URL and that the server runs"
-        ) from None
+    attempts = 3
+    for attempt in range(1, attempts + 1):
+        try:
+            return RDBStorage(
+                url,
+                engine_kwargs={"connect_args": connect_args},
+                heartbeat_interval=HEARTBEAT_SECONDS,
+                grace_period=GRACE_SECONDS,
+            )
+        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError) as e:
+            if attempt == attempts:  # workers started together race to create the tables; the loser retries
+                error: Exception = e
+                break
+            time.sleep(attempt + random.random())
+        except (sqlalchemy.exc.SQLAlchemyError, optuna.exceptions.StorageInternalError, RuntimeError) as e:
+            error = e
+            break
+    reason = str(getattr(error, "orig", None) or error).strip().splitlines()[0]
+    raise TuningError(f"--storage: cannot open {shown} ({reason}); check the URL and that the server runs")
 
 
 @contextlib.contextmanager
@@ -288,7 +295,7 @@ def make_sampler(kind: str, seed: int) -> optuna.samplers.BaseSampler:
 
 def make_pruner(kind: str) -> optuna.pruners.BasePruner:
     if kind == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1)
+        return optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=2)
     if kind == "hyperband":
         return optuna.pruners.HyperbandPruner(min_resource=1, reduction_factor=3)
     return optuna.pruners.NopPruner()
