@@ -553,7 +553,7 @@ def write_best_config(path: Path, config: TrainConfig, study: str, trial: Frozen
     write_text(path, header + tomli_w.dumps({k: v for k, v in to_dict(config).items() if v is not None}))
 
 
-def final_run(config: TrainConfig, out: Path) -> tuple[Path, dict[str, Any]]:
+def final_run(config: TrainConfig, out: Path, progress: Progress) -> tuple[Path, dict[str, Any]]:
     """Retrain the best configuration with its model and evaluate it on the test set, into OUT/final; a finished
     final run of the same configuration is kept. The folder appears only once training and evaluation are done."""
     final = out / "final"
@@ -561,6 +561,7 @@ def final_run(config: TrainConfig, out: Path) -> tuple[Path, dict[str, Any]]:
         if not (final / "report.html").is_file():
             write_report(final)
         return final, json.loads((final / "metrics.json").read_text())
+    progress("retraining the best configuration and evaluating it on the test set")
     staging = out / f".final-{uuid.uuid4().hex[:8]}"
     try:
         train(config, staging, verbose=0)
@@ -614,8 +615,7 @@ def tune(s: TuneSettings, progress: Progress = lambda line: None) -> TuneResult:
         best_config = s.out / "best_config.toml"
         write_best_config(best_config, config, s.study, best)
         if s.final_train:
-            progress(f"retraining trial {best.number}'s configuration and evaluating it on the test set")
-            final_dir, final_metrics = final_run(config, s.out)
+            final_dir, final_metrics = final_run(config, s.out, progress)
     report = write_tuning_report(study, s, rows, columns, best, final_metrics)
     return TuneResult(s.study, s.out, rows, counts, best, best_config, final_dir, final_metrics, report, columns)
 
