@@ -308,7 +308,8 @@ def study_spec(s: TuneSettings, space: Space) -> dict[str, Any]:
 
 
 def open_study(storage: RDBStorage, s: TuneSettings, space: Space) -> optuna.Study:
-    """Create the study or load it, refusing to continue it with another space, sampler or fixed settings."""
+    """Create the study or load it, refusing to continue it with another space, sampler or fixed settings
+    (settings added to TrainConfig after the study began are not compared)."""
     study = optuna.create_study(
         study_name=s.study,
         storage=storage,
@@ -322,12 +323,15 @@ def open_study(storage: RDBStorage, s: TuneSettings, space: Space) -> optuna.Stu
         stored = study.user_attrs.get("spec")
         if stored is None:
             study.set_user_attr("spec", spec)
-        elif stored != spec:
-            key = next(k for k in sorted(set(spec) | set(stored)) if spec.get(k) != stored.get(k))
-            raise TuningError(
-                f"--study {s.study!r} was started with another {key} ({stored.get(key)!r}, now {spec.get(key)!r});"
-                " re-run it with its settings, or choose a new --study"
-            )
+        else:
+            changed = [k for k in spec if k in stored and spec[k] != stored[k]]
+            if changed:
+                key = changed[0]
+                values = "" if key == "space" else f" ({stored[key]!r}, now {spec[key]!r})"
+                raise TuningError(
+                    f"--study {s.study!r} was started with another {key}{values};"
+                    " re-run it with its settings, or choose a new --study"
+                )
     return study
 
 
