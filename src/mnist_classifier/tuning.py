@@ -453,13 +453,20 @@ def run_trials(study: optuna.Study, s: TuneSettings, space: Space, storage: RDBS
     worker = f"{socket.gethostname()}:{os.getpid()}"
     durations: list[float] = []
     failures = 0
+    waiting = False
     while deadline is None or time.monotonic() < deadline:
         trial, running = claim.next(study)
         if trial is None:
             if not running:
                 return
+            if not waiting:
+                progress(
+                    f"waiting for {running} running trial(s): another worker's, or a killed run's until it goes stale"
+                )
+            waiting = True
             time.sleep(HEARTBEAT_SECONDS)
             continue
+        waiting = False
         started = time.perf_counter()
         result: PruningCallback | None = None
         reason = ""
@@ -467,7 +474,8 @@ def run_trials(study: optuna.Study, s: TuneSettings, space: Space, storage: RDBS
             with heartbeat(storage, trial._trial_id):
                 result = fit_trial(trial, s.base, space, s.out)
         except KeyboardInterrupt:
-            trial.set_user_attr("reason", "interrupted")
+            with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):
+                trial.set_user_attr("reason", "interrupted")
             study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
             raise
         except Exception as e:  # a trial's failure (out of memory, a bad combination) must not end the study
@@ -487,7 +495,7 @@ def run_trials(study: optuna.Study, s: TuneSettings, space: Space, storage: RDBS
         else:
             frozen = study.tell(trial, result.best, skip_if_finished=True)
         durations.append(seconds)
-        failures = failures + 1 if reason else 0
+        failures = failures + 1 if result is None else 0
         progress(progress_line(study, frozen, attrs, budget, deadline, durations))
         if failures >= MAX_FAILURES_IN_A_ROW:
             progress(f"stopping: {failures} trials failed in a row; fix the cause and run the command again")
