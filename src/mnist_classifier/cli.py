@@ -23,6 +23,9 @@ console = Console(soft_wrap=True)
 
 DatasetOpt = Annotated[str, typer.Option("--dataset", help="mnist, fashion-mnist, or a name for --data-dir.")]
 DataDirOpt = Annotated[Path | None, typer.Option("--data-dir", help="A folder holding the four IDX files.")]
+TrainSamplesOpt = Annotated[
+    int | None, typer.Option("--train-samples", help="Train on only this many images (quick experiments).")
+]
 
 
 def parse_units(text: str | None) -> list[int] | None:
@@ -58,6 +61,7 @@ def train(
     standardize: Annotated[
         bool | None, typer.Option("--standardize/--no-standardize", help="Standardise pixels.")
     ] = None,
+    train_samples: TrainSamplesOpt = None,
     config: Annotated[Path | None, typer.Option("--config", help="TOML or JSON settings; options override it.")] = None,
     out: Annotated[Path | None, typer.Option(help="Run directory (default runs/MODEL-DATASET-TIME).")] = None,
     show_config: Annotated[bool, typer.Option("--show-config", help="Print the resolved settings and exit.")] = False,
@@ -83,6 +87,7 @@ def train(
         dropout=dropout,
         batch_norm=batch_norm,
         standardize=standardize,
+        train_samples=train_samples,
     )
     if show_config:
         import tomli_w
@@ -124,6 +129,71 @@ def evaluate(
     report = write_report(run_dir)
     console.print(f"{metrics['dataset']} {split} split:", highlight=False)
     print_summary(metrics, run_dir, report)
+
+
+@app.command()
+def tune(
+    model: Annotated[str | None, typer.Option(help="Model name: dnn (default: --config's, else dnn).")] = None,
+    space: Annotated[
+        Path | None, typer.Option(help="Search space TOML (default: the model's shipped space for the sampler).")
+    ] = None,
+    sampler: Annotated[str, typer.Option(help="grid, random or tpe.")] = "tpe",
+    pruner: Annotated[str, typer.Option(help="median, hyperband or none (per-epoch validation accuracy).")] = "median",
+    trials: Annotated[
+        int | None, typer.Option(help="Trials in the study, earlier runs and other workers included.")
+    ] = None,
+    timeout: Annotated[float | None, typer.Option(help="Start no trial after this many seconds.")] = None,
+    study: Annotated[str | None, typer.Option(help="Study name (default MODEL-DATASET-SAMPLER).")] = None,
+    storage: Annotated[
+        str | None, typer.Option(help="sqlite:///FILE or postgresql://USER@HOST/DB (default OUT/study.db).")
+    ] = None,
+    out: Annotated[Path | None, typer.Option(help="Output folder (default runs/tune-STUDY).")] = None,
+    final_train: Annotated[
+        bool, typer.Option("--final-train/--no-final-train", help="Retrain the best and test it at the end.")
+    ] = True,
+    dataset: Annotated[str | None, typer.Option(help="mnist or fashion-mnist.")] = None,
+    data_dir: DataDirOpt = None,
+    epochs: Annotated[int | None, typer.Option(help="Epochs of each trial, unless the space varies them.")] = None,
+    train_samples: TrainSamplesOpt = None,
+    seed: Annotated[int | None, typer.Option(help="Seed of the split, the training and the samplers.")] = None,
+    config: Annotated[
+        Path | None, typer.Option("--config", help="Settings the space leaves fixed (TOML/JSON).")
+    ] = None,
+) -> None:
+    """Search hyperparameters with Optuna; re-running the same command continues the study."""
+    from .config import resolve
+    from .tuning import settings, tune
+
+    base = resolve(
+        config,
+        model=model,
+        dataset=dataset,
+        data_dir=str(data_dir) if data_dir else None,
+        epochs=epochs,
+        train_samples=train_samples,
+        seed=seed,
+    )
+    plan = settings(base, space, sampler, pruner, trials, timeout, study, storage, out, final_train)
+    console.print(f"study {plan.study} · {plan.sampler} sampler · {plan.pruner} pruner · {plan.out}", highlight=False)
+    result = tune(plan, progress=lambda line: console.print(line, highlight=False))
+    table = Table(title=f"study {result.study}: {', '.join(f'{n} {k}' for k, n in result.counts.items() if n)}")
+    for column in result.columns[:-2]:
+        table.add_column(column.replace("_", " "), justify="left" if column in ("state",) else "right")
+    for row in result.rows[:20]:
+        table.add_row(*(str(row[c]) for c in result.columns[:-2]))
+    console.print(table)
+    if result.best is not None and result.best_config is not None:
+        console.print(
+            f"best: trial {result.best.number}, validation accuracy [bold]{result.best.value:.2%}[/]"
+            f" · config {result.best_config}",
+            highlight=False,
+        )
+    if result.final_metrics is not None:
+        console.print(
+            f"final run: test accuracy [bold]{result.final_metrics['accuracy']:.2%}[/] · {result.final_dir}",
+            highlight=False,
+        )
+    console.print(f"leaderboard: {result.out / 'leaderboard.csv'} · report: {result.report}", highlight=False)
 
 
 @data_app.command()

@@ -43,6 +43,7 @@ class TrainConfig:
     dropout: float = 0.2
     batch_norm: bool = True
     standardize: bool = False
+    train_samples: int | None = None  # train on only this many images of the training split; quick experiments
 
     def validate(self) -> TrainConfig:
         """Raise ConfigError naming the first invalid option; return self."""
@@ -59,6 +60,8 @@ class TrainConfig:
         at_least("batch_size", self.batch_size, 1)
         at_least("patience", self.patience, 0)
         at_least("seed", self.seed, 0)
+        if self.train_samples is not None:
+            at_least("train_samples", self.train_samples, 1)
         between("learning_rate", self.learning_rate, 0, 10, "between 0 and 10 (exclusive)")
         between("validation_fraction", self.validation_fraction, 0, 1, "between 0 and 1 (exclusive)")
         if not 0 <= self.warmup_fraction < 1:

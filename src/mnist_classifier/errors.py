@@ -19,3 +19,7 @@ class RunError(MnistClassifierError):
 
 class ImageError(MnistClassifierError):
     """A user's image cannot be read or holds no digit."""
+
+
+class TuningError(MnistClassifierError):
+    """A study's storage cannot be reached, or a study cannot be continued with the given settings."""

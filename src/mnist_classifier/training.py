@@ -42,7 +42,8 @@ def prepare(config: TrainConfig, dataset: Dataset) -> Splits:
     x_train, y_train, x_val, y_val = split_validation(
         dataset.x_train, dataset.y_train, config.validation_fraction, config.seed
     )
-    return Splits(scale(x_train), y_train, scale(x_val), y_val)
+    n = config.train_samples or len(x_train)
+    return Splits(scale(x_train[:n]), y_train[:n], scale(x_val), y_val)
 
 
 def seed_everything(seed: int) -> None:
@@ -74,7 +75,7 @@ class BestCheckpoint(keras.callbacks.Callback):
     """Keep the weights of the best validation accuracy, save them atomically, restore them at the end;
     also record each epoch's row of history.csv with its wall time."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path | None) -> None:
         super().__init__()
         self.path = path
         self.best = -1.0
@@ -99,8 +100,9 @@ class BestCheckpoint(keras.callbacks.Callback):
         if row["val_accuracy"] > self.best:
             self.best, self.best_epoch = row["val_accuracy"], epoch + 1
             self.best_weights = self.model.get_weights()
-            with atomic_path(self.path) as tmp:
-                self.model.save(tmp)
+            if self.path is not None:
+                with atomic_path(self.path) as tmp:
+                    self.model.save(tmp)
 
     def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
         if self.best_weights is not None:
@@ -126,8 +128,10 @@ def train(
     out: Path | None = None,
     verbose: int | str = "auto",
     callbacks: Sequence[keras.callbacks.Callback] = (),
+    save_model: bool = True,
 ) -> Path:
-    """Train per `config`, write the run directory and return its path; `callbacks` see every epoch."""
+    """Train per `config`, write the run directory and return its path; `callbacks` see every epoch.
+    Without `save_model` the run keeps only config.json and history.csv (a tuning trial)."""
     run_dir = out or default_run_dir(config)
     if (run_dir / "model.keras").exists():
         raise ConfigError(f"--out: {run_dir} already holds a trained model; choose another folder")
@@ -150,7 +154,7 @@ def train(
         "val_size": len(data.x_val),
     }
     write_json(run_dir / "config.json", to_dict(config) | {"meta": meta})
-    checkpoint = BestCheckpoint(run_dir / "model.keras")
+    checkpoint = BestCheckpoint(run_dir / "model.keras" if save_model else None)
     stop = (
         keras.callbacks.EarlyStopping("val_accuracy", patience=config.patience, mode="max") if config.patience else None
     )

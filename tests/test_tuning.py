@@ -1,0 +1,284 @@
+"""Hyperparameter search on slices of the real MNIST: grid, resume after a kill, two workers on PostgreSQL, pruning."""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from mnist_classifier import resolve, tuning
+from mnist_classifier.errors import ConfigError
+from mnist_classifier.models import MODELS
+
+from .conftest import require
+
+SPACE = "hidden_units = [[32], [64]]\nlearning_rate = [3e-3, 1e-2]\n"
+BASE = "epochs = 2\ntrain_samples = 3000\nbatch_size = 64\n"
+
+
+@pytest.fixture
+def files(tmp_path: Path) -> tuple[Path, Path]:
+    """A 2x2 grid space and base settings small enough for seconds per trial."""
+    (tmp_path / "space.toml").write_text(SPACE)
+    (tmp_path / "base.toml").write_text(BASE)
+    return tmp_path / "space.toml", tmp_path / "base.toml"
+
+
+def tune_args(space: Path, base: Path, out: Path, *extra: str) -> list[str]:
+    return ["tune", "--space", str(space), "--config", str(base), "--sampler", "grid", "--out", str(out), *extra]
+
+
+def trials(out: Path, study: str = "dnn-mnist-grid", storage: str | None = None) -> list[optuna.trial.FrozenTrial]:
+    return optuna.load_study(study_name=study, storage=storage or f"sqlite:///{out / 'study.db'}").trials
+
+
+def grid_params() -> set[tuple[str, float]]:
+    return set(itertools.product(["[32]", "[64]"], [3e-3, 1e-2]))
+
+
+def evaluated(found: list[optuna.trial.FrozenTrial]) -> list[tuple[str, float]]:
+    """The grid points of the trials that finished training (complete or pruned)."""
+    done = (TrialState.COMPLETE, TrialState.PRUNED)
+    return [(t.params["hidden_units"], t.params["learning_rate"]) for t in found if t.state in done]
+
+
+def test_grid_search_evaluates_each_point_once_and_its_best_config_trains(cli, files, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    space, base = files
+    out = tmp_path / "out"
+    result = cli(*tune_args(space, base, out, "--pruner", "none"))
+    assert result.code == 0, result.err
+    assert len([line for line in result.out.splitlines() if line.startswith("trial ")]) == 4
+    assert "~" in result.out and "left" in result.out and "best " in result.out
+    found = trials(out)
+    assert sorted(evaluated(found)) == sorted(grid_params()), "every grid point exactly once"
+
+    rows = list(csv.DictReader((out / "leaderboard.csv").open()))
+    values = [float(r["val_accuracy"]) for r in rows]
+    assert len(rows) == 4 and values == sorted(values, reverse=True) and values[0] > 0.8
+    best = max((t for t in found if t.state == TrialState.COMPLETE), key=lambda t: t.value or 0)
+    assert int(rows[0]["trial"]) == best.number
+
+    final = json.loads((out / "final" / "metrics.json").read_text())
+    assert final["best_val_accuracy"] == pytest.approx(best.value, abs=1e-6), "the final retrain reproduces the best"
+    assert final["split"] == "test" and final["accuracy"] > 0.8
+    page = (out / "report.html").read_text()
+    assert page.count("Plotly.newPlot") == 4 and "<script src" not in page and 'href="final/report.html"' in page
+
+    result = cli("train", "--config", str(out / "best_config.toml"), "--out", str(tmp_path / "retrain"))
+    assert result.code == 0, result.err
+    assert (tmp_path / "retrain" / "model.keras").is_file()
+
+    mtime = (out / "final" / "metrics.json").stat().st_mtime
+    again = cli(*tune_args(space, base, out, "--pruner", "none"))
+    assert again.code == 0, again.err
+    assert len(trials(out)) == 4 and not any(line.startswith("trial ") for line in again.out.splitlines())
+    assert (out / "final" / "metrics.json").stat().st_mtime == mtime, "a finished final run is kept"
+
+    (tmp_path / "other.toml").write_text("dropout = [0.1, 0.3]\n")
+    changed = cli(*tune_args(tmp_path / "other.toml", base, out))
+    assert changed.code == 2 and "was started with another space" in changed.err
+
+
+def test_random_search_counts_trials_across_runs(cli, files, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    _, base = files
+    space = tmp_path / "ranges.toml"
+    space.write_text("learning_rate = { low = 1e-3, high = 3e-2, log = true }\ndropout = [0.0, 0.3]\n")
+    out = tmp_path / "out"
+    args = ["tune", "--space", str(space), "--config", str(base), "--sampler", "random", "--out", str(out)]
+    assert cli(*args, "--trials", "2", "--no-final-train").code == 0
+    assert cli(*args, "--trials", "2", "--no-final-train").code == 0
+    found = optuna.load_study(study_name="dnn-mnist-random", storage=f"sqlite:///{out / 'study.db'}").trials
+    assert len(found) == 2, "a re-run with the same budget adds nothing"
+    assert cli(*args, "--trials", "3", "--no-final-train").code == 0
+    found = optuna.load_study(study_name="dnn-mnist-random", storage=f"sqlite:///{out / 'study.db'}").trials
+    rates = [t.params["learning_rate"] for t in found]
+    assert len(found) == 3 and len(set(rates)) == 3 and all(1e-3 <= r <= 3e-2 for r in rates)
+    assert not (out / "final").exists()
+
+
+def test_killed_study_resumes_without_repeating_completed_trials(cli, files, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    space, base = files
+    out = tmp_path / "out"
+    args = [sys.executable, "-m", "mnist_classifier", *tune_args(space, base, out, "--pruner", "none")]
+    env = os.environ | {"PYTHONUNBUFFERED": "1"}
+    process = subprocess.Popen([*args, "--no-final-train"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
+    assert process.stdout is not None
+    try:
+        for line in process.stdout:
+            if line.startswith(b"trial "):
+                break
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    before = {t.number: t.value for t in trials(out) if t.state == TrialState.COMPLETE}
+    assert before and len(before) < 4, "killed after the first completed trial, before the end"
+
+    result = cli(*tune_args(space, base, out, "--pruner", "none", "--no-final-train"))
+    assert result.code == 0, result.err
+    found = trials(out)
+    assert {t.number: t.value for t in found if t.number in before} == before, "completed trials are kept"
+    assert sorted(evaluated(found)) == sorted(grid_params()), "none repeated, the rest (and the killed one) done"
+    assert all(t.state != TrialState.RUNNING for t in found)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def postgres() -> Iterator[str]:
+    """A throwaway PostgreSQL server on 127.0.0.1 (as the postgres user when run as root); its URL."""
+    initdb = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+    require(bool(initdb), "PostgreSQL is not installed (Debian's postgresql package)")
+    bindir = initdb[-1].parent
+    root = Path(tempfile.mkdtemp(prefix="mnist-classifier-pg-"))
+    as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    if as_user:
+        shutil.chown(root, "postgres")
+    port = str(free_port())
+
+    def run(tool: str, *args: str) -> None:
+        subprocess.run([*as_user, str(bindir / tool), *args], cwd=root, check=True, capture_output=True)
+
+    try:
+        run("initdb", "-D", str(root / "data"), "-A", "trust", "-U", "postgres", "--no-sync")
+        options = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off"
+        run("pg_ctl", "-D", str(root / "data"), "-l", str(root / "log"), "-o", options, "-w", "start")
+        try:
+            run("createdb", "-h", "127.0.0.1", "-p", port, "-U", "postgres", "tune")
+            yield f"postgresql://postgres@127.0.0.1:{port}/tune"
+        finally:
+            run("pg_ctl", "-D", str(root / "data"), "-m", "immediate", "-w", "stop")
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def test_two_workers_share_a_grid_through_postgresql(files, tmp_path: Path, postgres: str) -> None:
+    space, base = files
+    space.write_text(SPACE.replace("[3e-3, 1e-2]", "[1e-3, 3e-3, 1e-2]"))
+    options = ["--storage", postgres, "--study", "shared", "--pruner", "none", "--no-final-train"]
+    commands = [
+        [sys.executable, "-m", "mnist_classifier", *tune_args(space, base, tmp_path / f"worker{i}", *options)]
+        for i in range(2)
+    ]
+    workers = [subprocess.Popen(c, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for c in commands]
+    outputs = [w.communicate(timeout=300) for w in workers]
+    assert [w.returncode for w in workers] == [0, 0], [err[-2000:] for _, err in outputs]
+    found = trials(tmp_path, "shared", postgres)
+    points = evaluated(found)
+    assert len(points) == 6 and len(set(points)) == 6, "each grid point evaluated once in total"
+    assert len({t.user_attrs["worker"] for t in found}) == 2, "both workers did some"
+
+
+def study_with(values: list[float], epochs: int) -> optuna.Study:
+    """An in-memory study whose three earlier trials reported `values` at every epoch."""
+    study = optuna.create_study(direction="maximize", pruner=tuning.make_pruner("median"))
+    for value in values:
+        steps = {step: value for step in range(1, epochs + 1)}
+        study.add_trial(optuna.trial.create_trial(value=value, intermediate_values=steps))
+    return study
+
+
+def test_median_pruner_stops_a_trial_clearly_worse_than_the_median(tmp_path: Path) -> None:
+    base = resolve(epochs=5, train_samples=2000, learning_rate=1e-5, optimizer="sgd", hidden_units=[32])
+    study = study_with([0.95, 0.96, 0.97], 5)
+    bad = tuning.fit_trial(study.ask(), base, {}, tmp_path / "bad")
+    assert bad.pruned and bad.epochs == 2, "pruned at the first epoch after the warm-up"
+    assert len((tmp_path / "bad" / "trials" / "0003" / "history.csv").read_text().splitlines()) == 3
+
+    study = study_with([0.0, 0.0, 0.0], 5)
+    kept = tuning.fit_trial(study.ask(), base, {}, tmp_path / "kept")
+    assert not kept.pruned and kept.epochs == 5, "the same trial runs to the end when it beats the median"
+
+
+def test_failed_trial_is_recorded_and_the_study_goes_on(files, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    space, base = files
+    real = tuning.train
+
+    def train(config, out, **kwargs):  # type: ignore[no-untyped-def]
+        if config.hidden_units == [64] and config.learning_rate == 1e-2:
+            raise MemoryError("out of memory (simulated)")
+        return real(config, out, **kwargs)
+
+    monkeypatch.setattr(tuning, "train", train)
+    lines: list[str] = []
+    plan = tuning.settings(resolve(base, epochs=1), space, "grid", "none", out=tmp_path / "out")
+    result = tuning.tune(plan, lines.append)
+    assert result.counts["complete"] == 3 and result.counts["fail"] == 1
+    failed = [t for t in trials(tmp_path / "out") if t.state == TrialState.FAIL]
+    assert failed[0].user_attrs["reason"] == "MemoryError: out of memory (simulated)"
+    assert any("failed (MemoryError: out of memory (simulated))" in line for line in lines)
+    assert result.rows[-1]["state"] == "fail" and result.rows[-1]["reason"].startswith("MemoryError")
+
+
+@pytest.mark.parametrize(
+    ("space", "sampler", "message"),
+    [
+        ("neurons = [1, 2]\n", "tpe", "'neurons' is not a setting"),
+        ("dropout = []\n", "tpe", "'dropout' has an empty list"),
+        ("learning_rate = { low = 0.1, high = 0.01 }\n", "tpe", "'learning_rate': low 0.1 is above high 0.01"),
+        ("dropout = [0.1, 'high']\n", "tpe", "'dropout' must be a number, got 'high'"),
+        ("dropout = 0.2\n", "tpe", "'dropout' must be a list of values or a range"),
+        ("learning_rate = { low = 1e-4, high = 1e-2 }\n", "grid", "'learning_rate' is a range; the grid sampler"),
+        ("dropout = [0.2, 1.5]\n", "random", "'dropout': --dropout must be in [0, 1), got 1.5"),
+        ("optimizer = { low = 1, high = 2 }\n", "tpe", "'optimizer' is not numeric"),
+        ("model = ['dnn']\n", "tpe", "'model' cannot be tuned; set it with --model"),
+        ("batch_size = [64, 64]\n", "grid", "'batch_size' lists 64 twice"),
+        ("dropout = [0.1\n", "tpe", "not valid TOML"),
+    ],
+)
+def test_malformed_space_is_rejected_naming_the_key(
+    cli, tmp_path: Path, space: str, sampler: str, message: str
+) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "space.toml"
+    path.write_text(space)
+    result = cli("tune", "--space", str(path), "--sampler", sampler, "--out", str(tmp_path / "out"))
+    assert result.code == 2 and message in result.err, result.err
+    assert len(result.err.strip().splitlines()) == 1
+    assert not (tmp_path / "out" / "study.db").exists(), "rejected before any trial"
+
+
+@pytest.mark.parametrize(
+    ("storage", "message"),
+    [
+        ("postgresql://nobody@127.0.0.1:1/none", "--storage: cannot open postgresql://nobody@127.0.0.1:1/none"),
+        ("postgresql://nobody:secret@127.0.0.1:1/none", "postgresql://nobody:***@127.0.0.1:1/none"),
+        ("mysql://localhost/db", "--storage: mysql is not supported"),
+        ("not a url", "is not a database URL"),
+    ],
+)
+def test_bad_storage_is_one_line_and_exit_code_2(cli, tmp_path: Path, storage: str, message: str) -> None:  # type: ignore[no-untyped-def]
+    result = cli("tune", "--storage", storage, "--out", str(tmp_path / "out"))
+    assert result.code == 2 and message in result.err, result.err
+    assert len(result.err.strip().splitlines()) == 1 and "secret" not in result.err
+
+
+@pytest.mark.parametrize("path", sorted(tuning.SPACES.glob("*.toml")), ids=lambda p: p.name)
+def test_shipped_spaces_are_valid(path: Path) -> None:
+    model = path.stem.removesuffix("-grid")
+    if model not in MODELS:
+        pytest.skip(f"model {model!r} is not on this branch")
+    sampler = "grid" if path.stem.endswith("-grid") else "tpe"
+    space = tuning.read_space(path, resolve(model=model), sampler)
+    if path.name == "dnn-grid.toml":
+        assert len(tuning.grid_points(space, 42)) == 12
+
+
+def test_unknown_sampler_names_the_option() -> None:
+    with pytest.raises(ConfigError, match="--sampler: unknown value 'bayes'"):
+        tuning.settings(resolve(), sampler="bayes")
