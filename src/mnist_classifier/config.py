@@ -87,7 +87,7 @@ class TrainConfig:
                 f"{option('hidden_units')} must be a non-empty list of positive sizes, got {self.hidden_units}"
             )
         self.validate_cnn()
-        for name, high in (("shift", 14), ("rotation", 180), ("scale", 1), ("elastic", 28)):
+        for name, high in (("shift", 14), ("rotation", 180), ("scale", 1), ("elastic", 100)):
             value = getattr(self, name)
             if not 0 <= value < high:
                 raise ConfigError(f"{option(name)} must be in [0, {high}) (0 turns it off), got {value}")

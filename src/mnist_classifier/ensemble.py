@@ -62,9 +62,10 @@ def tta_views(images: np.ndarray) -> list[np.ndarray]:
     return [np.roll(images, shift, axis=(1, 2)) for shift in TTA_SHIFTS]
 
 
-def member_probabilities(predictor: Predictor, images: np.ndarray, tta: bool) -> np.ndarray:
+def ensemble_probabilities(predictors: Sequence[Predictor], images: np.ndarray, tta: bool = False) -> np.ndarray:
+    """The mean over members (and, with `tta`, over shifted views) of the class probabilities."""
     views = tta_views(images) if tta else [images]
-    return np.mean([predictor.probabilities(view) for view in views], axis=0)
+    return np.mean([predictor.probabilities(view) for predictor in predictors for view in views], axis=0)
 
 
 def build_ensemble(run_dirs: Sequence[Path], out: Path, tta: bool = False) -> dict[str, Any]:
@@ -85,8 +86,7 @@ def build_ensemble(run_dirs: Sequence[Path], out: Path, tta: bool = False) -> di
             raise RunError(f"ensemble member {run_dir}: {e}") from None
     x, y = data.x_test, data.y_test
     own = [predictor.probabilities(x) for predictor in predictors]
-    views = [member_probabilities(predictor, x, tta) for predictor in predictors] if tta else own
-    probs = np.mean(views, axis=0)
+    probs = ensemble_probabilities(predictors, x, tta) if tta else np.mean(own, axis=0)
     members = [
         {
             "run": str(run_dir),
