@@ -38,7 +38,15 @@ def mnist_slice(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def small_cnn(folder: Path, **overrides: object) -> TrainConfig:
-    settings = {"model": "cnn", "preset": "fast", "data_dir": str(folder), "epochs": 1, "validation_fraction": 0.2}
+    settings = {
+        "model": "cnn",
+        "preset": "fast",
+        "dataset": "slice",
+        "data_dir": str(folder),
+        "epochs": 1,
+        "batch_size": 32,
+        "validation_fraction": 0.2,
+    }
     return resolve(**(settings | overrides))  # type: ignore[arg-type]
 
 

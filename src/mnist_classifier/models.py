@@ -10,6 +10,8 @@ import keras
 
 from .config import TrainConfig
 
+BN_MOMENTUM = 0.9  # the CNN's running statistics settle within a few hundred steps, as short presets need
+
 Builder = Callable[[TrainConfig, tuple[int, int], int, float, float], keras.Model]
 
 
@@ -42,7 +44,7 @@ def build_dnn(config: TrainConfig, shape: tuple[int, int], num_classes: int, mea
 def conv_block(x: keras.KerasTensor, config: TrainConfig, filters: int, kernel: int, strides: int) -> keras.KerasTensor:
     x = keras.layers.Conv2D(filters, kernel, strides=strides, padding="same", use_bias=not config.batch_norm)(x)
     if config.batch_norm:
-        x = keras.layers.BatchNormalization()(x)
+        x = keras.layers.BatchNormalization(momentum=BN_MOMENTUM)(x)
     return keras.layers.Activation(config.activation)(x)
 
 
@@ -64,7 +66,7 @@ def build_cnn(config: TrainConfig, shape: tuple[int, int], num_classes: int, mea
     for units in config.hidden_units:
         x = keras.layers.Dense(units, use_bias=not config.batch_norm)(x)
         if config.batch_norm:
-            x = keras.layers.BatchNormalization()(x)
+            x = keras.layers.BatchNormalization(momentum=BN_MOMENTUM)(x)
         x = keras.layers.Activation(config.activation)(x)
     if config.dropout:
         x = keras.layers.Dropout(config.dropout)(x)
