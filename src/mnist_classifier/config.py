@@ -222,7 +222,6 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
             "shift": 0.0,
             "rotation": 0.0,
             "scale": 0.0,
-            "label_smoothing": 0.0,
         },
         "default": {},
         "best": {"epochs": 12, "ensemble": 3},
