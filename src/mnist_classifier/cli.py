@@ -6,6 +6,7 @@ Heavy modules (Keras, TensorFlow) are imported inside the commands that need the
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -28,31 +29,55 @@ TrainSamplesOpt = Annotated[
 ]
 
 
-def parse_units(text: str | None) -> list[int] | None:
+def parse_units(text: str | None, name: str = "--hidden-units", example: str = "512,256") -> list[int] | None:
     if text is None:
         return None
+    if name == "--hidden-units" and text.strip().lower() == "none":
+        return []
     try:
         return [int(u) for u in text.split(",")]
     except ValueError:
-        raise ConfigError(f"--hidden-units: expected comma-separated sizes such as 512,256, got {text!r}") from None
+        raise ConfigError(f"{name}: expected comma-separated sizes such as {example}, got {text!r}") from None
 
 
 @app.command()
 def train(
-    model: Annotated[str | None, typer.Option(help="Model name: dnn.")] = None,
+    model: Annotated[str | None, typer.Option(help="Model name: dnn or cnn.")] = None,
+    preset: Annotated[
+        str | None, typer.Option(help="Named settings of the model: cnn fast, default or best; dnn augmented.")
+    ] = None,
     dataset: Annotated[str | None, typer.Option(help="mnist or fashion-mnist.")] = None,
     data_dir: DataDirOpt = None,
     epochs: Annotated[int | None, typer.Option(help="Maximum epochs.")] = None,
     batch_size: Annotated[int | None, typer.Option(help="Images per step.")] = None,
     learning_rate: Annotated[float | None, typer.Option(help="Peak learning rate.")] = None,
     optimizer: Annotated[str | None, typer.Option(help="adam, adamw, sgd or rmsprop.")] = None,
-    schedule: Annotated[str | None, typer.Option(help="constant, or cosine with warm-up.")] = None,
+    schedule: Annotated[str | None, typer.Option(help="constant, cosine with warm-up, or onecycle.")] = None,
+    warmup_fraction: Annotated[float | None, typer.Option(help="Share of the steps spent warming up.")] = None,
     validation_fraction: Annotated[float | None, typer.Option(help="Share of the training set held out.")] = None,
     patience: Annotated[
         int | None, typer.Option(help="Stop after this many epochs without improvement; 0 never.")
     ] = None,
     seed: Annotated[int | None, typer.Option(help="Seed of the split, initialisation and shuffling.")] = None,
-    hidden_units: Annotated[str | None, typer.Option(help="DNN layer sizes, e.g. 512,512.")] = None,
+    hidden_units: Annotated[
+        str | None, typer.Option(help="Dense layer sizes, e.g. 512,512 (cnn: after the convolutions; none for none).")
+    ] = None,
+    filters: Annotated[str | None, typer.Option(help="cnn: channels of each stage, e.g. 32,64,128.")] = None,
+    convs_per_stage: Annotated[int | None, typer.Option(help="cnn: convolutions per stage.")] = None,
+    kernel_size: Annotated[int | None, typer.Option(help="cnn: kernel of the first convolution (3, 5, 7).")] = None,
+    downsample: Annotated[str | None, typer.Option(help="cnn: halve each stage by stride or pool.")] = None,
+    shift: Annotated[float | None, typer.Option(help="Augmentation: maximum random shift in pixels.")] = None,
+    rotation: Annotated[float | None, typer.Option(help="Augmentation: maximum random rotation in degrees.")] = None,
+    scale: Annotated[float | None, typer.Option(help="Augmentation: maximum random zoom, e.g. 0.1 for 10%.")] = None,
+    elastic: Annotated[float | None, typer.Option(help="Augmentation: elastic distortion strength (alpha).")] = None,
+    elastic_sigma: Annotated[float | None, typer.Option(help="Smoothness of the elastic distortion.")] = None,
+    label_smoothing: Annotated[float | None, typer.Option(help="Label smoothing, e.g. 0.1.")] = None,
+    weight_decay: Annotated[float | None, typer.Option(help="Decoupled weight decay; 0 for none.")] = None,
+    jit_compile: Annotated[
+        bool | None, typer.Option("--jit-compile/--no-jit-compile", help="Compile training steps with XLA.")
+    ] = None,
+    threads: Annotated[int | None, typer.Option(help="CPU threads for TensorFlow (default: all cores).")] = None,
+    ensemble: Annotated[int | None, typer.Option(help="Train this many members (seeds seed, seed+1, ...).")] = None,
     activation: Annotated[str | None, typer.Option(help="Hidden activation.")] = None,
     dropout: Annotated[float | None, typer.Option(help="Dropout rate after each hidden layer.")] = None,
     batch_norm: Annotated[
@@ -71,6 +96,7 @@ def train(
 
     settings = resolve(
         config,
+        preset,
         model=model,
         dataset=dataset,
         data_dir=str(data_dir) if data_dir else None,
@@ -79,6 +105,7 @@ def train(
         learning_rate=learning_rate,
         optimizer=optimizer,
         schedule=schedule,
+        warmup_fraction=warmup_fraction,
         validation_fraction=validation_fraction,
         patience=patience,
         seed=seed,
@@ -88,6 +115,20 @@ def train(
         batch_norm=batch_norm,
         standardize=standardize,
         train_samples=train_samples,
+        filters=parse_units(filters, "--filters", "32,64,128"),
+        convs_per_stage=convs_per_stage,
+        kernel_size=kernel_size,
+        downsample=downsample,
+        shift=shift,
+        rotation=rotation,
+        scale=scale,
+        elastic=elastic,
+        elastic_sigma=elastic_sigma,
+        label_smoothing=label_smoothing,
+        weight_decay=weight_decay,
+        jit_compile=jit_compile,
+        threads=threads,
+        ensemble=ensemble,
     )
     if show_config:
         import tomli_w
@@ -96,10 +137,18 @@ def train(
         return
     from .evaluation import evaluate_run
     from .report import write_report
+    from .training import default_run_dir
     from .training import train as fit
 
-    run_dir = fit(settings, out, verbose=1 if sys.stdout.isatty() else 2)
-    metrics = evaluate_run(run_dir)
+    verbose = 1 if sys.stdout.isatty() else 2
+    if settings.ensemble > 1:
+        from .ensemble import train_ensemble
+
+        run_dir = train_ensemble(settings, out or default_run_dir(settings), verbose)
+        metrics = json.loads((run_dir / "metrics.json").read_text())
+    else:
+        run_dir = fit(settings, out, verbose)
+        metrics = evaluate_run(run_dir)
     report = write_report(run_dir)
     print_summary(metrics, run_dir, report)
 
@@ -194,6 +243,28 @@ def tune(
             highlight=False,
         )
     console.print(f"leaderboard: {result.out / 'leaderboard.csv'} · report: {result.report}", highlight=False)
+
+
+@app.command("ensemble")
+def ensemble_command(
+    run_dirs: Annotated[list[Path], typer.Argument(help="Two or more run directories of the same dataset.")],
+    out: Annotated[
+        Path | None, typer.Option(help="Folder for the ensemble's results (default runs/ensemble-TIME).")
+    ] = None,
+    tta: Annotated[bool, typer.Option("--tta", help="Also average over one-pixel shifts of each test image.")] = False,
+) -> None:
+    """Average the runs' probabilities, evaluate on the test set, and write metrics and report.html."""
+    import datetime as dt
+
+    from .ensemble import build_ensemble
+    from .report import write_report
+
+    folder = out or Path("runs") / f"ensemble-{dt.datetime.now():%Y%m%d-%H%M%S}"
+    metrics = build_ensemble(run_dirs, folder, tta)
+    report = write_report(folder)
+    for member in metrics["members"]:
+        console.print(f"member {member['run']}: {member['accuracy']:.2%}", highlight=False)
+    print_summary(metrics, folder, report)
 
 
 @data_app.command()

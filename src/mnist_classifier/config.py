@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import tomllib
 import types
 import typing
@@ -18,7 +19,9 @@ from typing import Any
 from .errors import ConfigError
 
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
-SCHEDULES = ("constant", "cosine")
+SCHEDULES = ("constant", "cosine", "onecycle")
+CNN_ONLY = ("filters", "convs_per_stage", "kernel_size", "downsample")
+DOWNSAMPLING = ("pool", "stride")
 ACTIVATIONS = ("relu", "gelu", "elu", "tanh", "sigmoid", "swish")
 
 
@@ -44,6 +47,20 @@ class TrainConfig:
     batch_norm: bool = True
     standardize: bool = False
     train_samples: int | None = None  # train on only this many images of the training split; quick experiments
+    filters: list[int] | None = None
+    convs_per_stage: int | None = None
+    kernel_size: int | None = None
+    downsample: str | None = None
+    shift: float = 0.0
+    rotation: float = 0.0
+    scale: float = 0.0
+    elastic: float = 0.0
+    elastic_sigma: float = 4.0
+    label_smoothing: float = 0.0
+    weight_decay: float = 0.0
+    jit_compile: bool = False
+    threads: int = field(default_factory=lambda: os.cpu_count() or 1)
+    ensemble: int = 1
 
     def validate(self) -> TrainConfig:
         """Raise ConfigError naming the first invalid option; return self."""
@@ -68,11 +85,41 @@ class TrainConfig:
             raise ConfigError(f"{option('warmup_fraction')} must be in [0, 1), got {self.warmup_fraction}")
         if not 0 <= self.dropout < 1:
             raise ConfigError(f"{option('dropout')} must be in [0, 1), got {self.dropout}")
-        if not self.hidden_units or any(u < 1 for u in self.hidden_units):
+        if (self.model == "dnn" and not self.hidden_units) or any(u < 1 for u in self.hidden_units):
             raise ConfigError(
                 f"{option('hidden_units')} must be a non-empty list of positive sizes, got {self.hidden_units}"
             )
+        self.validate_cnn()
+        for name, high in (("shift", 14), ("rotation", 180), ("scale", 1), ("elastic", 100)):
+            value = getattr(self, name)
+            if not 0 <= value < high:
+                raise ConfigError(f"{option(name)} must be in [0, {high}) (0 turns it off), got {value}")
+        between("elastic_sigma", self.elastic_sigma, 0, 28, "between 0 and 28 pixels (exclusive)")
+        if not 0 <= self.label_smoothing < 1:
+            raise ConfigError(f"{option('label_smoothing')} must be in [0, 1), got {self.label_smoothing}")
+        if not 0 <= self.weight_decay < 1:
+            raise ConfigError(f"{option('weight_decay')} must be in [0, 1), got {self.weight_decay}")
+        at_least("threads", self.threads, 1)
+        at_least("ensemble", self.ensemble, 1)
         return self
+
+    def validate_cnn(self) -> None:
+        """Convolution options belong to the cnn model only; the cnn needs them all."""
+        if self.model != "cnn":
+            given = [name for name in CNN_ONLY if getattr(self, name) is not None]
+            if given:
+                raise ConfigError(f"{option(given[0])} applies to --model cnn only, not {self.model!r}; remove it")
+            return
+        missing = [name for name in CNN_ONLY if getattr(self, name) is None]
+        if missing:
+            raise ConfigError(f"{option(missing[0])} is required for --model cnn")
+        assert self.filters is not None and self.convs_per_stage is not None and self.downsample is not None
+        if not self.filters or any(f < 1 for f in self.filters) or len(self.filters) > 4:
+            raise ConfigError(f"{option('filters')} must list 1 to 4 positive stage widths, got {self.filters}")
+        at_least("convs_per_stage", self.convs_per_stage, 1)
+        if self.kernel_size not in (3, 5, 7):
+            raise ConfigError(f"{option('kernel_size')} must be 3, 5 or 7, got {self.kernel_size}")
+        choose("downsample", self.downsample, DOWNSAMPLING)
 
 
 def option(name: str) -> str:
@@ -147,8 +194,56 @@ def read_config_file(path: Path) -> dict[str, Any]:
     return {k: coerce(k, v, str(path)) for k, v in raw.items()}
 
 
-MODEL_DEFAULTS: dict[str, dict[str, Any]] = {"dnn": {}}
-PRESETS: dict[str, dict[str, dict[str, Any]]] = {}
+CNN_DEFAULT: dict[str, Any] = {
+    "filters": [32, 64, 128],
+    "convs_per_stage": 2,
+    "kernel_size": 5,
+    "downsample": "stride",
+    "hidden_units": [],
+    "dropout": 0.25,
+    "epochs": 6,
+    "batch_size": 128,
+    "learning_rate": 5e-3,
+    "schedule": "onecycle",
+    "warmup_fraction": 0.25,
+    "patience": 0,
+    "shift": 2.0,
+    "rotation": 10.0,
+    "scale": 0.1,
+    "label_smoothing": 0.1,
+}
+MODEL_DEFAULTS: dict[str, dict[str, Any]] = {"dnn": {}, "cnn": CNN_DEFAULT}
+PRESETS: dict[str, dict[str, dict[str, Any]]] = {
+    "cnn": {
+        "fast": {
+            "filters": [16, 32, 64],
+            "convs_per_stage": 1,
+            "hidden_units": [128],
+            "dropout": 0.0,
+            "epochs": 2,
+            "learning_rate": 1e-2,
+            "shift": 0.0,
+            "rotation": 0.0,
+            "scale": 0.0,
+        },
+        "default": {},
+        "best": {"epochs": 12, "ensemble": 3},
+    },
+    "dnn": {
+        "augmented": {
+            "hidden_units": [1024, 1024],
+            "epochs": 10,
+            "batch_size": 256,
+            "schedule": "onecycle",
+            "warmup_fraction": 0.25,
+            "shift": 2.0,
+            "rotation": 10.0,
+            "scale": 0.1,
+            "label_smoothing": 0.1,
+            "patience": 0,
+        },
+    },
+}
 
 
 def resolve(file: Path | None = None, preset: str | None = None, **overrides: Any) -> TrainConfig:

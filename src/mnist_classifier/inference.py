@@ -13,6 +13,7 @@ import tensorflow as tf
 
 from .errors import ImageError, RunError
 from .preprocess import scale
+from .schedules import OneCycle
 
 
 def model_file(path: Path) -> Path:
@@ -28,7 +29,7 @@ def load_model(path: Path) -> keras.Model:
     """A run's (or a .keras file's) model, loaded in Keras' safe mode: no arbitrary code runs."""
     file = model_file(path)
     try:
-        return keras.saving.load_model(file, safe_mode=True)
+        return keras.saving.load_model(file, custom_objects={"OneCycle": OneCycle}, safe_mode=True)
     except Exception as e:  # Keras raises many types for a corrupt or foreign file
         reason = (str(e).splitlines() or [type(e).__name__])[0][:200]
         raise RunError(f"{file}: not a readable Keras model ({reason})") from None

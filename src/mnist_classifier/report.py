@@ -292,6 +292,20 @@ def _pairs_table(metrics: dict[str, Any]) -> str:
     return _table(["true", "predicted as", "count", "% of true class"], rows, "pairs") if rows else "<p>None.</p>"
 
 
+def _members_table(metrics: dict[str, Any]) -> str:
+    """An ensemble's members with their own test accuracy beside the ensemble's."""
+    members = metrics.get("members")
+    if not members:
+        return ""
+    rows = [[html.escape(Path(m["run"]).name), html.escape(str(m.get("seed", "—"))), _pct(m["accuracy"]),
+             _pct(m["best_val_accuracy"]) if "best_val_accuracy" in m else "—", _duration(m.get("train_seconds"))]
+            for m in members]  # fmt: skip
+    foot = ["ensemble" + (" (with TTA)" if metrics.get("tta") else ""), "", _pct(metrics["accuracy"]), "",
+            _duration(metrics.get("train_seconds"))]  # fmt: skip
+    head = ["member", "seed", "test accuracy", "best validation accuracy", "training time"]
+    return f"<h2>Ensemble members</h2>{_table(head, rows, foot=foot)}"
+
+
 def render_html(config: dict[str, Any], metrics: dict[str, Any], figures: dict[str, bytes], run_name: str) -> str:
     """The report page: header, summary cards, figures, per-class and confusion tables, settings and versions."""
     e, meta = html.escape, config.get("meta", {})
@@ -310,6 +324,7 @@ def render_html(config: dict[str, Any], metrics: dict[str, Any], figures: dict[s
 <title>{e(title)}</title><style>{CSS}</style></head><body><main>
 <header><h1>{e(title)}</h1><p>run {e(run_name)} · {e(str(metrics.get("split", "test")))} split · {e(when)}</p></header>
 <section class="cards">{_cards(metrics, meta)}</section>
+{_members_table(metrics)}
 <h2>Figures</h2><section class="figs">{images}</section>
 <h2>Per-class results</h2>{_class_table(metrics)}
 <h2>Most confused pairs</h2>{_pairs_table(metrics)}

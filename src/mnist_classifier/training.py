@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import platform
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,11 +19,13 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from .augment import Augmentation, augment
 from .config import TrainConfig, to_dict
 from .data import Dataset, load_dataset, split_validation
 from .errors import ConfigError
 from .models import build_model
 from .preprocess import scale
+from .schedules import OneCycle
 from .utils import atomic_path, write_json, write_text
 
 HISTORY_COLUMNS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "seconds", "elapsed")
@@ -46,6 +49,40 @@ def prepare(config: TrainConfig, dataset: Dataset) -> Splits:
     return Splits(scale(x_train[:n]), y_train[:n], scale(x_val), y_val)
 
 
+def set_threads(threads: int) -> None:
+    """Run TensorFlow's ops on `threads` cores; possible only before TensorFlow's first op in the process."""
+    if tf.config.threading.get_intra_op_parallelism_threads() == threads:
+        return
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+    except RuntimeError:
+        warnings.warn(f"--threads {threads} ignored: TensorFlow already started in this process", stacklevel=2)
+
+
+def augmentation(config: TrainConfig) -> Augmentation:
+    return Augmentation(config.shift, config.rotation, config.scale, config.elastic, config.elastic_sigma)
+
+
+def training_data(config: TrainConfig, x: np.ndarray, y: np.ndarray, num_classes: int) -> tf.data.Dataset:
+    """Shuffled one-hot batches for all epochs, augmented on the fly in parallel with training.
+
+    Each batch is gathered by index and transformed as a whole (one vectorised map call per batch),
+    with stateless randomness keyed by (seed, step), so seeded runs repeat exactly."""
+    aug = augmentation(config)
+    images, labels = tf.constant(x), tf.one_hot(y, num_classes)
+
+    def load(step: tf.Tensor, index: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        batch = tf.gather(images, index)
+        if aug.active:
+            batch = augment(batch, aug, tf.stack([tf.constant(config.seed, tf.int64), step]))
+        return batch, tf.gather(labels, index)
+
+    order = tf.data.Dataset.range(len(x)).shuffle(len(x), seed=config.seed, reshuffle_each_iteration=True)
+    batches = order.batch(config.batch_size).repeat(config.epochs).enumerate()
+    return batches.map(load, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+
+
 def seed_everything(seed: int) -> None:
     """Same seed, same metrics on CPU: seed Python, NumPy and TF, and make TF's ops deterministic."""
     keras.utils.set_random_seed(seed)
@@ -62,13 +99,16 @@ def make_optimizer(config: TrainConfig, steps: int) -> keras.optimizers.Optimize
             warmup_target=config.learning_rate if warmup else None,
             warmup_steps=warmup,
         )
+    elif config.schedule == "onecycle":
+        lr = OneCycle(config.learning_rate, steps, int(steps * config.warmup_fraction))
+    decay = {"weight_decay": config.weight_decay} if config.weight_decay else {}
     if config.optimizer == "adam":
-        return keras.optimizers.Adam(lr)
+        return keras.optimizers.Adam(lr, **decay)
     if config.optimizer == "adamw":
-        return keras.optimizers.AdamW(lr)
+        return keras.optimizers.AdamW(lr, **decay)
     if config.optimizer == "rmsprop":
-        return keras.optimizers.RMSprop(lr)
-    return keras.optimizers.SGD(lr, momentum=0.9, nesterov=True)
+        return keras.optimizers.RMSprop(lr, **decay)
+    return keras.optimizers.SGD(lr, momentum=0.9, nesterov=True, **decay)
 
 
 class BestCheckpoint(keras.callbacks.Callback):
@@ -135,13 +175,19 @@ def train(
     run_dir = out or default_run_dir(config)
     if (run_dir / "model.keras").exists():
         raise ConfigError(f"--out: {run_dir} already holds a trained model; choose another folder")
+    set_threads(config.threads)
     dataset = load_dataset(config.dataset, Path(config.data_dir) if config.data_dir else None)
     seed_everything(config.seed)
     data = prepare(config, dataset)
     shape = dataset.x_train.shape[1:]
     model = build_model(config, shape, dataset.num_classes, float(data.x_train.mean()), float(data.x_train.std()))
-    steps = config.epochs * -(-len(data.x_train) // config.batch_size)
-    model.compile(optimizer=make_optimizer(config, steps), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    steps_per_epoch = -(-len(data.x_train) // config.batch_size)
+    model.compile(
+        optimizer=make_optimizer(config, config.epochs * steps_per_epoch),
+        loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
+        metrics=["accuracy"],
+        jit_compile=config.jit_compile,
+    )
     run_dir.mkdir(parents=True, exist_ok=True)
     meta = {
         "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -159,11 +205,12 @@ def train(
         keras.callbacks.EarlyStopping("val_accuracy", patience=config.patience, mode="max") if config.patience else None
     )
     model.fit(
-        data.x_train,
-        data.y_train,
-        batch_size=config.batch_size,
+        training_data(config, data.x_train, data.y_train, dataset.num_classes),
         epochs=config.epochs,
-        validation_data=(data.x_val, data.y_val),
+        steps_per_epoch=steps_per_epoch,
+        validation_data=(data.x_val, keras.utils.to_categorical(data.y_val, dataset.num_classes)),
+        validation_batch_size=1024,
+        shuffle=False,
         callbacks=[checkpoint, *([stop] if stop else []), *callbacks],
         verbose=verbose,
     )

@@ -1,0 +1,205 @@
+"""Time to accuracy: the cnn presets, the default DNN, the augmented DNN and the Keras docs' "Simple MNIST convnet".
+
+Usage: python benchmarks/time_to_accuracy.py [--only fast,reference] [--skip-best] [--keep DIR]
+Each model trains in a fresh process on the same machine; the table gives parameters, training seconds,
+test accuracy, the seconds until validation accuracy first reached 99.0% (checked at the end of each epoch)
+and that time as a ratio to the reference's, then inference: test-set predictions per second in batches of
+1,024 and the median latency of one single-image prediction through `inference.Predictor` (of 1,000).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+TARGET = 0.99
+MODELS = {
+    "cnn fast": ["--model", "cnn", "--preset", "fast"],
+    "cnn default": ["--model", "cnn"],
+    "cnn best": ["--model", "cnn", "--preset", "best"],
+    "dnn default": ["--model", "dnn"],
+    "dnn augmented": ["--model", "dnn", "--preset", "augmented"],
+    "reference": [],
+}
+
+
+def train_reference(out: Path) -> None:
+    """The Keras documentation's "Simple MNIST convnet", as published, on the bundled MNIST."""
+    import keras
+    import tensorflow as tf
+
+    from mnist_classifier.data import load_dataset
+    from mnist_classifier.evaluation import compute_metrics
+
+    threads = os.cpu_count() or 1
+    tf.config.threading.set_intra_op_parallelism_threads(threads)
+    tf.config.threading.set_inter_op_parallelism_threads(threads)
+    keras.utils.set_random_seed(42)
+    data = load_dataset("mnist")
+    x_train = np.expand_dims(data.x_train.astype("float32") / 255, -1)
+    x_test = np.expand_dims(data.x_test.astype("float32") / 255, -1)
+    y_train = keras.utils.to_categorical(data.y_train, 10)
+    model = keras.Sequential(
+        [
+            keras.Input(shape=(28, 28, 1)),
+            keras.layers.Conv2D(32, kernel_size=(3, 3), activation="relu"),
+            keras.layers.MaxPooling2D(pool_size=(2, 2)),
+            keras.layers.Conv2D(64, kernel_size=(3, 3), activation="relu"),
+            keras.layers.MaxPooling2D(pool_size=(2, 2)),
+            keras.layers.Flatten(),
+            keras.layers.Dropout(0.5),
+            keras.layers.Dense(10, activation="softmax"),
+        ]
+    )
+    model.compile(loss="categorical_crossentropy", optimizer="adam", metrics=["accuracy"])
+    rows: list[dict[str, float]] = []
+    started = time.perf_counter()
+    record = keras.callbacks.LambdaCallback(
+        on_epoch_end=lambda epoch, logs: rows.append(
+            {"epoch": epoch + 1, "val_accuracy": logs["val_accuracy"], "elapsed": time.perf_counter() - started}
+        )
+    )
+    model.fit(x_train, y_train, batch_size=128, epochs=15, validation_split=0.1, callbacks=[record], verbose=0)
+    out.mkdir(parents=True, exist_ok=True)
+    model.save(out / "model.keras")
+    with (out / "history.csv").open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=["epoch", "val_accuracy", "elapsed"])
+        writer.writeheader()
+        writer.writerows(rows)
+    probs = model.predict(x_test, batch_size=1024, verbose=0)
+    metrics = compute_metrics(data.y_test, probs, data.class_names)
+    metrics = {"accuracy": metrics["accuracy"], "train_seconds": rows[-1]["elapsed"]}
+    metrics["parameters"] = model.count_params()
+    (out / "metrics.json").write_text(json.dumps(metrics))
+
+
+def train(name: str, out: Path) -> None:
+    """Train one model in a fresh process."""
+    if name == "reference":
+        command = [sys.executable, __file__, "--train-reference", str(out)]
+    else:
+        command = [sys.executable, "-m", "mnist_classifier", "train", *MODELS[name], "--out", str(out)]
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=os.environ)
+
+
+def seconds_to_target(run_dir: Path) -> float | None:
+    """Training seconds until validation accuracy first reached the target; for an ensemble, its first member."""
+    history = run_dir / "history.csv" if (run_dir / "history.csv").exists() else run_dir / "member-1" / "history.csv"
+    for row in csv.DictReader(history.open()):
+        if float(row["val_accuracy"]) >= TARGET:
+            return float(row["elapsed"])
+    return None
+
+
+def model_files(run_dir: Path) -> list[Path]:
+    members = sorted(run_dir.glob("member-*"))
+    return members or [run_dir]
+
+
+def inference(run_dir: Path, images: np.ndarray, repeats: int) -> tuple[float, float]:
+    """Test-set predictions per second (best of three) and median single-image latency in milliseconds."""
+    from mnist_classifier.inference import Predictor
+
+    predictors = [Predictor(path) for path in model_files(run_dir)]
+    x = images.reshape(len(images), *predictors[0].input_shape)
+
+    def predict(batch: np.ndarray) -> np.ndarray:
+        return np.mean([p.probabilities(batch) for p in predictors], axis=0)
+
+    predict(x[:1024])
+    batch_seconds = []
+    for _ in range(3):
+        start = time.perf_counter()
+        predict(x)
+        batch_seconds.append(time.perf_counter() - start)
+    latencies = []
+    for i in range(repeats):
+        one = x[i % len(x) : i % len(x) + 1]
+        start = time.perf_counter()
+        predict(one)
+        latencies.append(time.perf_counter() - start)
+    return len(x) / min(batch_seconds), 1000 * statistics.median(latencies)
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown CPU"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", help=f"comma-separated subset of: {', '.join(MODELS)}")
+    parser.add_argument("--skip-best", action="store_true", help="leave out the cnn best preset (minutes)")
+    parser.add_argument("--keep", type=Path, help="keep the run directories in this folder")
+    parser.add_argument("--latency-repeats", type=int, default=1000)
+    parser.add_argument("--train-reference", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.train_reference:
+        train_reference(args.train_reference)
+        return
+    names = list(MODELS)
+    if args.only:
+        names = [n.strip() for n in args.only.split(",")]
+        unknown = [n for n in names if n not in MODELS]
+        if unknown:
+            parser.error(f"--only: unknown model {unknown[0]!r}; choose from {', '.join(MODELS)}")
+    if args.skip_best:
+        names = [n for n in names if n != "cnn best"]
+    if "reference" in names:
+        names = ["reference", *[n for n in names if n != "reference"]]
+
+    from mnist_classifier.data import load_dataset
+
+    images = load_dataset("mnist").x_test.astype(np.float32) / 255
+    console = Console()
+    load_before = os.getloadavg()
+    rows = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        root = args.keep or Path(tmp)
+        for name in names:
+            out = root / name.replace(" ", "-")
+            console.print(f"training {name} ...", highlight=False)
+            train(name, out)
+            metrics = json.loads((out / "metrics.json").read_text())
+            rows[name] = (metrics, seconds_to_target(out), *inference(out, images, args.latency_repeats))
+    reference = rows.get("reference", (None, None))[1]
+    table = Table(title=f"MNIST time to accuracy: {os.cpu_count()} cores ({cpu_name()}), no GPU")
+    for column in ("model", "parameters", "training s", "test accuracy", "s to 99.0% val", "vs reference",
+                   "predictions/s", "latency ms"):  # fmt: skip
+        table.add_column(column, justify="left" if column == "model" else "right")
+    for name, (metrics, to_target, per_second, latency) in rows.items():
+        ratio = f"{to_target / reference:.2f}" if to_target is not None and reference else "—"
+        table.add_row(
+            name,
+            f"{metrics['parameters']:,}",
+            f"{metrics['train_seconds']:.1f}",
+            f"{metrics['accuracy']:.2%}",
+            "never" if to_target is None else f"{to_target:.1f}",
+            ratio,
+            f"{per_second:,.0f}",
+            f"{latency:.2f}",
+        )
+    console.print(table)
+    load_after = os.getloadavg()
+    console.print(f"load average (1 min) before {load_before[0]:.1f}, after {load_after[0]:.1f}", highlight=False)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,143 @@
+"""Ensembles: average the class probabilities of several trained runs, optionally over shifted copies of each
+image (test-time augmentation), and write a run-like directory that `report` renders like a single run."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+
+from .config import TrainConfig
+from .data import load_dataset
+from .errors import ConfigError, RunError
+from .evaluation import compute_metrics, history_summary, write_confusion_csv, write_misclassified
+from .inference import Predictor
+from .utils import write_json
+
+TTA_SHIFTS = ((0, 0), (-1, 0), (1, 0), (0, -1), (0, 1))
+
+
+def member_config(run_dir: Path) -> dict[str, Any]:
+    """A member's config.json, checked to be a trained single run."""
+    path = run_dir / "config.json"
+    try:
+        config = json.loads(path.read_text())
+        meta = config["meta"]
+        [meta[key] for key in ("input_shape", "num_classes", "class_names")]
+    except FileNotFoundError:
+        raise RunError(f"ensemble member {run_dir}: no config.json; give run directories written by train") from None
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise RunError(f"ensemble member {run_dir}: unreadable config.json ({e!r}); train it again") from None
+    if not (run_dir / "model.keras").is_file():
+        raise RunError(f"ensemble member {run_dir}: no model.keras; train it again or leave it out")
+    return dict(config)
+
+
+def check_compatible(run_dirs: Sequence[Path], configs: Sequence[dict[str, Any]]) -> None:
+    """All members must read the same dataset with the same image shape and classes."""
+    first = configs[0]
+    for run_dir, config in zip(run_dirs[1:], configs[1:], strict=True):
+        for key, what in (("dataset", "dataset"), ("data_dir", "data folder")):
+            if config.get(key) != first.get(key):
+                raise ConfigError(
+                    f"ensemble member {run_dir} was trained on {what} {config.get(key)!r}, but {run_dirs[0]} on"
+                    f" {first.get(key)!r}; ensemble runs of one dataset"
+                )
+        for key in ("input_shape", "num_classes"):
+            if config["meta"][key] != first["meta"][key]:
+                raise ConfigError(
+                    f"ensemble member {run_dir} has {key} {config['meta'][key]}, but {run_dirs[0]} has"
+                    f" {first['meta'][key]}; ensemble runs of one dataset"
+                )
+
+
+def tta_views(images: np.ndarray) -> list[np.ndarray]:
+    """The images and copies shifted by one pixel up, down, left and right (MNIST's borders are empty)."""
+    return [np.roll(images, shift, axis=(1, 2)) for shift in TTA_SHIFTS]
+
+
+def ensemble_probabilities(predictors: Sequence[Predictor], images: np.ndarray, tta: bool = False) -> np.ndarray:
+    """The mean over members (and, with `tta`, over shifted views) of the class probabilities."""
+    views = tta_views(images) if tta else [images]
+    return np.mean([predictor.probabilities(view) for predictor in predictors for view in views], axis=0)
+
+
+def build_ensemble(run_dirs: Sequence[Path], out: Path, tta: bool = False) -> dict[str, Any]:
+    """Evaluate the mean of the members' probabilities on the test set; write `out` and return its metrics."""
+    if len(run_dirs) < 2:
+        raise ConfigError("ensemble needs at least two run directories")
+    if (out / "metrics.json").exists():
+        raise ConfigError(f"--out: {out} already holds results; choose another folder")
+    configs = [member_config(run_dir) for run_dir in run_dirs]
+    check_compatible(run_dirs, configs)
+    first = configs[0]
+    data = load_dataset(first["dataset"], Path(first["data_dir"]) if first.get("data_dir") else None)
+    predictors = []
+    for run_dir in run_dirs:
+        try:
+            predictors.append(Predictor(run_dir))
+        except RunError as e:
+            raise RunError(f"ensemble member {run_dir}: {e}") from None
+    x, y = data.x_test, data.y_test
+    own = [predictor.probabilities(x) for predictor in predictors]
+    probs = ensemble_probabilities(predictors, x, tta) if tta else np.mean(own, axis=0)
+    members = [
+        {
+            "run": str(run_dir),
+            "model": config.get("model"),
+            "seed": config.get("seed"),
+            "accuracy": float(np.mean(p.argmax(axis=1) == y)),
+            "parameters": int(config["meta"].get("parameters", 0)),
+            **history_summary(run_dir),
+        }
+        for run_dir, config, p in zip(run_dirs, configs, own, strict=True)
+    ]
+    metrics = compute_metrics(y, probs, data.class_names)
+    matrix = metrics.pop("confusion_matrix")
+    metrics = {"dataset": data.name, "split": "test", **metrics, "tta": tta, "members": members}
+    metrics |= {
+        "train_seconds": sum(m.get("train_seconds", 0.0) for m in members),
+        "parameters": sum(m["parameters"] for m in members),
+        "evaluated": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    meta = {key: first["meta"][key] for key in ("input_shape", "num_classes", "class_names")}
+    meta |= {
+        "created": metrics["evaluated"],
+        "parameters": metrics["parameters"],
+        "versions": first["meta"].get("versions", {}),
+    }
+    settings = {"model": "ensemble", "dataset": first["dataset"], "data_dir": first.get("data_dir"), "tta": tta}
+    write_json(out / "config.json", settings | {"members": [m["run"] for m in members], "meta": meta})
+    write_confusion_csv(out / "confusion_matrix.csv", matrix, data.class_names)
+    write_misclassified(out / "misclassified.npz", x, y, probs)
+    write_json(out / "metrics.json", metrics)
+    return metrics
+
+
+def train_ensemble(
+    config: TrainConfig,
+    out: Path,
+    verbose: int | str = "auto",
+    callbacks: Sequence[keras.callbacks.Callback] = (),
+) -> Path:
+    """Train `config.ensemble` members with seeds seed, seed+1, ... into out/member-N, then ensemble them into out."""
+    from .evaluation import evaluate_run
+    from .training import train
+
+    if out.exists() and any(out.iterdir()):
+        raise ConfigError(f"--out: {out} is not empty; choose a new folder for the ensemble")
+    members = []
+    for i in range(config.ensemble):
+        member = dataclasses.replace(config, seed=config.seed + i, ensemble=1)
+        run_dir = train(member, out / f"member-{i + 1}", verbose, callbacks)
+        evaluate_run(run_dir)
+        members.append(run_dir)
+    build_ensemble(members, out)
+    return out

@@ -1,0 +1,247 @@
+"""The cnn model, augmentation, schedules and ensembles, on real MNIST slices (a small IDX folder)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from mnist_classifier import resolve
+from mnist_classifier.augment import Augmentation, augment
+from mnist_classifier.config import TrainConfig
+from mnist_classifier.data import load_dataset, write_idx
+from mnist_classifier.ensemble import build_ensemble, ensemble_probabilities
+from mnist_classifier.evaluation import evaluate_run
+from mnist_classifier.inference import Predictor
+from mnist_classifier.preprocess import scale
+from mnist_classifier.schedules import OneCycle
+from mnist_classifier.training import make_optimizer, train, training_data
+
+TRAIN, TEST = 6000, 1000
+
+
+@pytest.fixture(scope="session")
+def mnist_slice(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The first 6,000 training and 1,000 test images of MNIST as an IDX folder."""
+    data = load_dataset("mnist")
+    folder = tmp_path_factory.mktemp("slice")
+    write_idx(folder / "train-images-idx3-ubyte", data.x_train[:TRAIN])
+    write_idx(folder / "train-labels-idx1-ubyte", data.y_train[:TRAIN])
+    write_idx(folder / "t10k-images-idx3-ubyte", data.x_test[:TEST])
+    write_idx(folder / "t10k-labels-idx1-ubyte", data.y_test[:TEST])
+    return folder
+
+
+def small_cnn(folder: Path, **overrides: object) -> TrainConfig:
+    settings = {
+        "model": "cnn",
+        "preset": "fast",
+        "dataset": "slice",
+        "data_dir": str(folder),
+        "epochs": 1,
+        "batch_size": 32,
+        "validation_fraction": 0.2,
+    }
+    return resolve(**(settings | overrides))  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="session")
+def cnn_runs(mnist_slice: Path, tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    """Two one-epoch fast CNNs on the slice with different seeds, evaluated on the slice's test images."""
+    runs = tmp_path_factory.mktemp("cnn-runs")
+    out = [train(small_cnn(mnist_slice, seed=seed), runs / f"seed{seed}", verbose=0) for seed in (1, 2)]
+    for run_dir in out:
+        evaluate_run(run_dir)
+    return out
+
+
+def test_cnn_learns_in_one_epoch(cnn_runs: list[Path]) -> None:
+    """4,800 images seen once: chance is 10%, a working convnet gets well above 90%."""
+    for run_dir in cnn_runs:
+        metrics = json.loads((run_dir / "metrics.json").read_text())
+        assert metrics["n"] == TEST and metrics["accuracy"] >= 0.90
+        config = json.loads((run_dir / "config.json").read_text())
+        assert config["model"] == "cnn" and config["meta"]["train_size"] == 4800
+
+
+def test_seeded_cnn_training_is_reproducible(mnist_slice: Path, tmp_path: Path) -> None:
+    config = small_cnn(mnist_slice, shift=2.0, rotation=10.0, elastic=20.0, seed=7)
+    rows = [list(csv.DictReader((train(config, tmp_path / n, verbose=0) / "history.csv").open())) for n in "ab"]
+    for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
+        assert rows[0][0][key] == rows[1][0][key]
+
+
+@pytest.fixture(scope="module")
+def digits() -> tuple[np.ndarray, np.ndarray]:
+    data = load_dataset("mnist")
+    return scale(data.x_train[:512]), data.y_train[:512]
+
+
+def augmented_epoch(aug: Augmentation, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """One epoch of the training pipeline over `x`, each image labelled with its own index."""
+    fields = {name: getattr(aug, name) for name in ("shift", "rotation", "scale", "elastic", "elastic_sigma")}
+    batches = list(training_data(TrainConfig(batch_size=64, epochs=1, **fields), x, np.arange(len(x)), len(x)))
+    images = np.concatenate([b[0].numpy() for b in batches])
+    return images, np.concatenate([b[1].numpy() for b in batches]).argmax(axis=1)
+
+
+@pytest.mark.parametrize(
+    "aug",
+    [
+        Augmentation(shift=2.0),
+        Augmentation(rotation=15.0),
+        Augmentation(scale=0.15),
+        Augmentation(elastic=34.0, elastic_sigma=4.0),
+        Augmentation(shift=2.0, rotation=10.0, scale=0.1, elastic=34.0),
+    ],
+)
+def test_augmentation_changes_images_and_keeps_range_and_labels(
+    digits: tuple[np.ndarray, np.ndarray], aug: Augmentation
+) -> None:
+    x = digits[0][:256]
+    images, source = augmented_epoch(aug, x)
+    assert images.shape == x.shape and images.dtype == np.float32
+    assert sorted(source) == list(range(len(x))), "every image once per epoch"
+    assert images.min() >= 0.0 and images.max() <= 1.0
+    assert np.abs(images - x[source]).mean() > 0.02, "augmentation changes the images"
+    flat = np.broadcast_to(((np.arange(256) + 1) / 257).astype(np.float32)[:, None, None], (256, 28, 28))
+    images, source = augmented_epoch(aug, np.ascontiguousarray(flat))
+    centre = images[:, 10:18, 10:18].mean(axis=(1, 2))
+    np.testing.assert_allclose(centre, (source + 1) / 257, atol=1e-4, err_msg="labels stay with their images")
+
+
+def test_augmentation_is_seeded() -> None:
+    images = tf.random.stateless_uniform((8, 28, 28), (0, 1))
+    aug = Augmentation(shift=2.0, rotation=10.0, elastic=20.0)
+    first = augment(images, aug, tf.constant([3, 4], tf.int64)).numpy()
+    np.testing.assert_array_equal(first, augment(images, aug, tf.constant([3, 4], tf.int64)).numpy())
+    assert not np.allclose(first, augment(images, aug, tf.constant([3, 5], tf.int64)).numpy())
+
+
+def test_identity_augmentation_returns_the_images() -> None:
+    images = tf.random.stateless_uniform((4, 28, 28), (0, 1))
+    np.testing.assert_allclose(augment(images, Augmentation(), tf.constant([0, 0], tf.int64)), images, atol=1e-6)
+
+
+def test_one_cycle_schedule() -> None:
+    schedule = OneCycle(peak=0.01, total_steps=100, warmup_steps=20)
+    lr = {step: float(schedule(step)) for step in (0, 10, 20, 60, 100, 150)}
+    assert lr[0] == pytest.approx(0.01 / 25)
+    assert lr[10] == pytest.approx((0.01 / 25 + 0.01) / 2)
+    assert lr[20] == pytest.approx(0.01)
+    assert lr[60] == pytest.approx((0.01 + 1e-6) / 2)
+    assert lr[100] == pytest.approx(1e-6) and lr[150] == pytest.approx(1e-6)
+
+
+@pytest.mark.parametrize(
+    ("schedule", "expected"),
+    [
+        ("constant", {0: 0.01, 50: 0.01, 100: 0.01}),
+        ("cosine", {0: 0.0001, 10: 0.01, 55: 0.005, 100: 0.0}),
+        ("onecycle", {0: 0.0004, 10: 0.01, 55: 0.005, 100: 1e-6}),
+    ],
+)
+def test_configured_schedules_give_their_rates(schedule: str, expected: dict[int, float]) -> None:
+    optimizer = make_optimizer(resolve(schedule=schedule, learning_rate=0.01, warmup_fraction=0.1), steps=100)
+    for step, rate in expected.items():
+        optimizer.iterations.assign(step)
+        assert float(optimizer.learning_rate) == pytest.approx(rate, rel=1e-3, abs=1e-7), step
+
+
+def test_ensemble_averages_members(cnn_runs: list[Path], mnist_slice: Path, tmp_path: Path) -> None:
+    metrics = build_ensemble(cnn_runs, tmp_path / "ens")
+    x, y = load_dataset("custom", mnist_slice).x_test, load_dataset("custom", mnist_slice).y_test
+    predictors = [Predictor(run) for run in cnn_runs]
+    members = [p.probabilities(x) for p in predictors]
+    mean = ensemble_probabilities(predictors, x)
+    np.testing.assert_allclose(mean, (members[0] + members[1]) / 2, rtol=1e-6)
+    accuracies = [float(np.mean(p.argmax(axis=1) == y)) for p in members]
+    assert metrics["accuracy"] == pytest.approx(float(np.mean(mean.argmax(axis=1) == y)))
+    assert metrics["accuracy"] >= min(accuracies)
+    assert [m["accuracy"] for m in metrics["members"]] == pytest.approx(accuracies)
+    tta = build_ensemble(cnn_runs, tmp_path / "tta", tta=True)
+    assert tta["tta"] and tta["accuracy"] >= min(accuracies)
+
+
+def test_ensemble_command_writes_a_report(cli, cnn_runs: list[Path], tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    out = tmp_path / "ens"
+    result = cli("ensemble", *map(str, cnn_runs), "--out", str(out))
+    assert result.code == 0, result.err
+    assert "member" in result.out and "test accuracy" in result.out
+    html = (out / "report.html").read_text()
+    assert "Ensemble members" in html and "seed1" in html
+
+
+def broken_copies(cnn_runs: list[Path], tmp_path: Path) -> dict[str, Path]:
+    """Member directories that are missing, corrupt, or from another dataset or image shape."""
+    copies = {}
+    for name in ("corrupt", "dataset", "shape"):
+        copies[name] = tmp_path / name
+        shutil.copytree(cnn_runs[1], copies[name])
+    (copies["corrupt"] / "model.keras").write_bytes(b"not a zip")
+    for name, key, value in (("dataset", "dataset", "fashion-mnist"), ("shape", "input_shape", [32, 32])):
+        config = json.loads((copies[name] / "config.json").read_text())
+        (config["meta"] if key == "input_shape" else config)[key] = value
+        (copies[name] / "config.json").write_text(json.dumps(config))
+    copies["missing"] = tmp_path / "missing"
+    return copies
+
+
+@pytest.mark.parametrize(
+    ("member", "message"),
+    [
+        ("missing", "ensemble member {}: no config.json"),
+        ("corrupt", "ensemble member {}: {}/model.keras: not a readable Keras model"),
+        ("dataset", "ensemble member {} was trained on dataset 'fashion-mnist'"),
+        ("shape", "ensemble member {} has input_shape [32, 32]"),
+    ],
+)
+def test_bad_ensemble_members_are_named(cli, cnn_runs: list[Path], tmp_path: Path, member: str, message: str) -> None:  # type: ignore[no-untyped-def]
+    bad = broken_copies(cnn_runs, tmp_path)[member]
+    out = tmp_path / "out"
+    result = cli("ensemble", str(cnn_runs[0]), str(bad), "--out", str(out))
+    assert result.code == 2 and result.err.count("\n") == 1
+    assert message.format(bad, bad) in result.err
+    assert not out.exists(), "nothing written before the members are checked"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--model", "dnn", "--filters", "8,16"], "--filters applies to --model cnn only"),
+        (["--model", "dnn", "--preset", "fast"], "--preset: unknown preset 'fast' for model 'dnn'"),
+        (["--model", "cnn", "--preset", "turbo"], "--preset: unknown preset 'turbo' for model 'cnn'"),
+        (["--model", "cnn", "--filters", "8,x"], "--filters: expected comma-separated sizes"),
+        (["--model", "cnn", "--kernel-size", "4"], "--kernel-size must be 3, 5 or 7"),
+        (["--model", "cnn", "--downsample", "avg"], "--downsample: unknown value 'avg'"),
+        (["--rotation", "400"], r"--rotation must be in [0, 180)"),
+        (["--schedule", "step"], "--schedule: unknown value 'step'"),
+        (["--threads", "0"], "--threads must be at least 1"),
+        (["--label-smoothing", "1"], "--label-smoothing must be in [0, 1)"),
+    ],
+)
+def test_options_that_do_not_fit_are_refused(cli, tmp_path: Path, args: list[str], message: str) -> None:  # type: ignore[no-untyped-def]
+    result = cli("train", *args, "--out", str(tmp_path / "r"))
+    assert result.code == 2 and result.err.count("\n") == 1
+    assert message in result.err
+    assert not (tmp_path / "r").exists()
+
+
+def test_presets_are_ordinary_configs(cli) -> None:  # type: ignore[no-untyped-def]
+    fast = cli("train", "--model", "cnn", "--preset", "fast", "--show-config")
+    assert fast.code == 0 and "epochs = 2" in fast.out and 'schedule = "onecycle"' in fast.out
+    changed = cli("train", "--model", "cnn", "--preset", "fast", "--epochs", "3", "--show-config")
+    assert "epochs = 3" in changed.out
+    best = cli("train", "--model", "cnn", "--preset", "best", "--show-config")
+    assert best.code == 0 and "elastic = " in best.out and "ensemble = " in best.out
+    assert (
+        cli("train", "--model", "cnn", "--show-config").out
+        == cli("train", "--model", "cnn", "--preset", "default", "--show-config").out
+    )
+    dnn = cli("train", "--show-config")
+    assert "filters" not in dnn.out and "kernel_size" not in dnn.out
