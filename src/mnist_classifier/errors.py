@@ -19,3 +19,15 @@ class RunError(MnistClassifierError):
 
 class ImageError(MnistClassifierError):
     """A user's image cannot be read or holds no digit."""
+
+
+class NotAnImageError(ImageError):
+    """The bytes are not in any image format Pillow reads."""
+
+
+class ImageTooLargeError(ImageError):
+    """The image (or upload) is over a size limit, e.g. a decompression bomb."""
+
+
+class ExportError(MnistClassifierError):
+    """An exported model cannot be written or does not give the original's predictions."""
