@@ -37,9 +37,9 @@ from mnist_classifier.data import load_dataset
 
 CLI = [sys.executable, "-m", "mnist_classifier"]
 FONT_FOLDERS = (Path("/usr/share/fonts"), Path("/usr/local/share/fonts"))
-# Handwriting-style fonts from Debian packages (fonts-humor-sans, fonts-dkg-handwriting, fonts-femkeklaver,
-# fonts-breip, fonts-comic-neue); DejaVu's and Liberation's obliques stand in where none is installed.
-HANDWRITING = ("Humor-Sans", "dkg", "femkeklaver", "Breip", "ComicNeue-Regular", "ComicNeue-Bold", "ComicNeue-Italic")
+# Handwriting-style fonts from Debian packages (fonts-humor-sans, fonts-dkg-handwriting, fonts-breip,
+# fonts-comic-neue; not fonts-femkeklaver, whose digits are outlines); DejaVu and Liberation stand in without them.
+HANDWRITING = ("Humor-Sans", "dkg", "Breip", "ComicNeue-Regular", "ComicNeue-Bold", "ComicNeue-Italic")
 FALLBACK = ("DejaVuSans-Oblique", "DejaVuSans", "LiberationSans-Italic", "DejaVuSansCondensed-Oblique")
 
 
@@ -64,8 +64,8 @@ def multipart_request(port: int, png: bytes) -> bytes:
         + f"\r\n--{boundary}--\r\n".encode()
     )
     head = (
-        f"POST /predict HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: multipart/form-data; boundary={boundary}\r\n"
-        f"Content-Length: {len(body)}\r\n\r\n"
+        f"POST /predict HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+        f"Content-Type: multipart/form-data; boundary={boundary}\r\nContent-Length: {len(body)}\r\n\r\n"
     )
     return head.encode() + body
 
@@ -246,7 +246,8 @@ def ink_layer(digit: int, fonts_: list[Path], rng: np.random.Generator, height: 
 
 
 def real_images(folder: Path, count: int, seed: int = 0) -> bool:
-    """Write `count` photo-like digit images named INDEX-POLARITY-KIND-LABEL.png/.jpg; True if with handwriting fonts."""
+    """Write `count` photo-like digit images named INDEX-POLARITY-KIND-LABEL.png or .jpg; True if fonts are
+    handwriting-style."""
     rng = np.random.default_rng(seed)
     font_files, handwriting = fonts()
     for i in range(count):
@@ -325,7 +326,12 @@ def main() -> None:
     console.print(
         "real images with preparation, by group: "
         + ", ".join(f"{name} {accuracy(rs):.2%} of {len(rs)}" for name, rs in sorted(groups.items()))
-        + f"; fonts: {'handwriting-style (Debian packages)' if handwriting else 'DejaVu/Liberation (no handwriting font)'}"
+        + "; fonts: "
+        + (
+            "handwriting-style (Debian packages)"
+            if handwriting
+            else "DejaVu/Liberation (no handwriting font installed)"
+        )
     )
 
 

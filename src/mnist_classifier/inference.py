@@ -140,7 +140,7 @@ def load_file(path: Path, prepared: bool, multi_digit: bool, deskewing: bool) ->
 
 
 def image_files(paths: Iterable[Path]) -> tuple[list[Path], list[tuple[Path, str]]]:
-    """Files to read: each file given, and the images in each folder given (recursively, sorted); missing paths as errors."""
+    """Files to read: each file given and the images in each folder (recursively, sorted); missing paths as errors."""
     files: list[Path] = []
     missing: list[tuple[Path, str]] = []
     for path in paths:

@@ -127,17 +127,33 @@ def ink_map(values: np.ndarray) -> tuple[np.ndarray, float, float]:
     return ink, max(0.35 * peak, 3 * noise), noise
 
 
-def components(mask: np.ndarray) -> tuple[np.ndarray, list[tuple[slice, slice]], np.ndarray]:
-    """8-connected ink components: labels, their bounding boxes and areas; specks under 5% of the largest dropped."""
+def components(mask: np.ndarray) -> tuple[np.ndarray, list[tuple[slice, slice]]]:
+    """8-connected ink components (labels and bounding boxes) without specks: a component is kept when its
+    area is at least a fifth of the largest's, or a small part (at least 3%) near those."""
     labels, count = ndimage.label(mask, np.ones((3, 3), bool))
+    if count == 0:
+        raise ImageError("no digit found: the image is blank or its ink has too little contrast")
     areas = np.bincount(labels.ravel(), minlength=count + 1)[1:]
     boxes = ndimage.find_objects(labels)
-    keep = [i for i in range(count) if areas[i] >= max(4, 0.05 * areas.max(initial=0))]
-    if not keep:
+    big = [i for i in range(count) if areas[i] >= 0.2 * areas.max()]
+    top, bottom = min(boxes[i][0].start for i in big), max(boxes[i][0].stop for i in big)
+    left, right = min(boxes[i][1].start for i in big), max(boxes[i][1].stop for i in big)
+    margin = 0.25 * max(bottom - top, right - left)
+
+    def near(box: tuple[slice, slice]) -> bool:
+        return (
+            box[0].stop > top - margin
+            and box[0].start < bottom + margin
+            and box[1].stop > left - margin
+            and box[1].start < right + margin
+        )
+
+    keep = [i for i in range(count) if i in big or (areas[i] >= max(4, 0.03 * areas.max()) and near(boxes[i]))]
+    if areas.max() < 4:
         raise ImageError("no digit found: only specks of ink")
     remap = np.zeros(count + 1, np.int32)
     remap[[i + 1 for i in keep]] = np.arange(1, len(keep) + 1)
-    return remap[labels], [boxes[i] for i in keep], areas[keep]  # type: ignore[misc]
+    return remap[labels], [boxes[i] for i in keep]
 
 
 def stroke_width(mask: np.ndarray) -> float:
@@ -223,7 +239,7 @@ def prepare(image: Image.Image, multi_digit: bool = False, deskewing: bool = Fal
     if not multi_digit and not deskewing and (ready := mnist_style(image)) is not None:
         return [ready]
     ink, threshold, _ = ink_map(grey(image))
-    labels, boxes, _ = components(ink > threshold)
+    labels, boxes = components(ink > threshold)
     if not multi_digit:
         return [fit_box(ink, labels > 0, threshold, deskewing)]
     return [fit_box(ink, np.isin(labels, group), threshold, deskewing) for group in digit_groups(boxes)]
