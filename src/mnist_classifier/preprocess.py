@@ -27,6 +27,7 @@ WORK_SIDE = 512  # larger images are reduced to this before the ink is found
 STROKE_RANGE = (2.0, 4.5)  # MNIST's stroke widths at the 20x20 scale, 5th to 95th percentile
 STROKE_TARGET = (2.4, 3.6)
 MIN_CONTRAST = 0.08
+SIGNATURES = ((b"\x89PNG", "PNG"), (b"\xff\xd8", "JPEG"), (b"GIF8", "GIF"), (b"BM", "BMP"), (b"RIFF", "WebP"))
 MERGE_OVERLAP = 0.3  # ink components sharing this share of the narrower's width are one digit
 
 
@@ -59,6 +60,10 @@ def open_image(source: bytes | Path) -> Image.Image:
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise ImageTooLargeError("image decompresses to too many pixels (a decompression bomb); refused") from None
     except Image.UnidentifiedImageError:
+        head = source[:12] if isinstance(source, bytes) else source.open("rb").read(12)
+        known = next((name for magic, name in SIGNATURES if head.startswith(magic)), None)
+        if known:
+            raise ImageError(f"corrupt {known} image: Pillow cannot read its header (is it 0x0?)") from None
         raise NotAnImageError("not an image format Pillow reads; send a PNG, JPEG, GIF, BMP, TIFF or WebP") from None
     except FileNotFoundError:
         raise ImageError("no such file") from None
