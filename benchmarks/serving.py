@@ -282,7 +282,7 @@ def main() -> None:
     parser.add_argument("--files", type=int, default=10_000)
     parser.add_argument("--real", type=int, default=600)
     args = parser.parse_args()
-    console = Console()
+    console = Console(width=120)
     machine = f"{os.cpu_count()} cores, {platform.processor() or platform.machine()}"
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
