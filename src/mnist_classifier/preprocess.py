@@ -114,8 +114,8 @@ def dark_ink(values: np.ndarray) -> bool:
     return paper - float(smooth.min()) > float(smooth.max()) - paper
 
 
-def ink_map(values: np.ndarray) -> tuple[np.ndarray, float, float]:
-    """Ink strength (bright ink, background near 0), its threshold and the noise level.
+def ink_map(values: np.ndarray) -> tuple[np.ndarray, float]:
+    """Ink strength (bright ink, background near 0) and the threshold between ink and paper noise.
 
     The background is a grey opening wider than any stroke, so slow changes of lighting or
     paper tone are subtracted while strokes stay."""
@@ -129,7 +129,7 @@ def ink_map(values: np.ndarray) -> tuple[np.ndarray, float, float]:
     peak = float((ndimage.gaussian_filter(ink, 1.0) if min(ink.shape) > 8 else ink).max())
     if peak < max(MIN_CONTRAST, 6 * noise):
         raise ImageError("no digit found: the image is blank or its ink has too little contrast")
-    return ink, max(0.35 * peak, 3 * noise), noise
+    return ink, max(0.35 * peak, 3 * noise)
 
 
 def components(mask: np.ndarray) -> tuple[np.ndarray, list[tuple[slice, slice]]]:
@@ -153,9 +153,9 @@ def components(mask: np.ndarray) -> tuple[np.ndarray, list[tuple[slice, slice]]]
             and box[1].start < right + margin
         )
 
-    keep = [i for i in range(count) if i in big or (areas[i] >= max(4, 0.03 * areas.max()) and near(boxes[i]))]
     if areas.max() < 4:
         raise ImageError("no digit found: only specks of ink")
+    keep = [i for i in range(count) if i in big or (areas[i] >= max(4, 0.03 * areas.max()) and near(boxes[i]))]
     remap = np.zeros(count + 1, np.int32)
     remap[[i + 1 for i in keep]] = np.arange(1, len(keep) + 1)
     return remap[labels], [boxes[i] for i in keep]
@@ -243,7 +243,7 @@ def prepare(image: Image.Image, multi_digit: bool = False, deskewing: bool = Fal
     """An image -> its digits as 28x28 uint8 arrays, left to right (one unless `multi_digit`)."""
     if not multi_digit and not deskewing and (ready := mnist_style(image)) is not None:
         return [ready]
-    ink, threshold, _ = ink_map(grey(image))
+    ink, threshold = ink_map(grey(image))
     labels, boxes = components(ink > threshold)
     if not multi_digit:
         return [fit_box(ink, labels > 0, threshold, deskewing)]
