@@ -304,13 +304,14 @@ def serve(
     """Serve the model over HTTP: POST /predict, GET /model, GET /health, docs at /docs, a drawing page at /."""
     import uvicorn
 
-    from .inference import Predictor
+    from .inference import Predictor, single_threaded_ops
     from .server import create_app
 
     if max_upload_mb <= 0:
         raise ConfigError(f"--max-upload-mb must be positive, got {max_upload_mb}")
     if not 0 <= port <= 65535:
         raise ConfigError(f"--port must be between 0 and 65535, got {port}")
+    single_threaded_ops()
     application = create_app(Predictor(model), int(max_upload_mb * 1024 * 1024))
     console.print(f"serving {model} on http://{host}:{port}/ (docs at /docs); Ctrl+C stops", highlight=False)
     uvicorn.run(application, host=host, port=port, access_log=access_log, log_level="warning")
