@@ -185,3 +185,27 @@ def test_serve_refuses_a_file_that_is_not_a_model(cli, tmp_path: Path) -> None: 
     assert result.code == 2 and "not a readable Keras model" in result.err and result.err.count("\n") == 1
     result = cli("serve", str(tmp_path / "nowhere"), "--port", "0")
     assert result.code == 2 and "no such file" in result.err
+
+
+def test_batcher_survives_a_request_cancelled_while_batched(dnn_run: Path) -> None:
+    import asyncio
+
+    from mnist_classifier.server.app import Batcher
+
+    images = load_dataset("mnist").x_test[:3]
+    predictor = Predictor(dnn_run)
+
+    async def main() -> list[np.ndarray]:
+        batcher = Batcher(predictor)
+        tasks = [asyncio.create_task(batcher.probabilities(images[i : i + 1])) for i in range(3)]
+        await asyncio.sleep(0)
+        tasks[1].cancel()
+        try:
+            return list(await asyncio.wait_for(asyncio.gather(tasks[0], tasks[2]), 30))
+        finally:
+            batcher.executor.shutdown()
+
+    first, third = asyncio.run(main())
+    expected = predictor.probabilities(images)
+    np.testing.assert_allclose(first[0], expected[0], atol=1e-6)
+    np.testing.assert_allclose(third[0], expected[2], atol=1e-6)

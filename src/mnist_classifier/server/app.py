@@ -118,11 +118,13 @@ class Batcher:
                     probs = await loop.run_in_executor(self.executor, self.predictor.probabilities, images)
                 except Exception as e:
                     for _, future in batch:
-                        future.set_exception(e)
+                        if not future.done():
+                            future.set_exception(e)
                     continue
                 at = 0
                 for images, future in batch:
-                    future.set_result(probs[at : at + len(images)])
+                    if not future.done():  # a request whose client went away is cancelled
+                        future.set_result(probs[at : at + len(images)])
                     at += len(images)
         finally:
             self.task = None
