@@ -64,5 +64,8 @@ def test_draw_a_digit_and_see_the_prediction(live_server: LiveServer, tmp_path: 
             page.set_input_files("#upload", str(upload))
             expect(prediction).to_have_text("2")
             assert np.isfinite(float(page.locator("#confidence").inner_text().split("%")[0]))
+
+            page.goto(f"{live_server.url}/docs")
+            expect(page.locator('.opblock-summary-path[data-path="/predict"]')).to_be_visible()
         finally:
             browser.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+import re
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -50,6 +51,8 @@ def test_health_model_docs_and_page(client: TestClient, dnn_run: Path) -> None:
     assert info["input_shape"] == [28, 28] and info["classes"] == list("0123456789")
     docs = client.get("/docs")
     assert docs.status_code == 200 and "swagger" in docs.text.lower()
+    assert re.findall(r'(?:src|href)="(https?:[^"]*)"', docs.text) == [], "the docs work offline: no CDN"
+    assert client.get(re.findall(r'src="([^"]*swagger-ui-bundle.js)"', docs.text)[0]).status_code == 200
     schema = client.get("/openapi.json").json()
     assert set(schema["paths"]) == {"/health", "/model", "/predict"}
     assert "multipart/form-data" in schema["paths"]["/predict"]["post"]["requestBody"]["content"]

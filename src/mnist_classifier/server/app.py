@@ -21,6 +21,7 @@ import numpy as np
 from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 from PIL import Image
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
@@ -143,7 +144,7 @@ def create_app(predictor: Predictor, max_upload_bytes: int = 5 * 1024 * 1024) ->
         yield
         batcher.executor.shutdown(wait=True)
 
-    app = FastAPI(
+    app = FastAPIOffline(
         title="mnist-classifier",
         summary=f"Reads handwritten digits with the model {predictor.name}.",
         version="0.1.0",
