@@ -21,6 +21,10 @@ test: $(STAMP)
 	$(BIN)/mypy src
 	$(BIN)/python -m pytest
 
+# make serve RUN=runs/NAME; without RUN, the newest run directory
+serve: $(STAMP)
+	$(BIN)/mnist-classifier serve $(or $(RUN),$(shell ls -td runs/*/ 2>/dev/null | head -1),runs/none)
+
 bench: $(STAMP)
 	for script in benchmarks/*.py; do $(BIN)/python $$script || exit 1; done
 

@@ -69,3 +69,38 @@ def dnn_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     run_dir = train(resolve(epochs=2), tmp_path_factory.mktemp("runs") / "dnn", verbose=0)
     evaluate_run(run_dir)
     return run_dir
+
+
+@dataclass
+class LiveServer:
+    url: str
+    app: object
+
+
+@pytest.fixture(scope="session")
+def live_server(dnn_run: Path) -> Iterator[LiveServer]:
+    """The API for the `dnn_run` model served by a real Uvicorn on 127.0.0.1 (a free port), stopped afterwards."""
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+
+    from mnist_classifier.inference import Predictor
+    from mnist_classifier.server import create_app
+
+    app = create_app(Predictor(dnn_run), max_upload_bytes=1024 * 1024)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.05)
+    yield LiveServer(f"http://127.0.0.1:{port}", app)
+    server.should_exit = True
+    thread.join(30)

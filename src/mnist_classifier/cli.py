@@ -9,13 +9,18 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from .errors import ConfigError, MnistClassifierError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from .inference import Predictor, Reading
 
 app = typer.Typer(help="Train, evaluate, tune and serve networks that read handwritten digits.", no_args_is_help=True)
 data_app = typer.Typer(help="Inspect and verify the datasets.", no_args_is_help=True)
@@ -326,6 +331,148 @@ def show(
     x, y = (data.x_train, data.y_train) if split == "train" else (data.x_test, data.y_test)
     sample_grid(out, x, y, data.class_names, per_class)
     console.print(f"wrote {out}", highlight=False)
+
+
+@app.command()
+def predict(
+    model: Annotated[Path, typer.Argument(help="A run directory written by train, or a .keras file.")],
+    images: Annotated[list[Path], typer.Argument(help="Image files or folders of images (searched recursively).")],
+    top_k: Annotated[int, typer.Option("--top-k", help="How many of the most probable classes to show.")] = 3,
+    json_output: Annotated[bool, typer.Option("--json", help="Print one JSON array for machines.")] = False,
+    save_preprocessed: Annotated[
+        Path | None, typer.Option("--save-preprocessed", help="Write the 28x28 images fed to the model here.")
+    ] = None,
+    multi_digit: Annotated[
+        bool, typer.Option("--multi-digit", help="Read a number: one digit per group of ink, left to right.")
+    ] = False,
+    deskew: Annotated[bool, typer.Option("--deskew", help="Straighten slanted digits before predicting.")] = False,
+    prepare: Annotated[
+        bool,
+        typer.Option("--prepare/--no-prepare", help="MNIST-style preparation, or only resize the image to 28x28."),
+    ] = True,
+) -> None:
+    """Read the digit (or, with --multi-digit, the number) in each image; bad files are reported and skipped."""
+    from .inference import Predictor, image_files
+
+    predictor = Predictor(model)
+    if not 1 <= top_k <= len(predictor.class_names):
+        raise ConfigError(f"--top-k must be between 1 and {len(predictor.class_names)}, got {top_k}")
+    files, failed = image_files(images)
+    for path, reason in failed:
+        typer.echo(f"error: {path}: {reason}", err=True)
+    saver = PreprocessedSaver(save_preprocessed) if save_preprocessed else None
+    results: list[dict] = []
+    failures = len(failed)
+    for reading in predictor.read_files(files, prepare, multi_digit, deskew):
+        if reading.error:
+            failures += 1
+            typer.echo(f"error: {reading.source}: {reading.error}", err=True)
+            if json_output:
+                results.append({"file": reading.source, "error": reading.error})
+            continue
+        if saver:
+            saver.save(reading.source, reading.images)
+        if json_output:
+            results.append(reading_json(predictor, reading, top_k, multi_digit))
+        else:
+            sys.stdout.write(reading_line(predictor, reading, top_k, multi_digit) + "\n")
+    if json_output:
+        sys.stdout.write(json.dumps(results, indent=1) + "\n")
+    if failures:
+        typer.echo(f"error: {failures} of {len(files) + len(failed)} inputs could not be read", err=True)
+        sys.exit(2)
+
+
+def reading_json(predictor: Predictor, reading: Reading, top_k: int, multi_digit: bool) -> dict:
+    digits = [
+        {
+            "digit": predictor.class_names[index],
+            "confidence": round(float(probs[index]), 6),
+            "top_k": [{"digit": label, "probability": round(p, 6)} for label, p in predictor.top(probs, top_k)],
+            "probabilities": [round(float(p), 6) for p in probs],
+        }
+        for index, probs in zip(reading.indices, reading.probabilities, strict=True)
+    ]
+    if multi_digit:
+        number = "".join(d["digit"] for d in digits)
+        return {"file": reading.source, "number": number, "confidence": round(reading.confidence, 6), "digits": digits}
+    return {"file": reading.source, **digits[0]}
+
+
+def reading_line(predictor: Predictor, reading: Reading, top_k: int, multi_digit: bool) -> str:
+    if multi_digit:
+        labels = [predictor.class_names[i] for i in reading.indices]
+        parts = " · ".join(f"{label} {p.max():.1%}" for label, p in zip(labels, reading.probabilities, strict=True))
+        return f"{reading.source}  {''.join(labels)}  {reading.confidence:.1%}  digits: {parts}"
+    probs = reading.probabilities[0]
+    ranked = predictor.top(probs, top_k)
+    label, confidence = ranked[0]
+    others = f"  top-{top_k}: " + " · ".join(f"{name} {p:.1%}" for name, p in ranked) if top_k > 1 else ""
+    return f"{reading.source}  {label}  {confidence:.1%}{others}"
+
+
+class PreprocessedSaver:
+    """Writes the 28x28 arrays fed to the model as PNG files named after their source, never overwriting each other."""
+
+    def __init__(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        self.folder = folder
+        self.used: set[str] = set()
+
+    def save(self, source: str, images: np.ndarray) -> None:
+        from PIL import Image
+
+        stem = Path(source).stem
+        for i, image in enumerate(images):
+            name = f"{stem}-{i + 1}" if len(images) > 1 else stem
+            unique, n = name, 1
+            while unique in self.used:
+                n += 1
+                unique = f"{name}-{n}"
+            self.used.add(unique)
+            Image.fromarray(image).save(self.folder / f"{unique}.png")
+
+
+@app.command()
+def serve(
+    model: Annotated[Path, typer.Argument(help="A run directory written by train, or a .keras file.")],
+    host: Annotated[str, typer.Option(help="Address to listen on; 0.0.0.0 exposes it to the network.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    max_upload_mb: Annotated[float, typer.Option("--max-upload-mb", help="Largest request body accepted.")] = 5.0,
+    access_log: Annotated[bool, typer.Option("--access-log", help="Log every request.")] = False,
+) -> None:
+    """Serve the model over HTTP: POST /predict, GET /model, GET /health, docs at /docs, a drawing page at /."""
+    import uvicorn
+
+    from .inference import Predictor, single_threaded_ops
+    from .server import create_app
+
+    if max_upload_mb <= 0:
+        raise ConfigError(f"--max-upload-mb must be positive, got {max_upload_mb}")
+    if not 0 <= port <= 65535:
+        raise ConfigError(f"--port must be between 0 and 65535, got {port}")
+    single_threaded_ops()
+    application = create_app(Predictor(model), int(max_upload_mb * 1024 * 1024))
+    console.print(f"serving {model} on http://{host}:{port}/ (docs at /docs); Ctrl+C stops", highlight=False)
+    uvicorn.run(application, host=host, port=port, access_log=access_log, log_level="warning")
+
+
+@app.command()
+def export(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory written by train.")],
+    format: Annotated[str, typer.Option("--format", help="keras, savedmodel, onnx or tflite.")],
+    out: Annotated[Path, typer.Option(help="File or folder to write (must not exist).")],
+) -> None:
+    """Export a run's model, then check the export gives the original's predictions on the whole test set."""
+    from .export import export_run
+
+    check = export_run(run_dir, format, out)
+    console.print(f"wrote {check.path} ({check.format})", highlight=False)
+    console.print(
+        f"check on the {check.dataset} test set: {check.agree:,} of {check.n:,} predictions equal the original's,"
+        f" largest probability difference {check.max_difference:.1e}",
+        highlight=False,
+    )
 
 
 def main() -> None:

@@ -23,3 +23,15 @@ class ImageError(MnistClassifierError):
 
 class TuningError(MnistClassifierError):
     """A study's storage cannot be reached, or a study cannot be continued with the given settings."""
+
+
+class NotAnImageError(ImageError):
+    """The bytes are not in any image format Pillow reads."""
+
+
+class ImageTooLargeError(ImageError):
+    """The image (or upload) is over a size limit, e.g. a decompression bomb."""
+
+
+class ExportError(MnistClassifierError):
+    """An exported model cannot be written or does not give the original's predictions."""

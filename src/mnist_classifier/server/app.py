@@ -1,0 +1,323 @@
+"""FastAPI application: POST /predict, GET /model, GET /health, the docs, and the drawing page at /.
+
+The model is loaded once (a Predictor) and called from one worker thread; requests that arrive
+while it is busy are batched into its next call, so concurrent requests are safe and cheap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import io
+import json
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from fastapi import FastAPI, HTTPException, Query, Request
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
+from PIL import Image
+from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
+
+from ..errors import ImageError, ImageTooLargeError, NotAnImageError
+from ..inference import Predictor
+from ..preprocess import load_digits
+
+STATIC = Path(__file__).parent / "static"
+INLINE_BYTES = 2048  # bodies this small (a 28x28 PNG) are decoded on the event loop; larger ones in a thread
+
+
+class Digit(BaseModel):
+    digit: str
+    confidence: float
+    probabilities: list[float]
+    input: str | None = None
+
+
+class Number(BaseModel):
+    number: str
+    confidence: float
+    digits: list[Digit]
+
+
+class ModelInfo(BaseModel):
+    name: str
+    architecture: str
+    dataset: str | None
+    test_accuracy: float | None
+    trained: str | None
+    input_shape: list[int]
+    classes: list[str]
+    parameters: int
+
+
+class Health(BaseModel):
+    status: str
+
+
+PREDICT_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "properties": {"file": {"type": "string", "format": "binary"}},
+                    "required": ["file"],
+                }
+            },
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "properties": {
+                        "image": {"type": "string", "description": "base64 image file (a data: URL works too)"},
+                        "pixels": {
+                            "type": "array",
+                            "items": {"type": "array", "items": {"type": "number", "minimum": 0, "maximum": 1}},
+                            "description": "28x28 array in [0, 1], light ink on black, used as is",
+                        },
+                        "multi_digit": {"type": "boolean"},
+                    },
+                }
+            },
+            "image/*": {"schema": {"type": "string", "format": "binary"}},
+        },
+    }
+}
+
+
+class Batcher:
+    """Runs the model in one thread; calls that arrive while it is busy share its next batch."""
+
+    def __init__(self, predictor: Predictor) -> None:
+        self.predictor = predictor
+        self.executor = ThreadPoolExecutor(1, thread_name_prefix="model")
+        self.pending: list[tuple[np.ndarray, asyncio.Future[np.ndarray]]] = []
+        self.task: asyncio.Task[None] | None = None
+
+    async def probabilities(self, images: np.ndarray) -> np.ndarray:
+        future: asyncio.Future[np.ndarray] = asyncio.get_running_loop().create_future()
+        self.pending.append((images, future))
+        if self.task is None:
+            self.task = asyncio.create_task(self.drain())
+        return await future
+
+    async def drain(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            while self.pending:
+                batch, self.pending = self.pending, []
+                images = np.concatenate([scaled(images) for images, _ in batch])
+                try:
+                    probs = await loop.run_in_executor(self.executor, self.predictor.probabilities, images)
+                except Exception as e:
+                    for _, future in batch:
+                        if not future.done():
+                            future.set_exception(e)
+                    continue
+                at = 0
+                for images, future in batch:
+                    if not future.done():  # a request whose client went away is cancelled
+                        future.set_result(probs[at : at + len(images)])
+                    at += len(images)
+        finally:
+            self.task = None
+
+
+def scaled(images: np.ndarray) -> np.ndarray:
+    return images.astype(np.float32) / np.float32(255) if images.dtype == np.uint8 else images
+
+
+def create_app(predictor: Predictor, max_upload_bytes: int = 5 * 1024 * 1024) -> FastAPI:
+    """The API around one loaded model; request bodies over `max_upload_bytes` get 413."""
+    batcher = Batcher(predictor)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        batcher.executor.shutdown(wait=True)
+
+    app = FastAPIOffline(
+        title="mnist-classifier",
+        summary=f"Reads handwritten digits with the model {predictor.name}.",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.exception_handler(ImageError)
+    async def image_error(request: Request, error: ImageError) -> JSONResponse:
+        status = 413 if isinstance(error, ImageTooLargeError) else 415 if isinstance(error, NotAnImageError) else 422
+        return JSONResponse({"detail": str(error)}, status)
+
+    @app.get("/", include_in_schema=False)
+    async def page() -> FileResponse:
+        return FileResponse(STATIC / "index.html")
+
+    @app.get("/health")
+    async def health() -> Health:
+        """Answers while the server runs with its model loaded."""
+        return Health(status="ok")
+
+    @app.get("/model")
+    async def model() -> ModelInfo:
+        """The served model: its name, dataset, test accuracy, training date and input shape."""
+        metrics = predictor.metrics
+        return ModelInfo(
+            name=predictor.name,
+            architecture=predictor.model.name,
+            dataset=predictor.meta.get("dataset"),
+            test_accuracy=metrics.get("accuracy") if metrics.get("split") == "test" else None,
+            trained=predictor.meta.get("meta", {}).get("created"),
+            input_shape=list(predictor.input_shape),
+            classes=list(predictor.class_names),
+            parameters=int(predictor.model.count_params()),
+        )
+
+    @app.post(
+        "/predict", openapi_extra=PREDICT_BODY, responses={413: {}, 415: {}, 422: {}}, response_model_exclude_none=True
+    )
+    async def predict(
+        request: Request,
+        multi_digit: bool = Query(False, description="Read a number written in a row: one result per digit."),
+        include_input: bool = Query(False, description="Also return each 28x28 image fed to the model (base64 PNG)."),
+    ) -> Digit | Number:
+        """Read the digit in an uploaded image (multipart `file`, raw image body, or JSON `image` in base64),
+        or in a JSON `pixels` 28x28 array; images are prepared MNIST-style first."""
+        kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if kind not in ("multipart/form-data", "application/json", "application/octet-stream") and not kind.startswith(
+            "image/"
+        ):
+            raise HTTPException(
+                415, f"unsupported content type {kind or 'none'!r}; send multipart/form-data, JSON or image/*"
+            )
+        body = await read_body(request, max_upload_bytes)
+        if not body:
+            raise HTTPException(422, "empty request body; send an image or JSON")
+        if kind == "application/json":
+            document = parse_json(body)
+            multi_digit = multi_digit or document.get("multi_digit") is True
+            if "pixels" in document:
+                images = pixels_array(document["pixels"], predictor.input_shape)[None]
+                return respond(predictor, images, await batcher.probabilities(images), False, include_input)
+            body = decode_base64(document.get("image"))
+        elif kind == "multipart/form-data":
+            body = await uploaded_file(request, body)
+        if len(body) <= INLINE_BYTES:
+            digits = load_digits(body, multi_digit=multi_digit)
+        else:
+            digits = await run_in_threadpool(load_digits, body, True, multi_digit)
+        images = np.stack(digits)
+        return respond(predictor, images, await batcher.probabilities(images), multi_digit, include_input)
+
+    return app
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, refused with 413 as soon as its declared or counted size passes `limit`."""
+    declared = request.headers.get("content-length")
+    too_large = HTTPException(413, f"request body over the {limit:,}-byte limit; send a smaller image")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise too_large
+    chunks = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise too_large
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def uploaded_file(request: Request, body: bytes) -> bytes:
+    """The bytes of the multipart field `file` of an already-read body."""
+
+    async def replay() -> dict[str, Any]:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    try:
+        form = await Request(request.scope, replay).form(max_files=1, max_fields=10)
+    except Exception as e:  # the multipart parser raises several types for malformed bodies
+        raise HTTPException(422, f"malformed multipart body ({e})") from None
+    upload = form.get("file")
+    if upload is None or isinstance(upload, str):
+        raise HTTPException(422, "multipart body has no file field named 'file'")
+    return await upload.read()
+
+
+def parse_json(body: bytes) -> dict[str, Any]:
+    try:
+        document = json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise HTTPException(422, f"body is not valid JSON ({e})") from None
+    if not isinstance(document, dict) or ("image" in document) == ("pixels" in document):
+        raise HTTPException(422, 'JSON body needs exactly one of "image" (base64 file) or "pixels" (28x28 array)')
+    return document
+
+
+def decode_base64(value: Any) -> bytes:
+    if not isinstance(value, str):
+        raise HTTPException(422, '"image" must be a base64 string')
+    text = value.split(",", 1)[1] if value.startswith("data:") and "," in value else value
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise HTTPException(422, '"image" is not valid base64') from None
+
+
+def pixels_array(value: Any, shape: tuple[int, ...]) -> np.ndarray:
+    """A JSON array as float32 pixels, or 422 naming the first problem: shape, non-numbers, NaN, out of range."""
+    expected = "x".join(map(str, shape))
+    try:
+        pixels = np.array(value, dtype=np.float32)
+    except (ValueError, TypeError):
+        raise HTTPException(422, f'"pixels" must be a {expected} array of numbers (ragged or not numeric)') from None
+    if pixels.shape != shape:
+        got = "x".join(map(str, pixels.shape)) or "a single number"
+        raise HTTPException(422, f'"pixels" must be a {expected} array, got {got}')
+    nan = np.argwhere(~np.isfinite(pixels))
+    if len(nan):
+        index = "".join(f"[{i}]" for i in nan[0])
+        raise HTTPException(422, f'"pixels"{index} is {pixels[tuple(nan[0])]}; every value must be a finite number')
+    outside = np.argwhere((pixels < 0) | (pixels > 1))
+    if len(outside):
+        index = "".join(f"[{i}]" for i in outside[0])
+        raise HTTPException(
+            422, f'"pixels"{index} = {pixels[tuple(outside[0])]:g} is outside [0, 1]; divide 0..255 values by 255'
+        )
+    return pixels
+
+
+def respond(
+    predictor: Predictor, images: np.ndarray, probs: np.ndarray, multi_digit: bool, include_input: bool
+) -> Digit | Number:
+    digits = [
+        Digit(
+            digit=predictor.class_names[int(p.argmax())],
+            confidence=float(p.max()),
+            probabilities=p.tolist(),
+            input=png_base64(image) if include_input else None,
+        )
+        for image, p in zip(images, probs, strict=True)
+    ]
+    if not multi_digit:
+        return digits[0]
+    return Number(
+        number="".join(d.digit for d in digits),
+        confidence=float(np.prod([d.confidence for d in digits])),
+        digits=digits,
+    )
+
+
+def png_base64(image: np.ndarray) -> str:
+    pixels = image if image.dtype == np.uint8 else np.round(image * 255).astype(np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, "PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()

@@ -1,0 +1,97 @@
+"""`mnist-classifier predict` end to end on image files, through the real entry point."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from mnist_classifier.data import load_dataset
+from mnist_classifier.inference import Predictor
+
+from .images import broken_files, png
+
+N = 1500
+
+
+def test_test_digits_as_files_of_several_sizes_read_like_the_arrays(cli, dnn_run: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """The model's test digits written as PNGs of 28, 64 and 150 pixels (the larger ones dark on white, as
+    scans are) are read within half a point of the accuracy on the arrays themselves."""
+    data = load_dataset("mnist")
+    images, labels = data.x_test[:N], data.y_test[:N]
+    direct = float((Predictor(dnn_run).probabilities(images).argmax(axis=1) == labels).mean())
+    for size in (28, 64, 150):
+        folder = tmp_path / str(size)
+        folder.mkdir()
+        for i, (image, label) in enumerate(zip(images, labels, strict=True)):
+            picture = Image.fromarray(image) if size == 28 else Image.fromarray(255 - image).resize((size, size))
+            picture.save(folder / f"{i:04d}-{label}.png")
+        result = cli("predict", str(dnn_run), str(folder), "--json")
+        assert result.code == 0, result.err
+        rows = json.loads(result.out)
+        assert len(rows) == N
+        accuracy = np.mean([row["digit"] == Path(row["file"]).stem.split("-")[1] for row in rows])
+        assert abs(accuracy - direct) <= 0.005, (size, accuracy, direct)
+
+
+def test_bad_files_are_reported_and_the_rest_predicted(cli, dnn_run: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    digit = load_dataset("mnist").x_test[0]
+    (tmp_path / "good.png").write_bytes(png(digit))
+    bad = broken_files(digit)
+    for name, data in bad.items():
+        (tmp_path / f"{name}.png").write_bytes(data)
+    result = cli("predict", str(dnn_run), str(tmp_path), str(tmp_path / "missing.png"))
+    assert result.code == 2
+    assert result.out.count("\n") == 1 and "good.png  7  " in result.out
+    lines = result.err.splitlines()
+    assert len(lines) == len(bad) + 2, result.err
+    assert all(line.startswith("error: ") for line in lines)
+    assert f"error: {len(bad) + 1} of {len(bad) + 2} inputs could not be read" == lines[-1]
+    for name, message in [
+        ("missing.png", "no such file or folder"),
+        ("not-an-image.png", "not an image format"),
+        ("truncated.png", "corrupt or truncated"),
+        ("empty.png", "empty file"),
+        ("huge.png", "too many pixels"),
+        ("bomb.png", "too many pixels"),
+        ("blank.png", "no digit found"),
+        ("zero-size.png", "corrupt PNG image"),
+    ]:
+        assert any(name in line and message in line for line in lines), (name, result.err)
+
+
+def test_options(cli, dnn_run: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    data = load_dataset("mnist")
+    page = Image.new("L", (620, 200), 255)
+    for i, index in enumerate((0, 1, 2)):
+        page.paste(Image.fromarray(255 - data.x_test[index]).resize((160, 160)), (20 + i * 200, 20))
+    page.save(tmp_path / "number.png")
+    Image.fromarray(data.x_test[0]).save(tmp_path / "seven.png")
+    saved = tmp_path / "seen"
+
+    result = cli("predict", str(dnn_run), str(tmp_path / "number.png"), "--multi-digit", "--json")
+    assert result.code == 0, result.err
+    (row,) = json.loads(result.out)
+    assert row["number"] == "721" and len(row["digits"]) == 3 and 0 < row["confidence"] <= 1
+
+    result = cli(
+        "predict", str(dnn_run), str(tmp_path / "seven.png"), "--top-k", "5", "--save-preprocessed", str(saved)
+    )
+    assert result.code == 0, result.err
+    assert result.out.startswith(f"{tmp_path / 'seven.png'}  7  ") and result.out.count("%") == 6
+    assert np.array_equal(np.asarray(Image.open(saved / "seven.png")), data.x_test[0])
+
+    result = cli("predict", str(dnn_run), str(tmp_path / "seven.png"), "--json", "--top-k", "2", "--no-prepare")
+    (row,) = json.loads(result.out)
+    assert row["digit"] == "7" and len(row["top_k"]) == 2 and len(row["probabilities"]) == 10
+    assert abs(sum(row["probabilities"]) - 1) < 1e-4
+
+    result = cli("predict", str(dnn_run), str(tmp_path / "seven.png"), "--top-k", "11")
+    assert result.code == 2 and "--top-k must be between 1 and 10" in result.err
+
+    fake = tmp_path / "fake.keras"
+    fake.write_bytes(b"not a model")
+    result = cli("predict", str(fake), str(tmp_path / "seven.png"))
+    assert result.code == 2 and "not a readable Keras model" in result.err and result.err.count("\n") == 1

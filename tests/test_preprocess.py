@@ -1,0 +1,139 @@
+"""Preparing real images MNIST-style: polarity, lighting, cropping, centring, several digits, bad files."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+from scipy import ndimage
+
+from mnist_classifier.data import load_dataset
+from mnist_classifier.errors import ImageError, ImageTooLargeError, NotAnImageError
+from mnist_classifier.preprocess import dark_ink, deskew, digit_groups, grey, load_digits, open_image
+
+from .images import broken_files, on_canvas, png
+
+
+@pytest.fixture(scope="module")
+def digits() -> np.ndarray:
+    return load_dataset("mnist").x_test[:40]
+
+
+def similarity(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
+    """The pixel metric of these tests: mean absolute difference in [0, 1] and Pearson correlation."""
+    x, y = a.astype(np.float64) / 255, b.astype(np.float64) / 255
+    return float(np.abs(x - y).mean()), float(np.corrcoef(x.ravel(), y.ravel())[0, 1])
+
+
+def test_large_inverted_off_centre_digit_becomes_mnist_like(digits: np.ndarray) -> None:
+    """Dark digits 280 px tall at random places on a 1200x900 white page come back within a mean absolute
+    pixel difference of 0.05 and a mean correlation of 0.9 of the MNIST originals."""
+    rng = np.random.default_rng(1)
+    differences, correlations = [], []
+    for digit in digits:
+        page = on_canvas(digit, 280, (1200, 900), (int(rng.integers(0, 920)), int(rng.integers(0, 620))))
+        (prepared,) = load_digits(png(page))
+        assert prepared.shape == (28, 28) and prepared.dtype == np.uint8
+        difference, correlation = similarity(prepared, digit)
+        differences.append(difference)
+        correlations.append(correlation)
+    assert np.mean(differences) < 0.05, np.mean(differences)
+    assert np.mean(correlations) > 0.9, np.mean(correlations)
+    assert np.abs(digits[0] / 255).mean() > 0.08, "the metric tells a digit from nothing"
+
+
+def test_polarity_is_read_from_the_image(digits: np.ndarray) -> None:
+    page = on_canvas(digits[0], 100, (300, 200), (40, 50))
+    dark_on_light = grey(page)
+    assert dark_ink(dark_on_light)
+    assert not dark_ink(1 - dark_on_light)
+    (a,) = load_digits(png(page))
+    (b,) = load_digits(png(Image.fromarray(255 - np.asarray(page))))
+    assert similarity(a, b)[0] < 0.01, "both polarities give the same prepared digit"
+
+
+def test_uneven_lighting_and_paper_texture(digits: np.ndarray) -> None:
+    """A digit on paper lit from one side (white to mid-grey) with grain reads like the clean page."""
+    page = np.asarray(on_canvas(digits[2], 140, (400, 300), (200, 80)), np.float64)
+    light = np.linspace(1.0, 0.45, page.shape[1])[None, :]
+    grain = np.random.default_rng(0).normal(0, 6, page.shape)
+    shaded = np.clip(page * light + grain, 0, 255).astype(np.uint8)
+    (clean,) = load_digits(png(np.asarray(page, np.uint8)))
+    (prepared,) = load_digits(png(shaded))
+    difference, correlation = similarity(prepared, clean)
+    assert difference < 0.05 and correlation > 0.9, (difference, correlation)
+
+
+def test_transparent_background_rgba(digits: np.ndarray) -> None:
+    """Black strokes on a transparent background (whose hidden colour is also black) are found."""
+    rgba = np.zeros((140, 140, 4), np.uint8)
+    rgba[..., 3] = np.asarray(Image.fromarray(digits[3]).resize((140, 140)))
+    (prepared,) = load_digits(png(Image.fromarray(rgba, "RGBA")))
+    assert similarity(prepared, digits[3])[1] > 0.85
+
+
+def test_mnist_digits_pass_unchanged(digits: np.ndarray) -> None:
+    for digit in digits[:5]:
+        assert np.array_equal(load_digits(png(digit))[0], digit)
+
+
+def test_blank_and_near_blank_images_are_errors() -> None:
+    noise = np.random.default_rng(0).normal(200, 3, (300, 300)).clip(0, 255).astype(np.uint8)
+    for image in (np.full((64, 64), 255, np.uint8), np.zeros((500, 400), np.uint8), noise):
+        with pytest.raises(ImageError, match="no digit found"):
+            load_digits(png(image))
+
+
+def test_bad_files_raise_one_line_errors(digits: np.ndarray) -> None:
+    bad = broken_files(digits[0])
+    expected = {
+        "not-an-image": (NotAnImageError, "not an image format"),
+        "truncated": (ImageError, "corrupt or truncated"),
+        "empty": (ImageError, "empty file"),
+        "zero-size": (ImageError, "corrupt PNG image"),
+        "huge": (ImageTooLargeError, "too many pixels"),
+        "bomb": (ImageTooLargeError, "too many pixels"),
+        "blank": (ImageError, "no digit found"),
+    }
+    for name, (kind, message) in expected.items():
+        with pytest.raises(kind, match=message) as caught:
+            load_digits(bad[name])
+        assert "\n" not in str(caught.value)
+    assert not isinstance(caught.value, (NotAnImageError, ImageTooLargeError))
+
+
+def test_size_limit_refuses_before_decoding() -> None:
+    with pytest.raises(ImageTooLargeError, match="8000x7000: too many pixels to read"):
+        open_image(png(Image.new("1", (8000, 7000))))
+
+
+def test_several_digits_read_left_to_right(digits: np.ndarray) -> None:
+    page = Image.new("L", (700, 260), 255)
+    for i, digit in enumerate(digits[:3]):
+        page.paste(Image.fromarray(255 - digit).resize((180, 180), Image.Resampling.BILINEAR), (30 + i * 220, 40))
+    prepared = load_digits(png(page), multi_digit=True)
+    assert len(prepared) == 3
+    for got, digit in zip(prepared, digits[:3], strict=True):
+        assert similarity(got, digit)[1] > 0.85
+
+
+def test_components_overlapping_horizontally_are_one_digit() -> None:
+    bar = (slice(0, 5), slice(10, 30))
+    body = (slice(8, 40), slice(8, 32))
+    other = (slice(5, 40), slice(45, 70))
+    slightly = (slice(5, 40), slice(66, 90))
+    assert [sorted(g) for g in digit_groups([bar, body, other, slightly])] == [[1, 2], [3], [4]]
+
+
+def test_deskew_straightens_a_slanted_digit(digits: np.ndarray) -> None:
+    one = digits[2].astype(np.float32) / 255
+    slanted = ndimage.affine_transform(one, np.array([[1.0, 0.0], [0.4, 1.0]]), offset=(0, -5.6), order=1)
+
+    def slant(image: np.ndarray) -> float:
+        rows, cols = np.mgrid[:28, :28]
+        total = image.sum()
+        r, c = (rows * image).sum() / total, (cols * image).sum() / total
+        return float(((rows - r) * (cols - c) * image).sum() / ((rows - r) ** 2 * image).sum())
+
+    assert abs(slant(slanted)) > 0.3
+    assert abs(slant(deskew(slanted))) < 0.05
