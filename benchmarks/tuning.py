@@ -26,7 +26,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=10)
     args = parser.parse_args()
-    console = Console(soft_wrap=True)
+    console = Console(soft_wrap=True, width=160)
     space = tuning.SPACES / "dnn-grid.toml"
     base = resolve(epochs=args.epochs)
     results: dict[str, tuple[float, tuning.TuneResult]] = {}
