@@ -9,6 +9,7 @@ import os
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -132,6 +133,26 @@ def test_killed_study_resumes_without_repeating_completed_trials(cli, files, tmp
     assert {t.number: t.value for t in found if t.number in before} == before, "completed trials are kept"
     assert sorted(evaluated(found)) == sorted(grid_params()), "none repeated, the rest (and the killed one) done"
     assert all(t.state != TrialState.RUNNING for t in found)
+
+
+def test_trial_claimed_before_its_first_heartbeat_is_failed_and_redone(  # type: ignore[no-untyped-def]
+    cli, files, tmp_path: Path
+) -> None:
+    """A worker killed between claiming a trial and its first heartbeat leaves a running trial Optuna never
+    calls stale; past the grace period the next worker fails it instead of waiting for it forever."""
+    space, base = files
+    out = tmp_path / "out"
+    assert cli(*tune_args(space, base, out, "--pruner", "none", "--trials", "1", "--no-final-train")).code == 0
+    optuna.load_study(study_name="dnn-mnist-grid", storage=f"sqlite:///{out / 'study.db'}").ask()
+    with sqlite3.connect(out / "study.db") as db:
+        db.execute(
+            "UPDATE trials SET datetime_start = datetime('now', 'localtime', '-1 minute') WHERE state = 'RUNNING'"
+        )
+    result = cli(*tune_args(space, base, out, "--pruner", "none", "--no-final-train"))
+    assert result.code == 0, result.err
+    found = trials(out)
+    assert [t.state for t in found].count(TrialState.FAIL) == 1
+    assert sorted(evaluated(found)) == sorted(grid_params())
 
 
 def free_port() -> int:

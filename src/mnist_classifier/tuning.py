@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import dataclasses
+import datetime
 import fcntl
 import hashlib
 import html
@@ -293,9 +294,10 @@ def make_sampler(kind: str, seed: int) -> optuna.samplers.BaseSampler:
     return optuna.samplers.TPESampler(seed=seed) if kind == "tpe" else optuna.samplers.RandomSampler(seed=seed)
 
 
-def make_pruner(kind: str) -> optuna.pruners.BasePruner:
+def make_pruner(kind: str, epochs: int = 5) -> optuna.pruners.BasePruner:
+    """Median pruning starts after a third of the epochs: earlier, warm-up and noise decide the ranking."""
     if kind == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=2)
+        return optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=max(2, epochs // 3))
     if kind == "hyperband":
         return optuna.pruners.HyperbandPruner(min_resource=1, reduction_factor=3)
     return optuna.pruners.NopPruner()
@@ -315,7 +317,7 @@ def open_study(storage: RDBStorage, s: TuneSettings, space: Space) -> optuna.Stu
         storage=storage,
         direction="maximize",
         load_if_exists=True,
-        pruner=make_pruner(s.pruner),
+        pruner=make_pruner(s.pruner, s.base.epochs),
         sampler=make_sampler(s.sampler, s.base.seed),
     )
     spec = study_spec(s, space)
@@ -360,6 +362,7 @@ class Claim:
         trials still running elsewhere."""
         with study_lock(self.storage, study.study_name):
             optuna.storages.fail_stale_trials(study)
+            self.fail_unbeaten(study.get_trials(deepcopy=False))
             trials = study.get_trials(deepcopy=False)
             running = sum(t.state == TrialState.RUNNING for t in trials)
             if running + sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials) >= self.budget:
@@ -375,6 +378,17 @@ class Claim:
             trial = study.ask({n: d.distribution() for n, d in self.space.items()})
             self.storage.record_heartbeat(trial._trial_id)
             return trial, running
+
+    def fail_unbeaten(self, trials: list[FrozenTrial]) -> None:
+        """Fail running trials that never beat, past the grace period: a worker killed between claiming a
+        trial and its first heartbeat, which Optuna's stale check cannot see."""
+        with self.storage.engine.connect() as connection:
+            beating = {row[0] for row in connection.execute(sqlalchemy.text("SELECT trial_id FROM trial_heartbeats"))}
+        cutoff = datetime.datetime.now() - datetime.timedelta(seconds=GRACE_SECONDS)
+        for t in trials:
+            started = t.datetime_start
+            if t.state == TrialState.RUNNING and t._trial_id not in beating and started and started < cutoff:
+                self.storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
 
 
 @contextlib.contextmanager
