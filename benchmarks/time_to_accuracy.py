@@ -1,6 +1,6 @@
 """Time to accuracy: the cnn presets, the default DNN, the augmented DNN and the Keras docs' "Simple MNIST convnet".
 
-Usage: python benchmarks/time_to_accuracy.py [--only fast,reference] [--skip-best] [--keep DIR]
+Usage: python benchmarks/time_to_accuracy.py [--only "cnn fast,reference"] [--skip-best] [--keep DIR]
 Each model trains in a fresh process on the same machine; the table gives parameters, training seconds,
 test accuracy, the seconds until validation accuracy first reached 99.0% (checked at the end of each epoch)
 and that time as a ratio to the reference's, then inference: test-set predictions per second in batches of
@@ -147,7 +147,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", help=f"comma-separated subset of: {', '.join(MODELS)}")
     parser.add_argument("--skip-best", action="store_true", help="leave out the cnn best preset (minutes)")
-    parser.add_argument("--keep", type=Path, help="keep the run directories in this folder")
+    parser.add_argument(
+        "--keep",
+        type=Path,
+        help="keep the run directories in this folder; runs already there are reused, not retrained",
+    )
     parser.add_argument("--latency-repeats", type=int, default=1000)
     parser.add_argument("--train-reference", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -168,15 +172,16 @@ def main() -> None:
     from mnist_classifier.data import load_dataset
 
     images = load_dataset("mnist").x_test.astype(np.float32) / 255
-    console = Console()
+    console = Console(width=160)
     load_before = os.getloadavg()
     rows = {}
     with tempfile.TemporaryDirectory() as tmp:
         root = args.keep or Path(tmp)
         for name in names:
             out = root / name.replace(" ", "-")
-            console.print(f"training {name} ...", highlight=False)
-            train(name, out)
+            if not (out / "metrics.json").exists():
+                console.print(f"training {name} ...", highlight=False)
+                train(name, out)
             metrics = json.loads((out / "metrics.json").read_text())
             rows[name] = (metrics, seconds_to_target(out), *inference(out, images, args.latency_repeats))
     reference = rows.get("reference", (None, None))[1]
