@@ -207,7 +207,7 @@ def sample_grid(out: Path, x: np.ndarray, y: np.ndarray, class_names: Sequence[s
     return out
 
 
-def _duration(seconds: float | None) -> str:
+def format_duration(seconds: float | None) -> str:
     if seconds is None:
         return "—"
     if seconds < 60:
@@ -229,11 +229,11 @@ def _value(value: Any) -> str:
     return json.dumps(value) if isinstance(value, dict) else str(value)
 
 
-def _pct(value: float) -> str:
+def percent(value: float) -> str:
     return f"{100 * value:.2f}%"
 
 
-def _table(head: list[str], rows: list[list[str]], css: str = "", marks: list[str] | None = None,
+def html_table(head: list[str], rows: list[list[str]], css: str = "", marks: list[str] | None = None,
            foot: list[str] | None = None) -> str:  # fmt: skip
     """An HTML table from already escaped cells; `marks` gives each body row a CSS class."""
 
@@ -251,17 +251,17 @@ def _cards(metrics: dict[str, Any], meta: dict[str, Any]) -> str:
     """Summary cards: accuracy big, then loss, errors, training time, parameters and best epoch."""
     n, loss, best = metrics["n"], metrics.get("loss"), metrics.get("best_val_accuracy")
     cards = [
-        ("main", "Accuracy", _pct(metrics["accuracy"]), f"on {n:,} {metrics.get('split', 'test')} images"),
+        ("main", "Accuracy", percent(metrics["accuracy"]), f"on {n:,} {metrics.get('split', 'test')} images"),
         ("", "Loss", "—" if loss is None else f"{loss:.4f}", ""),
         ("", "Errors", f"{metrics.get('errors', 0):,}", f"out of {n:,}"),
         (
             "",
             "Training time",
-            _duration(metrics.get("train_seconds")),
+            format_duration(metrics.get("train_seconds")),
             f"{metrics['epochs']} epochs" if "epochs" in metrics else "",
         ),
         ("", "Parameters", f"{metrics.get('parameters', meta.get('parameters', 0)):,}", ""),
-        ("", "Best epoch", str(metrics.get("best_epoch", "—")), f"validation {_pct(best)}" if best else ""),
+        ("", "Best epoch", str(metrics.get("best_epoch", "—")), f"validation {percent(best)}" if best else ""),
     ]
     e = html.escape
     return "".join(
@@ -276,11 +276,11 @@ def _class_table(metrics: dict[str, Any]) -> str:
     per_class, macro, keys = metrics["per_class"], metrics.get("macro_avg"), ("precision", "recall", "f1")
     weakest = min(per_class, key=lambda c: per_class[c]["f1"])
     tag = '<span class="tag">weakest</span>'
-    rows = [[html.escape(c) + (tag if c == weakest else "")] + [_pct(s[k]) for k in keys] + [f"{s['support']:,}"]
+    rows = [[html.escape(c) + (tag if c == weakest else "")] + [percent(s[k]) for k in keys] + [f"{s['support']:,}"]
             for c, s in per_class.items()]  # fmt: skip
-    foot = ["macro average", *[_pct(macro[k]) for k in keys], f"{macro['support']:,}"] if macro else None
+    foot = ["macro average", *[percent(macro[k]) for k in keys], f"{macro['support']:,}"] if macro else None
     marks = ["weak" if c == weakest else "" for c in per_class]
-    return _table(["class", "precision", "recall", "F1", "support"], rows, marks=marks, foot=foot)
+    return html_table(["class", "precision", "recall", "F1", "support"], rows, marks=marks, foot=foot)
 
 
 def _pairs_table(metrics: dict[str, Any]) -> str:
@@ -289,7 +289,7 @@ def _pairs_table(metrics: dict[str, Any]) -> str:
     rows = [[html.escape(str(p["true"])), html.escape(str(p["predicted"])), f"{p['count']:,}",
              f"{100 * p['count'] / support[p['true']]:.1f}%" if support.get(p["true"]) else "—"]
             for p in metrics.get("most_confused", [])]  # fmt: skip
-    return _table(["true", "predicted as", "count", "% of true class"], rows, "pairs") if rows else "<p>None.</p>"
+    return html_table(["true", "predicted as", "count", "% of true class"], rows, "pairs") if rows else "<p>None.</p>"
 
 
 def _members_table(metrics: dict[str, Any]) -> str:
@@ -297,13 +297,20 @@ def _members_table(metrics: dict[str, Any]) -> str:
     members = metrics.get("members")
     if not members:
         return ""
-    rows = [[html.escape(Path(m["run"]).name), html.escape(str(m.get("seed", "—"))), _pct(m["accuracy"]),
-             _pct(m["best_val_accuracy"]) if "best_val_accuracy" in m else "—", _duration(m.get("train_seconds"))]
-            for m in members]  # fmt: skip
-    foot = ["ensemble" + (" (with TTA)" if metrics.get("tta") else ""), "", _pct(metrics["accuracy"]), "",
-            _duration(metrics.get("train_seconds"))]  # fmt: skip
+    rows = [
+        [
+            html.escape(Path(m["run"]).name),
+            html.escape(str(m.get("seed", "—"))),
+            percent(m["accuracy"]),
+            percent(m["best_val_accuracy"]) if "best_val_accuracy" in m else "—",
+            format_duration(m.get("train_seconds")),
+        ]
+        for m in members
+    ]
+    foot = ["ensemble" + (" (with TTA)" if metrics.get("tta") else ""), "", percent(metrics["accuracy"]), "",
+            format_duration(metrics.get("train_seconds"))]  # fmt: skip
     head = ["member", "seed", "test accuracy", "best validation accuracy", "training time"]
-    return f"<h2>Ensemble members</h2>{_table(head, rows, foot=foot)}"
+    return f"<h2>Ensemble members</h2>{html_table(head, rows, foot=foot)}"
 
 
 def render_html(config: dict[str, Any], metrics: dict[str, Any], figures: dict[str, bytes], run_name: str) -> str:
@@ -328,8 +335,8 @@ def render_html(config: dict[str, Any], metrics: dict[str, Any], figures: dict[s
 <h2>Figures</h2><section class="figs">{images}</section>
 <h2>Per-class results</h2>{_class_table(metrics)}
 <h2>Most confused pairs</h2>{_pairs_table(metrics)}
-<div class="side"><div><h2>Settings</h2>{_table(["setting", "value"], settings, "kv")}</div>
-<div><h2>Environment</h2>{_table(["item", "value"], env, "kv")}</div></div>
+<div class="side"><div><h2>Settings</h2>{html_table(["setting", "value"], settings, "kv")}</div>
+<div><h2>Environment</h2>{html_table(["item", "value"], env, "kv")}</div></div>
 </main></body></html>
 """
 

@@ -47,7 +47,7 @@ from optuna.trial import FrozenTrial, TrialState
 from .config import FIELDS, HINTS, TrainConfig, coerce, option, read_config_file, to_dict
 from .errors import ConfigError, TuningError
 from .evaluation import evaluate_run
-from .report import CSS, _duration, _pct, _table, write_report
+from .report import CSS, format_duration, html_table, percent, write_report
 from .training import train
 from .utils import write_text
 
@@ -530,17 +530,17 @@ def progress_line(
     else:
         value = trial_value(trial)
         where = f" at epoch {attrs['epochs']}" if trial.state == TrialState.PRUNED else ""
-        outcome = f"{trial.state.name.lower()}{where}  val {_pct(value) if value is not None else '—'}"
+        outcome = f"{trial.state.name.lower()}{where}  val {percent(value) if value is not None else '—'}"
     trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
     best = max(complete, key=lambda t: t.value or 0.0) if complete else None
-    best_text = f"best {_pct(best.value or 0.0)} (trial {best.number})" if best else "best —"
+    best_text = f"best {percent(best.value or 0.0)} (trial {best.number})" if best else "best —"
     estimates = [max(0, budget - len(trials)) * statistics.mean(durations)]
     if deadline is not None:
         estimates.append(max(0.0, deadline - time.monotonic()))
     return (
         f"trial {trial.number} {outcome}  {show_params(params_of(trial))}  |  {best_text}  |"
-        f"  {len(trials)}/{budget} done  ~{_duration(min(estimates))} left"
+        f"  {len(trials)}/{budget} done  ~{format_duration(min(estimates))} left"
     )
 
 
@@ -573,7 +573,8 @@ def write_best_config(path: Path, config: TrainConfig, study: str, trial: Frozen
     import tomli_w
 
     header = (
-        f"# Best configuration of study {study!r}: trial {trial.number}, validation accuracy {_pct(trial.value or 0)}."
+        f"# Best configuration of study {study!r}: trial {trial.number},"
+        f" validation accuracy {percent(trial.value or 0)}."
         f"\n# Train it with: mnist-classifier train --config {path.name}\n"
     )
     write_text(path, header + tomli_w.dumps({k: v for k, v in to_dict(config).items() if v is not None}))
@@ -686,8 +687,8 @@ def write_tuning_report(
 
     e = html.escape
     counts = {state: sum(r["state"] == state for r in rows) for state in ("complete", "pruned", "fail")}
-    best_card = (_pct(best.value or 0), f"trial {best.number}") if best else ("—", "no complete trial yet")
-    final_card = (_pct(final["accuracy"]), "best configuration retrained") if final else ("—", "not retrained")
+    best_card = (percent(best.value or 0), f"trial {best.number}") if best else ("—", "no complete trial yet")
+    final_card = (percent(final["accuracy"]), "best configuration retrained") if final else ("—", "not retrained")
     tally = f"{counts['complete']} complete, {counts['pruned']} pruned, {counts['fail']} failed"
     cards = [
         ("main", "Best validation accuracy", *best_card),
@@ -701,7 +702,7 @@ def write_tuning_report(
         for c, k, v, sub in cards
     )
     shown = rows[:50]
-    board = _table(columns, [[e(str(r[c])) for c in columns] for r in shown])
+    board = html_table(columns, [[e(str(r[c])) for c in columns] for r in shown])
     more = f"<p>{len(rows) - len(shown)} more trials in leaderboard.csv.</p>" if len(rows) > len(shown) else ""
     plots = "".join(
         f"<h2>{e(title)}</h2><figure>{body}</figure>" for title, body in figures(study, s.base.seed).items()
