@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from .errors import ConfigError, MnistClassifierError
+from .utils import atomic_path
 
 if TYPE_CHECKING:
     import numpy as np
@@ -430,7 +431,8 @@ class PreprocessedSaver:
                 n += 1
                 unique = f"{name}-{n}"
             self.used.add(unique)
-            Image.fromarray(image).save(self.folder / f"{unique}.png")
+            with atomic_path(self.folder / f"{unique}.png") as tmp:
+                Image.fromarray(image).save(tmp)
 
 
 @app.command()
