@@ -119,7 +119,6 @@ class BestCheckpoint(keras.callbacks.Callback):
         super().__init__()
         self.path = path
         self.best = -1.0
-        self.best_epoch = 0
         self.best_weights: list[np.ndarray] | None = None
         self.rows: list[dict[str, float]] = []
         self.started = self.epoch_started = 0.0
@@ -138,7 +137,7 @@ class BestCheckpoint(keras.callbacks.Callback):
         row |= {"seconds": now - self.epoch_started, "elapsed": now - self.started}
         self.rows.append(row)
         if row["val_accuracy"] > self.best:
-            self.best, self.best_epoch = row["val_accuracy"], epoch + 1
+            self.best = row["val_accuracy"]
             self.best_weights = self.model.get_weights()
             if self.path is not None:
                 with atomic_path(self.path) as tmp:

@@ -11,7 +11,7 @@ import hashlib
 import os
 import urllib.error
 import urllib.request
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -40,7 +40,6 @@ class DatasetSpec:
     class_names: tuple[str, ...]
     folders: tuple[Path, ...] = ()
     url: str = ""
-    description: str = ""
 
 
 DIGITS = tuple(str(d) for d in range(10))
@@ -57,7 +56,6 @@ REGISTRY: dict[str, DatasetSpec] = {
             },
             DIGITS,
             (BUNDLED,),
-            description="handwritten digits (LeCun, Cortes, Burges; CC BY-SA 3.0), bundled",
         ),
         DatasetSpec(
             "fashion-mnist",
@@ -70,7 +68,6 @@ REGISTRY: dict[str, DatasetSpec] = {
             ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"),
             (Path("/usr/share/datasets/fashion-mnist"),),
             "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
-            "Zalando's clothing images (Xiao, Rasul, Vollgraf; MIT)",
         ),
     )
 }
@@ -87,7 +84,6 @@ class Dataset:
     y_test: np.ndarray
     class_names: tuple[str, ...]
     source: str = ""
-    checksums: dict[str, str] = field(default_factory=dict)
 
     @property
     def num_classes(self) -> int:
@@ -193,7 +189,6 @@ def load_dataset(name: str = "mnist", data_dir: Path | None = None) -> Dataset:
         arrays["t10k-labels"],
         spec.class_names,
         source=str(files["train-images"].parent),
-        checksums=dict(spec.sha256),
     )
 
 
