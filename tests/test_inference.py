@@ -1,13 +1,17 @@
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from mnist_classifier.data import load_dataset
 from mnist_classifier.errors import ImageError, RunError
-from mnist_classifier.inference import Predictor, load_model
+from mnist_classifier.inference import OnnxPredictor, Predictor, fast_predictor, load_model
 from mnist_classifier.preprocess import scale
 
 
@@ -43,3 +47,47 @@ def test_not_a_model(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     with pytest.raises(RunError, match=r"without model\.keras"):
         load_model(tmp_path / "empty")
+
+
+def test_fast_predictor_caches_a_checked_onnx_copy(
+    dnn_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first call converts the model and keeps running Keras; the next runs the cached ONNX copy in
+    onnxruntime, with the same probabilities; a damaged copy is converted again."""
+    monkeypatch.setenv("MNIST_CLASSIFIER_CACHE", str(tmp_path))
+    images = load_dataset("mnist").x_test[:500]
+    first = fast_predictor(dnn_run)
+    assert type(first) is Predictor
+    [cached] = (tmp_path / "onnx").glob("*.onnx")
+    second = fast_predictor(dnn_run)
+    assert isinstance(second, OnnxPredictor)
+    assert second.class_names == first.class_names and second.input_shape == first.input_shape == (28, 28)
+    assert second.metrics == first.metrics and second.name == first.name
+    np.testing.assert_allclose(second.probabilities(images), first.probabilities(images), atol=1e-5)
+    cached.write_bytes(b"damaged")
+    assert type(fast_predictor(dnn_run)) is Predictor
+    assert isinstance(fast_predictor(dnn_run), OnnxPredictor)
+
+
+def test_predict_starts_without_tensorflow_once_cached(dnn_run: Path, tmp_path: Path) -> None:
+    """The command line's second prediction with a model never imports TensorFlow (seconds of start-up)."""
+    image = tmp_path / "digit.png"
+    Image.fromarray(load_dataset("mnist").x_test[0]).save(image)
+    env = {**os.environ, "MNIST_CLASSIFIER_CACHE": str(tmp_path / "cache")}
+    program = (
+        "import sys; from mnist_classifier.cli import main; sys.argv = ['mnist-classifier', *sys.argv[1:]]\n"
+        "try: main()\n"
+        "finally: print('tensorflow' in sys.modules, 'sklearn' in sys.modules)"
+    )
+    runs = [
+        subprocess.run(
+            [sys.executable, "-c", program, "predict", str(dnn_run), str(image)],
+            env=env,
+            text=True,
+            capture_output=True,
+        )
+        for _ in range(2)
+    ]
+    assert runs[0].stdout.splitlines()[-1].startswith("True"), runs[0]
+    assert runs[1].stdout.splitlines()[-1] == "False False", runs[1]
+    assert runs[0].stdout.split()[1] == runs[1].stdout.split()[1] == "7"

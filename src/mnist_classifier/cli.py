@@ -353,9 +353,9 @@ def predict(
     ] = True,
 ) -> None:
     """Read the digit (or, with --multi-digit, the number) in each image; bad files are reported and skipped."""
-    from .inference import Predictor, image_files
+    from .inference import fast_predictor, image_files
 
-    predictor = Predictor(model)
+    predictor = fast_predictor(model)
     if not 1 <= top_k <= len(predictor.class_names):
         raise ConfigError(f"--top-k must be between 1 and {len(predictor.class_names)}, got {top_k}")
     files, failed = image_files(images)
@@ -378,7 +378,8 @@ def predict(
         else:
             sys.stdout.write(reading_line(predictor, reading, top_k, multi_digit) + "\n")
     if json_output:
-        sys.stdout.write(json.dumps(results, indent=1) + "\n")
+        # One result per line: readable, and json's C encoder (which indent= would turn off) writes it 5x faster.
+        sys.stdout.write("[\n" + ",\n".join(json.dumps(r) for r in results) + "\n]\n" if results else "[]\n")
     if failures:
         typer.echo(f"error: {failures} of {len(files) + len(failed)} inputs could not be read", err=True)
         sys.exit(2)

@@ -1,24 +1,33 @@
-"""Load a model once, then predict fast: the concrete function of a compiled TensorFlow forward pass
-instead of `model.predict`, whose per-call set-up costs milliseconds. Image files are decoded and prepared
-in a thread pool and fed to the model in batches."""
+"""Load a model once, then predict fast.
+
+Two runtimes give the same probabilities. `Predictor` runs the Keras model (loaded in safe mode) through the
+concrete function of a compiled forward pass instead of `model.predict`, whose per-call set-up costs
+milliseconds. `fast_predictor` serves a command line that starts, reads a folder and exits: TensorFlow's
+start-up alone takes seconds, so it runs an ONNX copy of the model in onnxruntime. The copy is converted
+once, checked against the Keras model and cached under the model file's SHA-256. Image files are decoded
+and prepared in a thread pool and fed to the model in batches.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import keras
 import numpy as np
-import tensorflow as tf
 
+from .data.datasets import cache_dir
 from .errors import ImageError, RunError
 from .preprocess import load_digits, scale
-from .schedules import OneCycle
+from .utils import atomic_path
+
+if TYPE_CHECKING:
+    import keras
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".gif", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm", ".pbm"})
 
@@ -34,6 +43,10 @@ def model_file(path: Path) -> Path:
 
 def load_model(path: Path) -> keras.Model:
     """A run's (or a .keras file's) model, loaded in Keras' safe mode: no arbitrary code runs."""
+    import keras
+
+    from .schedules import OneCycle
+
     file = model_file(path)
     try:
         return keras.saving.load_model(file, custom_objects={"OneCycle": OneCycle}, safe_mode=True)
@@ -45,6 +58,8 @@ def load_model(path: Path) -> keras.Model:
 def single_threaded_ops() -> None:
     """Run each TensorFlow op on one thread: for a server's small batches this halves the CPU per call
     (no hand-off between threads). Takes effect only before TensorFlow's first op."""
+    import tensorflow as tf
+
     try:
         tf.config.threading.set_intra_op_parallelism_threads(1)
         tf.config.threading.set_inter_op_parallelism_threads(1)
@@ -56,20 +71,25 @@ class Predictor:
     """A model loaded once with a compiled forward pass; safe to call from several threads."""
 
     def __init__(self, path: Path, batch_size: int = 1024) -> None:
+        import tensorflow as tf
+
         self.model = load_model(path)
-        self.batch_size = batch_size
-        self.input_shape = tuple(int(d) for d in self.model.input_shape[1:])
-        config = model_file(path).parent / "config.json"
-        self.meta: dict[str, Any] = json.loads(config.read_text()) if path.is_dir() and config.is_file() else {}
-        metrics = model_file(path).parent / "metrics.json"
-        self.metrics: dict[str, Any] = json.loads(metrics.read_text()) if path.is_dir() and metrics.is_file() else {}
-        self.name = path.name if path.is_dir() else path.stem
-        classes = self.meta.get("meta", {}).get("class_names")
-        self.class_names = tuple(classes or (str(i) for i in range(int(self.model.output_shape[-1]))))
-        signature = tf.TensorSpec((None, *self.input_shape), tf.float32)
+        signature = tf.TensorSpec((None, *self.model.input_shape[1:]), tf.float32)
         forward = tf.function(lambda x: self.model(x, training=False), input_signature=[signature])
-        self._forward = forward.get_concrete_function()
-        self._forward(tf.zeros((1, *self.input_shape)))
+        concrete = forward.get_concrete_function()
+        self._setup(path, batch_size, self.model.input_shape[1:], self.model.output_shape[-1])
+        self._forward: Callable[[np.ndarray], np.ndarray] = lambda x: concrete(tf.constant(x)).numpy()
+        self._forward(np.zeros((1, *self.input_shape), np.float32))
+
+    def _setup(self, path: Path, batch_size: int, input_shape: Sequence[int], classes: int) -> None:
+        folder = model_file(path).parent
+        self.batch_size = batch_size
+        self.input_shape = tuple(int(d) for d in input_shape)
+        self.meta: dict[str, Any] = read_json(folder / "config.json") if path.is_dir() else {}
+        self.metrics: dict[str, Any] = read_json(folder / "metrics.json") if path.is_dir() else {}
+        self.name = path.name if path.is_dir() else path.stem
+        names = self.meta.get("meta", {}).get("class_names")
+        self.class_names = tuple(names or (str(i) for i in range(int(classes))))
 
     def probabilities(self, images: np.ndarray) -> np.ndarray:
         """Class probabilities (N, classes) for images (N, H, W): uint8 0..255 or float 0..1."""
@@ -81,9 +101,7 @@ class Predictor:
         x = scale(images) if images.dtype == np.uint8 else images.astype(np.float32)
         if not np.all(np.isfinite(x)) or x.min(initial=0) < 0 or x.max(initial=0) > 1:
             raise ImageError("pixel values must be finite and within [0, 1] (or uint8 0..255)")
-        out = [
-            self._forward(tf.constant(x[i : i + self.batch_size])).numpy() for i in range(0, len(x), self.batch_size)
-        ]
+        out = [self._forward(x[i : i + self.batch_size]) for i in range(0, len(x), self.batch_size)]
         return np.concatenate(out) if out else np.zeros((0, len(self.class_names)), np.float32)
 
     def top(self, probabilities: np.ndarray, k: int) -> list[tuple[str, float]]:
@@ -122,6 +140,58 @@ class Predictor:
             else:
                 yield Reading(str(path), np.stack(item), probs[at : at + len(item)])
                 at += len(item)
+
+
+class OnnxPredictor(Predictor):
+    """A Predictor that runs an ONNX copy of the model in onnxruntime: it starts without TensorFlow."""
+
+    def __init__(self, path: Path, onnx_file: Path, batch_size: int = 1024) -> None:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = os.cpu_count() or 1
+        options.log_severity_level = 3
+        session = ort.InferenceSession(str(onnx_file), options, providers=["CPUExecutionProvider"])
+        source, target = session.get_inputs()[0], session.get_outputs()[0]
+        self._setup(path, batch_size, source.shape[1:], target.shape[-1])
+        self._forward = lambda x: session.run([target.name], {source.name: x})[0]
+
+
+def fast_predictor(path: Path, batch_size: int = 1024) -> Predictor:
+    """The quickest Predictor to start for a model: its cached ONNX copy in onnxruntime when there is one;
+    otherwise the Keras model, converting it to ONNX for next time (a model that cannot be converted,
+    or whose copy disagrees with it, keeps running in Keras)."""
+    file = model_file(path)
+    cached = cache_dir() / "onnx" / f"{hashlib.sha256(file.read_bytes()).hexdigest()}.onnx"
+    if cached.is_file():
+        try:
+            return OnnxPredictor(path, cached, batch_size)
+        except Exception:  # a damaged cache entry: convert again
+            cached.unlink(missing_ok=True)
+    predictor = Predictor(path, batch_size)
+    cache_onnx(predictor, cached)
+    return predictor
+
+
+def cache_onnx(predictor: Predictor, cached: Path) -> None:
+    """Convert the predictor's model to ONNX at `cached`, keeping it only if its probabilities on random
+    images are within 1e-4 of the Keras model's; failing here only costs speed, so errors are ignored."""
+    import warnings
+
+    images = np.random.default_rng(0).random((64, *predictor.input_shape), np.float32)
+    try:
+        with atomic_path(cached) as tmp, warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            predictor.model.export(tmp, format="onnx", verbose=False)
+            copy = OnnxPredictor(Path(tmp), tmp)
+            if not np.allclose(copy.probabilities(images), predictor.probabilities(images), rtol=0, atol=1e-4):
+                raise ValueError("the ONNX copy disagrees with the Keras model")
+    except Exception:
+        pass
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    return json.loads(path.read_text()) if path.is_file() else {}
 
 
 @dataclass

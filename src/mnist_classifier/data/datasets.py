@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from sklearn.model_selection import train_test_split
 
 from ..errors import DataError
 from ..utils import atomic_path, write_bytes
@@ -233,6 +232,8 @@ def split_validation(
     x: np.ndarray, y: np.ndarray, fraction: float, seed: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """A stratified, seeded split of the training set: (x_train, y_train, x_val, y_val)."""
+    from sklearn.model_selection import train_test_split  # imported here: scikit-learn takes a second to load
+
     x_train, x_val, y_train, y_val = train_test_split(x, y, test_size=fraction, random_state=seed, stratify=y)
     return x_train, y_train, x_val, y_val
 
