@@ -17,6 +17,7 @@ from PIL import Image
 
 from mnist_classifier.data import load_dataset
 from mnist_classifier.inference import Predictor
+from mnist_classifier.preprocess import load_digits
 from mnist_classifier.server import create_app
 
 from .conftest import LiveServer
@@ -89,6 +90,30 @@ def test_predict_a_number(client: TestClient, digits: tuple[np.ndarray, np.ndarr
     assert body["confidence"] == pytest.approx(np.prod([d["confidence"] for d in body["digits"]]), rel=1e-5)
     body = client.post("/predict", json={"image": base64.b64encode(png(page)).decode(), "multi_digit": True}).json()
     assert body["number"] == expected
+
+
+def test_deskew_option_straightens_what_the_model_sees(
+    client: TestClient, digits: tuple[np.ndarray, np.ndarray]
+) -> None:
+    """`deskew` (query or JSON) feeds the model the deskewed image that the command line's --deskew makes."""
+    slanted = png(Image.fromarray(digits[0][1]).transform((28, 28), Image.Transform.AFFINE, (1, 0.4, -5.6, 0, 1, 0)))
+    seen = {}
+    for name, response in (
+        ("plain", client.post("/predict?include_input=true", content=slanted, headers={"content-type": "image/png"})),
+        ("query", client.post("/predict?include_input=true&deskew=true", files={"file": ("d.png", slanted)})),
+        (
+            "json",
+            client.post(
+                "/predict?include_input=true", json={"image": base64.b64encode(slanted).decode(), "deskew": True}
+            ),
+        ),
+    ):
+        assert response.status_code == 200, response.text
+        seen[name] = np.asarray(Image.open(io.BytesIO(base64.b64decode(response.json()["input"].split(",")[1]))))
+    expected = load_digits(slanted, True, False, True)[0]
+    np.testing.assert_array_equal(seen["query"], expected)
+    np.testing.assert_array_equal(seen["json"], expected)
+    assert np.abs(seen["plain"].astype(int) - expected).sum() > 1000
 
 
 @pytest.mark.parametrize(

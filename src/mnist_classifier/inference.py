@@ -74,11 +74,19 @@ class Predictor:
         import tensorflow as tf
 
         self.model = load_model(path)
-        signature = tf.TensorSpec((None, *self.model.input_shape[1:]), tf.float32)
-        forward = tf.function(lambda x: self.model(x, training=False), input_signature=[signature])
-        concrete = forward.get_concrete_function()
-        self._setup(path, batch_size, self.model.input_shape[1:], self.model.output_shape[-1])
-        self._forward: Callable[[np.ndarray], np.ndarray] = lambda x: concrete(tf.constant(x)).numpy()
+        model = self.model
+
+        @tf.function(input_signature=[tf.TensorSpec((None, *model.input_shape[1:]), tf.float32)])
+        def compiled(x: tf.Tensor) -> tf.Tensor:
+            return model(x, training=False)
+
+        concrete = compiled.get_concrete_function()
+
+        def forward(x: np.ndarray) -> np.ndarray:
+            return concrete(tf.constant(x)).numpy()
+
+        self._setup(path, batch_size, model.input_shape[1:], model.output_shape[-1])
+        self._forward: Callable[[np.ndarray], np.ndarray] = forward
         self._forward(np.zeros((1, *self.input_shape), np.float32))
 
     def _setup(self, path: Path, batch_size: int, input_shape: Sequence[int], classes: int) -> None:

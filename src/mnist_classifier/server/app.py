@@ -84,6 +84,7 @@ PREDICT_BODY: dict[str, Any] = {
                             "description": "28x28 array in [0, 1], light ink on black, used as is",
                         },
                         "multi_digit": {"type": "boolean"},
+                        "deskew": {"type": "boolean"},
                     },
                 }
             },
@@ -187,6 +188,7 @@ def create_app(predictor: Predictor, max_upload_bytes: int = 5 * 1024 * 1024) ->
     async def predict(
         request: Request,
         multi_digit: bool = Query(False, description="Read a number written in a row: one result per digit."),
+        deskew: bool = Query(False, description="Straighten slanted digits before predicting."),
         include_input: bool = Query(False, description="Also return each 28x28 image fed to the model (base64 PNG)."),
     ) -> Digit | Number:
         """Read the digit in an uploaded image (multipart `file`, raw image body, or JSON `image` in base64),
@@ -204,6 +206,7 @@ def create_app(predictor: Predictor, max_upload_bytes: int = 5 * 1024 * 1024) ->
         if kind == "application/json":
             document = parse_json(body)
             multi_digit = multi_digit or document.get("multi_digit") is True
+            deskew = deskew or document.get("deskew") is True
             if "pixels" in document:
                 images = pixels_array(document["pixels"], predictor.input_shape)[None]
                 return respond(predictor, images, await batcher.probabilities(images), False, include_input)
@@ -211,9 +214,9 @@ def create_app(predictor: Predictor, max_upload_bytes: int = 5 * 1024 * 1024) ->
         elif kind == "multipart/form-data":
             body = await uploaded_file(request, body)
         if len(body) <= INLINE_BYTES:
-            digits = load_digits(body, multi_digit=multi_digit)
+            digits = load_digits(body, True, multi_digit, deskew)
         else:
-            digits = await run_in_threadpool(load_digits, body, True, multi_digit)
+            digits = await run_in_threadpool(load_digits, body, True, multi_digit, deskew)
         images = np.stack(digits)
         return respond(predictor, images, await batcher.probabilities(images), multi_digit, include_input)
 
