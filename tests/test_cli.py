@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -26,6 +28,7 @@ def test_train_then_evaluate(cli, tmp_path: Path) -> None:  # type: ignore[no-un
 
     result = cli("evaluate", str(run_dir), "--split", "val")
     assert result.code == 0, result.err
+    assert re.search(r"(?m)^val accuracy \d+\.\d\d% \(\d+ errors of 6,000\)", result.out)
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["split"] == "val" and metrics["n"] == 6000
 
@@ -64,3 +67,13 @@ def test_data_commands(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-
     png = tmp_path / "grid.png"
     result = cli("data", "show", "--out", str(png), "--per-class", "5")
     assert result.code == 0 and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_tensorflow_starts_without_noise_on_stderr() -> None:
+    """TensorFlow's C++ start-up lines (absl, oneDNN) are kept off stderr; a real error still gets through."""
+    program = (
+        "import sys; from mnist_classifier.utils import import_tensorflow_quietly as quiet; quiet()\n"
+        "import tensorflow as tf; print(int(tf.reduce_sum(tf.ones(3)))); print('after', file=sys.stderr)"
+    )
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, check=True)
+    assert (done.stdout, done.stderr) == ("3\n", "after\n")

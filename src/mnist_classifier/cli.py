@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from .errors import ConfigError, MnistClassifierError
-from .utils import atomic_path
+from .utils import atomic_path, import_tensorflow_quietly
 
 if TYPE_CHECKING:
     import numpy as np
@@ -27,6 +27,14 @@ app = typer.Typer(help="Train, evaluate, tune and serve networks that read handw
 data_app = typer.Typer(help="Inspect and verify the datasets.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 console = Console(soft_wrap=True)
+
+
+@app.callback()
+def start(context: typer.Context) -> None:
+    """Train, evaluate, tune and serve networks that read handwritten digits."""
+    if context.invoked_subcommand not in ("data", "predict"):  # predict often runs without TensorFlow
+        import_tensorflow_quietly()
+
 
 DatasetOpt = Annotated[str, typer.Option("--dataset", help="mnist, fashion-mnist, or a name for --data-dir.")]
 DataDirOpt = Annotated[Path | None, typer.Option("--data-dir", help="A folder holding the four IDX files.")]
@@ -161,7 +169,8 @@ def train(
 
 def print_summary(metrics: dict, run_dir: Path, report: Path) -> None:
     console.print(
-        f"test accuracy [bold]{metrics['accuracy']:.2%}[/] ({metrics['errors']} errors of {metrics['n']:,})"
+        f"{metrics.get('split', 'test')} accuracy [bold]{metrics['accuracy']:.2%}[/]"
+        f" ({metrics['errors']} errors of {metrics['n']:,})"
         f" · loss {metrics['loss']:.4f}"
         + (f" · trained in {metrics['train_seconds']:.1f} s" if "train_seconds" in metrics else "")
     )

@@ -24,7 +24,7 @@ import numpy as np
 from .data.datasets import cache_dir
 from .errors import ImageError, RunError
 from .preprocess import load_digits, scale
-from .utils import atomic_path
+from .utils import atomic_path, import_tensorflow_quietly
 
 if TYPE_CHECKING:
     import keras
@@ -71,6 +71,7 @@ class Predictor:
     """A model loaded once with a compiled forward pass; safe to call from several threads."""
 
     def __init__(self, path: Path, batch_size: int = 1024) -> None:
+        import_tensorflow_quietly()
         import tensorflow as tf
 
         self.model = load_model(path)

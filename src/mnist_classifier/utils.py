@@ -1,10 +1,11 @@
-"""Small helpers shared by the modules: atomic file writes."""
+"""Small helpers shared by the modules: atomic file writes, a quiet TensorFlow import."""
 
 from __future__ import annotations
 
 import contextlib
 import json
 import os
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -34,3 +35,21 @@ def write_text(path: Path, text: str) -> None:
 
 def write_json(path: Path, obj: Any) -> None:
     write_text(path, json.dumps(obj, indent=2) + "\n")
+
+
+def import_tensorflow_quietly() -> None:
+    """Import TensorFlow and Keras with file descriptor 2 closed: their C++ start-up writes lines to stderr
+    (absl's "before InitializeLog" warning, oneDNN's notice) that TF_CPP_MIN_LOG_LEVEL does not silence.
+    A Python exception from the import still surfaces, after stderr is back."""
+    if "tensorflow" in sys.modules:
+        return
+    sys.stderr.flush()
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        import keras  # noqa: F401
+        import tensorflow  # noqa: F401
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
