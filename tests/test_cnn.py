@@ -175,6 +175,13 @@ def test_ensemble_command_writes_a_report(cli, cnn_runs: list[Path], tmp_path: P
     assert "member" in result.out and "test accuracy" in result.out
     html = (out / "report.html").read_text()
     assert "Ensemble members" in html and "seed1" in html
+    for command in (
+        ["evaluate", str(out)],
+        ["predict", str(out), "digit.png"],
+        ["export", str(out), "--format", "onnx", "--out", "x"],
+    ):
+        result = cli(*command)
+        assert result.code == 2 and "is an ensemble of 2 runs" in result.err and str(cnn_runs[0]) in result.err
 
 
 def broken_copies(cnn_runs: list[Path], tmp_path: Path) -> dict[str, Path]:

@@ -16,7 +16,7 @@ from sklearn.metrics import classification_report, confusion_matrix, log_loss
 from .config import TrainConfig, read_config_file
 from .data import Dataset, load_dataset, split_validation
 from .errors import ConfigError, RunError
-from .inference import Predictor
+from .inference import Predictor, refuse_ensemble
 from .utils import atomic_path, write_json, write_text
 
 SPLITS = ("train", "val", "test")
@@ -27,6 +27,7 @@ def run_config(run_dir: Path) -> TrainConfig:
     path = run_dir / "config.json"
     if not path.is_file():
         raise RunError(f"{run_dir}: not a run directory (no config.json); give a folder that `train` wrote")
+    refuse_ensemble(run_dir)
     return TrainConfig(**read_config_file(path)).validate()
 
 

@@ -35,10 +35,23 @@ IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".gif", ".bmp", ".tif", ".t
 def model_file(path: Path) -> Path:
     """The .keras file of a run directory or the file itself."""
     file = path / "model.keras" if path.is_dir() else path
+    if path.is_dir() and not file.is_file():
+        refuse_ensemble(path)
     if not file.is_file():
         what = "a run directory without model.keras" if path.is_dir() else "no such file"
         raise RunError(f"{path}: {what}; give a run directory written by train or a .keras file")
     return file
+
+
+def refuse_ensemble(path: Path) -> None:
+    """An ensemble folder holds results, not a model: say which folders to give instead."""
+    config = read_json(path / "config.json") if (path / "config.json").is_file() else {}
+    if config.get("model") == "ensemble":
+        members = config.get("members") or ["?"]
+        raise RunError(
+            f"{path} is an ensemble of {len(members)} runs, whose results and report are already in it; give a single"
+            f" run instead, such as its member {members[0]}"
+        )
 
 
 def load_model(path: Path) -> keras.Model:
@@ -200,7 +213,10 @@ def cache_onnx(predictor: Predictor, cached: Path) -> None:
 
 
 def read_json(path: Path) -> dict[str, Any]:
-    return json.loads(path.read_text()) if path.is_file() else {}
+    try:
+        return json.loads(path.read_text()) if path.is_file() else {}
+    except (OSError, ValueError):
+        raise RunError(f"{path}: unreadable JSON; train the run again") from None
 
 
 @dataclass
