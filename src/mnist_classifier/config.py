@@ -227,7 +227,7 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
             "scale": 0.0,
         },
         "default": {},
-        "best": {"epochs": 12, "ensemble": 3},
+        "best": {"epochs": 12, "ensemble": 4},
     },
     "dnn": {
         "augmented": {
