@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorflow as tf
+from PIL import Image
 
 from mnist_classifier import resolve
 from mnist_classifier.augment import Augmentation, augment
@@ -17,7 +18,7 @@ from mnist_classifier.config import TrainConfig
 from mnist_classifier.data import load_dataset, write_idx
 from mnist_classifier.ensemble import build_ensemble, ensemble_probabilities
 from mnist_classifier.evaluation import evaluate_run
-from mnist_classifier.inference import Predictor
+from mnist_classifier.inference import EnsemblePredictor, OnnxPredictor, Predictor, load_predictor
 from mnist_classifier.preprocess import scale
 from mnist_classifier.schedules import OneCycle
 from mnist_classifier.training import make_optimizer, train, training_data
@@ -177,11 +178,46 @@ def test_ensemble_command_writes_a_report(cli, cnn_runs: list[Path], tmp_path: P
     assert "Ensemble members" in html and "seed1" in html
     for command in (
         ["evaluate", str(out)],
-        ["predict", str(out), "digit.png"],
         ["export", str(out), "--format", "onnx", "--out", "x"],
     ):
         result = cli(*command)
         assert result.code == 2 and "is an ensemble of 2 runs" in result.err and str(cnn_runs[0]) in result.err
+
+
+def test_ensemble_folder_predicts_like_its_members(  # type: ignore[no-untyped-def]
+    cli, cnn_runs: list[Path], mnist_slice: Path, tmp_path: Path
+) -> None:
+    """predict and serve take an ensemble folder: the members' mean (over shifted views too when built with
+    --tta), in Keras and through the members' ONNX copies; members recorded by a relative path that no longer
+    resolves are found inside the folder, where train --ensemble puts them."""
+    x = load_dataset("custom", mnist_slice).x_test[:64]
+    members = [Predictor(run) for run in cnn_runs]
+    for tta in (False, True):
+        out = tmp_path / f"ens-{tta}"
+        build_ensemble(cnn_runs, out, tta)
+        expected = ensemble_probabilities(members, x, tta)
+        np.testing.assert_allclose(load_predictor(out).probabilities(x), expected, rtol=1e-5, atol=1e-6)
+        load_predictor(out, fast=True)  # converts the members to ONNX
+        fast = load_predictor(out, fast=True)
+        assert isinstance(fast, EnsemblePredictor) and all(isinstance(m, OnnxPredictor) for m in fast.members)
+        np.testing.assert_allclose(fast.probabilities(x), expected, atol=1e-4)
+    moved = tmp_path / "moved"
+    moved.mkdir()
+    for i, run in enumerate(cnn_runs, 1):
+        shutil.copytree(run, moved / f"member-{i}")
+    config = json.loads((tmp_path / "ens-False" / "config.json").read_text())
+    (moved / "config.json").write_text(json.dumps(config | {"members": ["gone/member-1", "gone/member-2"]}))
+    predictor = load_predictor(moved)
+    np.testing.assert_allclose(predictor.probabilities(x), ensemble_probabilities(members, x), rtol=1e-5, atol=1e-6)
+    assert predictor.architecture == "ensemble of 2 cnn"
+    assert predictor.parameters == sum(m.parameters for m in members)
+    Image.fromarray(x[0]).save(tmp_path / "digit.png")
+    result = cli("predict", str(moved), str(tmp_path / "digit.png"), "--json")
+    assert result.code == 0, result.err
+    assert json.loads(result.out)[0]["digit"] == str(int(ensemble_probabilities(members, x[:1]).argmax()))
+    shutil.rmtree(moved / "member-2")
+    result = cli("predict", str(moved), str(tmp_path / "digit.png"))
+    assert result.code == 2 and "ensemble member" in result.err and "member-2" in result.err
 
 
 def broken_copies(cnn_runs: list[Path], tmp_path: Path) -> dict[str, Path]:

@@ -345,7 +345,7 @@ def show(
 
 @app.command()
 def predict(
-    model: Annotated[Path, typer.Argument(help="A run directory written by train, or a .keras file.")],
+    model: Annotated[Path, typer.Argument(help="A run directory, an ensemble folder, or a .keras file.")],
     images: Annotated[list[Path], typer.Argument(help="Image files or folders of images (searched recursively).")],
     top_k: Annotated[int, typer.Option("--top-k", help="How many of the most probable classes to show.")] = 3,
     json_output: Annotated[bool, typer.Option("--json", help="Print one JSON array for machines.")] = False,
@@ -362,9 +362,9 @@ def predict(
     ] = True,
 ) -> None:
     """Read the digit (or, with --multi-digit, the number) in each image; bad files are reported and skipped."""
-    from .inference import fast_predictor, image_files
+    from .inference import image_files, load_predictor
 
-    predictor = fast_predictor(model)
+    predictor = load_predictor(model, fast=True)
     if not 1 <= top_k <= len(predictor.class_names):
         raise ConfigError(f"--top-k must be between 1 and {len(predictor.class_names)}, got {top_k}")
     files, failed = image_files(images)
@@ -447,7 +447,7 @@ class PreprocessedSaver:
 
 @app.command()
 def serve(
-    model: Annotated[Path, typer.Argument(help="A run directory written by train, or a .keras file.")],
+    model: Annotated[Path, typer.Argument(help="A run directory, an ensemble folder, or a .keras file.")],
     host: Annotated[str, typer.Option(help="Address to listen on; 0.0.0.0 exposes it to the network.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
     max_upload_mb: Annotated[float, typer.Option("--max-upload-mb", help="Largest request body accepted.")] = 5.0,
@@ -456,7 +456,7 @@ def serve(
     """Serve the model over HTTP: POST /predict, GET /model, GET /health, docs at /docs, a drawing page at /."""
     import uvicorn
 
-    from .inference import Predictor, single_threaded_ops
+    from .inference import load_predictor, single_threaded_ops
     from .server import create_app
 
     if max_upload_mb <= 0:
@@ -464,7 +464,7 @@ def serve(
     if not 0 <= port <= 65535:
         raise ConfigError(f"--port must be between 0 and 65535, got {port}")
     single_threaded_ops()
-    application = create_app(Predictor(model), int(max_upload_mb * 1024 * 1024))
+    application = create_app(load_predictor(model), int(max_upload_mb * 1024 * 1024))
     console.print(f"serving {model} on http://{host}:{port}/ (docs at /docs); Ctrl+C stops", highlight=False)
     uvicorn.run(application, host=host, port=port, access_log=access_log, log_level="warning")
 

@@ -17,10 +17,8 @@ from .config import TrainConfig
 from .data import load_dataset
 from .errors import ConfigError, RunError
 from .evaluation import compute_metrics, history_summary, write_confusion_csv, write_misclassified
-from .inference import Predictor
+from .inference import TTA_SHIFTS, Predictor
 from .utils import write_json
-
-TTA_SHIFTS = ((0, 0), (-1, 0), (1, 0), (0, -1), (0, 1))
 
 
 def member_config(run_dir: Path) -> dict[str, Any]:

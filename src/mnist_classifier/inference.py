@@ -29,6 +29,7 @@ from .utils import atomic_path, import_tensorflow_quietly
 if TYPE_CHECKING:
     import keras
 
+TTA_SHIFTS = ((0, 0), (-1, 0), (1, 0), (0, -1), (0, 1))
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".gif", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm", ".pbm"})
 
 
@@ -36,22 +37,29 @@ def model_file(path: Path) -> Path:
     """The .keras file of a run directory or the file itself."""
     file = path / "model.keras" if path.is_dir() else path
     if path.is_dir() and not file.is_file():
-        refuse_ensemble(path)
+        refuse_ensemble(path, "give it to predict or serve, or give a single run")
     if not file.is_file():
         what = "a run directory without model.keras" if path.is_dir() else "no such file"
         raise RunError(f"{path}: {what}; give a run directory written by train or a .keras file")
     return file
 
 
-def refuse_ensemble(path: Path) -> None:
-    """An ensemble folder holds results, not a model: say which folders to give instead."""
-    config = read_json(path / "config.json") if (path / "config.json").is_file() else {}
-    if config.get("model") == "ensemble":
-        members = config.get("members") or ["?"]
-        raise RunError(
-            f"{path} is an ensemble of {len(members)} runs, whose results and report are already in it; give a single"
-            f" run instead, such as its member {members[0]}"
-        )
+def ensemble_members(path: Path) -> list[Path] | None:
+    """The member run directories of an ensemble folder, or None for anything else. A member recorded
+    relative to the directory it was built from is also looked for inside the ensemble folder."""
+    config = read_json(path / "config.json") if path.is_dir() else {}
+    if config.get("model") != "ensemble":
+        return None
+    members = [Path(m) for m in config.get("members") or []]
+    return [m if m.is_absolute() or m.exists() else path / m.name for m in members]
+
+
+def refuse_ensemble(path: Path, instead: str = "give a single run") -> None:
+    """For the commands that take one model: an ensemble folder is a clear mistake, not a missing file."""
+    members = ensemble_members(path)
+    if members is not None:
+        example = f", such as its member {members[0]}" if members else ""
+        raise RunError(f"{path} is an ensemble of {len(members)} runs; {instead}{example}")
 
 
 def load_model(path: Path) -> keras.Model:
@@ -100,11 +108,12 @@ class Predictor:
             return concrete(tf.constant(x)).numpy()
 
         self._setup(path, batch_size, model.input_shape[1:], model.output_shape[-1])
+        self.architecture, self.parameters = model.name, int(model.count_params())
         self._forward: Callable[[np.ndarray], np.ndarray] = forward
         self._forward(np.zeros((1, *self.input_shape), np.float32))
 
     def _setup(self, path: Path, batch_size: int, input_shape: Sequence[int], classes: int) -> None:
-        folder = model_file(path).parent
+        folder = path if path.is_dir() else path.parent
         self.batch_size = batch_size
         self.input_shape = tuple(int(d) for d in input_shape)
         self.meta: dict[str, Any] = read_json(folder / "config.json") if path.is_dir() else {}
@@ -112,6 +121,8 @@ class Predictor:
         self.name = path.name if path.is_dir() else path.stem
         names = self.meta.get("meta", {}).get("class_names")
         self.class_names = tuple(names or (str(i) for i in range(int(classes))))
+        self.architecture = str(self.meta.get("model", "unknown"))
+        self.parameters = int(self.meta.get("meta", {}).get("parameters", 0))
 
     def probabilities(self, images: np.ndarray) -> np.ndarray:
         """Class probabilities (N, classes) for images (N, H, W): uint8 0..255 or float 0..1."""
@@ -177,6 +188,41 @@ class OnnxPredictor(Predictor):
         source, target = session.get_inputs()[0], session.get_outputs()[0]
         self._setup(path, batch_size, source.shape[1:], target.shape[-1])
         self._forward = lambda x: session.run([target.name], {source.name: x})[0]
+
+
+class EnsemblePredictor(Predictor):
+    """The mean of its members' probabilities, over the one-pixel shifted views of each image too when the
+    ensemble was built with test-time augmentation: what `ensemble` and `train --ensemble` evaluated."""
+
+    def __init__(self, path: Path, members: Sequence[Predictor]) -> None:
+        first = members[0]
+        self._setup(path, first.batch_size, first.input_shape, len(first.class_names))
+        self.members = list(members)
+        self.architecture = f"ensemble of {len(members)} {first.architecture}"
+        self.parameters = sum(member.parameters for member in members)
+        views = TTA_SHIFTS if self.meta.get("tta") else ((0, 0),)
+        self._forward = lambda x: np.mean(
+            [m._forward(np.roll(x, shift, axis=(1, 2))) for m in self.members for shift in views], axis=0
+        )
+
+
+def load_predictor(path: Path, fast: bool = False) -> Predictor:
+    """A run's, a .keras file's or an ensemble folder's predictor; `fast` starts it without TensorFlow
+    where it can (see fast_predictor)."""
+    members = ensemble_members(path)
+    if members is None:
+        return fast_predictor(path) if fast else Predictor(path)
+    if not members:
+        raise RunError(f"{path}: an ensemble folder whose config.json lists no members; build it again")
+    loaded = []
+    for member in members:
+        try:
+            loaded.append(fast_predictor(member) if fast else Predictor(member))
+        except RunError as e:
+            raise RunError(f"ensemble member {member}: {e}") from None
+    if len({(p.input_shape, p.class_names) for p in loaded}) > 1:
+        raise RunError(f"{path}: its members differ in input shape or classes; build the ensemble again")
+    return EnsemblePredictor(path, loaded)
 
 
 def fast_predictor(path: Path, batch_size: int = 1024) -> Predictor:

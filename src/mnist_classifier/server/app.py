@@ -173,13 +173,13 @@ def create_app(predictor: Predictor, max_upload_bytes: int = 5 * 1024 * 1024) ->
         metrics = predictor.metrics
         return ModelInfo(
             name=predictor.name,
-            architecture=predictor.model.name,
+            architecture=predictor.architecture,
             dataset=predictor.meta.get("dataset"),
             test_accuracy=metrics.get("accuracy") if metrics.get("split") == "test" else None,
             trained=predictor.meta.get("meta", {}).get("created"),
             input_shape=list(predictor.input_shape),
             classes=list(predictor.class_names),
-            parameters=int(predictor.model.count_params()),
+            parameters=predictor.parameters,
         )
 
     @app.post(
