@@ -16,8 +16,8 @@ from mnist_classifier import resolve
 from mnist_classifier.augment import Augmentation, augment
 from mnist_classifier.config import TrainConfig
 from mnist_classifier.data import load_dataset, write_idx
-from mnist_classifier.ensemble import build_ensemble, ensemble_probabilities
-from mnist_classifier.evaluation import evaluate_run
+from mnist_classifier.ensemble import build_ensemble, ensemble_probabilities, train_ensemble
+from mnist_classifier.evaluation import evaluate_run, run_config, split_arrays
 from mnist_classifier.inference import EnsemblePredictor, OnnxPredictor, Predictor, load_predictor
 from mnist_classifier.preprocess import scale
 from mnist_classifier.schedules import OneCycle
@@ -156,6 +156,7 @@ def test_configured_schedules_give_their_rates(schedule: str, expected: dict[int
 
 def test_ensemble_averages_members(cnn_runs: list[Path], mnist_slice: Path, tmp_path: Path) -> None:
     metrics = build_ensemble(cnn_runs, tmp_path / "ens")
+    assert "val_accuracy" not in metrics  # seeds 1 and 2 hold out different images
     x, y = load_dataset("custom", mnist_slice).x_test, load_dataset("custom", mnist_slice).y_test
     predictors = [Predictor(run) for run in cnn_runs]
     members = [p.probabilities(x) for p in predictors]
@@ -167,6 +168,21 @@ def test_ensemble_averages_members(cnn_runs: list[Path], mnist_slice: Path, tmp_
     assert [m["accuracy"] for m in metrics["members"]] == pytest.approx(accuracies)
     tta = build_ensemble(cnn_runs, tmp_path / "tta", tta=True)
     assert tta["tta"] and tta["accuracy"] >= min(accuracies)
+
+
+def test_trained_ensemble_members_share_a_validation_split(mnist_slice: Path, tmp_path: Path) -> None:
+    """train --ensemble: members differ in seed but hold out the same images, so the ensemble's own validation
+    accuracy is measured (and reported); ensembles of runs with different splits have none."""
+    out = train_ensemble(small_cnn(mnist_slice, ensemble=2, seed=5), tmp_path / "ens", verbose=0)
+    members = [out / "member-1", out / "member-2"]
+    configs = [run_config(member) for member in members]
+    assert [(c.seed, c.split_seed) for c in configs] == [(5, 5), (6, 5)]
+    data = load_dataset("slice", mnist_slice)
+    x_val, y_val = split_arrays(configs[0], data, "val")
+    np.testing.assert_array_equal(split_arrays(configs[1], data, "val")[1], y_val)
+    mean = ensemble_probabilities([Predictor(m) for m in members], x_val)
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["val_accuracy"] == pytest.approx(float(np.mean(mean.argmax(axis=1) == y_val)))
 
 
 def test_ensemble_command_writes_a_report(cli, cnn_runs: list[Path], tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -174,6 +174,8 @@ def print_summary(metrics: dict, run_dir: Path, report: Path) -> None:
         f" · loss {metrics['loss']:.4f}"
         + (f" · trained in {metrics['train_seconds']:.1f} s" if "train_seconds" in metrics else "")
     )
+    if "val_accuracy" in metrics:
+        console.print(f"validation accuracy {metrics['val_accuracy']:.2%} (the members' shared split)")
     console.print(f"run directory: {run_dir}", highlight=False)
     console.print(f"report: {report}", highlight=False)
 

@@ -41,6 +41,7 @@ class TrainConfig:
     validation_fraction: float = 0.1
     patience: int = 5
     seed: int = 42
+    split_seed: int | None = None  # seed of the validation split when it differs from `seed` (ensemble members)
     hidden_units: list[int] = field(default_factory=lambda: [512, 256])
     activation: str = "relu"
     dropout: float = 0.2
@@ -62,6 +63,11 @@ class TrainConfig:
     threads: int = field(default_factory=lambda: os.cpu_count() or 1)
     ensemble: int = 1
 
+    @property
+    def validation_seed(self) -> int:
+        """The seed of the validation split: split_seed, else seed."""
+        return self.seed if self.split_seed is None else self.split_seed
+
     def validate(self) -> TrainConfig:
         """Raise ConfigError naming the first invalid option; return self."""
         from .data import REGISTRY
@@ -77,6 +83,8 @@ class TrainConfig:
         at_least("batch_size", self.batch_size, 1)
         at_least("patience", self.patience, 0)
         at_least("seed", self.seed, 0)
+        if self.split_seed is not None:
+            at_least("split_seed", self.split_seed, 0)
         if self.train_samples is not None:
             at_least("train_samples", self.train_samples, 1)
         between("learning_rate", self.learning_rate, 0, 10, "between 0 and 10 (exclusive)")

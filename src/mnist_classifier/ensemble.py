@@ -16,7 +16,14 @@ import numpy as np
 from .config import TrainConfig
 from .data import load_dataset
 from .errors import ConfigError, RunError
-from .evaluation import compute_metrics, history_summary, write_confusion_csv, write_misclassified
+from .evaluation import (
+    compute_metrics,
+    history_summary,
+    run_config,
+    split_arrays,
+    write_confusion_csv,
+    write_misclassified,
+)
 from .inference import TTA_SHIFTS, Predictor
 from .utils import write_json
 
@@ -99,6 +106,12 @@ def build_ensemble(run_dirs: Sequence[Path], out: Path, tta: bool = False) -> di
     metrics = compute_metrics(y, probs, data.class_names)
     matrix = metrics.pop("confusion_matrix")
     metrics = {"dataset": data.name, "split": "test", **metrics, "tta": tta, "members": members}
+    splits = {
+        (c.get("validation_fraction"), c["seed"] if c.get("split_seed") is None else c["split_seed"]) for c in configs
+    }
+    if len(splits) == 1:  # members share a validation split (train --ensemble): the ensemble's accuracy on it
+        x_val, y_val = split_arrays(run_config(run_dirs[0]), data, "val")
+        metrics["val_accuracy"] = float(np.mean(ensemble_probabilities(predictors, x_val, tta).argmax(axis=1) == y_val))
     metrics |= {
         "train_seconds": sum(m.get("train_seconds", 0.0) for m in members),
         "parameters": sum(m["parameters"] for m in members),
@@ -125,7 +138,8 @@ def train_ensemble(
     verbose: int | str = "auto",
     callbacks: Sequence[keras.callbacks.Callback] = (),
 ) -> Path:
-    """Train `config.ensemble` members with seeds seed, seed+1, ... into out/member-N, then ensemble them into out."""
+    """Train `config.ensemble` members with seeds seed, seed+1, ... into out/member-N, then ensemble them into out.
+    The members share one validation split (the ensemble's seed), so the ensemble's validation accuracy exists."""
     from .evaluation import evaluate_run
     from .training import train
 
@@ -133,7 +147,7 @@ def train_ensemble(
         raise ConfigError(f"--out: {out} is not empty; choose a new folder for the ensemble")
     members = []
     for i in range(config.ensemble):
-        member = dataclasses.replace(config, seed=config.seed + i, ensemble=1)
+        member = dataclasses.replace(config, seed=config.seed + i, split_seed=config.validation_seed, ensemble=1)
         run_dir = train(member, out / f"member-{i + 1}", verbose, callbacks)
         evaluate_run(run_dir)
         members.append(run_dir)

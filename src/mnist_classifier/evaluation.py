@@ -38,7 +38,7 @@ def split_arrays(config: TrainConfig, dataset: Dataset, split: str) -> tuple[np.
     if split == "test":
         return dataset.x_test, dataset.y_test
     x_train, y_train, x_val, y_val = split_validation(
-        dataset.x_train, dataset.y_train, config.validation_fraction, config.seed
+        dataset.x_train, dataset.y_train, config.validation_fraction, config.validation_seed
     )
     return (x_train, y_train) if split == "train" else (x_val, y_val)
 

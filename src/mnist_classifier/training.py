@@ -43,7 +43,7 @@ class Splits:
 
 def prepare(config: TrainConfig, dataset: Dataset) -> Splits:
     x_train, y_train, x_val, y_val = split_validation(
-        dataset.x_train, dataset.y_train, config.validation_fraction, config.seed
+        dataset.x_train, dataset.y_train, config.validation_fraction, config.validation_seed
     )
     n = config.train_samples or len(x_train)
     return Splits(scale(x_train[:n]), y_train[:n], scale(x_val), y_val)
