@@ -24,7 +24,7 @@ from .evaluation import (
     write_confusion_csv,
     write_misclassified,
 )
-from .inference import TTA_SHIFTS, Predictor
+from .inference import Predictor, tta_views
 from .utils import write_json
 
 
@@ -60,11 +60,6 @@ def check_compatible(run_dirs: Sequence[Path], configs: Sequence[dict[str, Any]]
                     f"ensemble member {run_dir} has {key} {config['meta'][key]}, but {run_dirs[0]} has"
                     f" {first['meta'][key]}; ensemble runs of one dataset"
                 )
-
-
-def tta_views(images: np.ndarray) -> list[np.ndarray]:
-    """The images and copies shifted by one pixel up, down, left and right (MNIST's borders are empty)."""
-    return [np.roll(images, shift, axis=(1, 2)) for shift in TTA_SHIFTS]
 
 
 def ensemble_probabilities(predictors: Sequence[Predictor], images: np.ndarray, tta: bool = False) -> np.ndarray:

@@ -200,10 +200,15 @@ class EnsemblePredictor(Predictor):
         self.members = list(members)
         self.architecture = f"ensemble of {len(members)} {first.architecture}"
         self.parameters = sum(member.parameters for member in members)
-        views = TTA_SHIFTS if self.meta.get("tta") else ((0, 0),)
+        tta = bool(self.meta.get("tta"))
         self._forward = lambda x: np.mean(
-            [m._forward(np.roll(x, shift, axis=(1, 2))) for m in self.members for shift in views], axis=0
+            [m._forward(view) for m in self.members for view in (tta_views(x) if tta else [x])], axis=0
         )
+
+
+def tta_views(images: np.ndarray) -> list[np.ndarray]:
+    """The images and copies shifted by one pixel up, down, left and right (MNIST's borders are empty)."""
+    return [np.roll(images, shift, axis=(1, 2)) for shift in TTA_SHIFTS]
 
 
 def load_predictor(path: Path, fast: bool = False) -> Predictor:
