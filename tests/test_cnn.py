@@ -16,9 +16,15 @@ from mnist_classifier import resolve
 from mnist_classifier.augment import Augmentation, augment
 from mnist_classifier.config import TrainConfig
 from mnist_classifier.data import load_dataset, write_idx
-from mnist_classifier.ensemble import build_ensemble, ensemble_probabilities, train_ensemble
+from mnist_classifier.ensemble import build_ensemble, train_ensemble
 from mnist_classifier.evaluation import evaluate_run, run_config, split_arrays
-from mnist_classifier.inference import EnsemblePredictor, OnnxPredictor, Predictor, load_predictor
+from mnist_classifier.inference import (
+    EnsemblePredictor,
+    OnnxPredictor,
+    Predictor,
+    ensemble_probabilities,
+    load_predictor,
+)
 from mnist_classifier.preprocess import scale
 from mnist_classifier.schedules import OneCycle
 from mnist_classifier.training import make_optimizer, train, training_data

@@ -24,7 +24,7 @@ from .evaluation import (
     write_confusion_csv,
     write_misclassified,
 )
-from .inference import Predictor, tta_views
+from .inference import Predictor, ensemble_probabilities
 from .utils import write_json
 
 
@@ -62,12 +62,6 @@ def check_compatible(run_dirs: Sequence[Path], configs: Sequence[dict[str, Any]]
                 )
 
 
-def ensemble_probabilities(predictors: Sequence[Predictor], images: np.ndarray, tta: bool = False) -> np.ndarray:
-    """The mean over members (and, with `tta`, over shifted views) of the class probabilities."""
-    views = tta_views(images) if tta else [images]
-    return np.mean([predictor.probabilities(view) for predictor in predictors for view in views], axis=0)
-
-
 def build_ensemble(run_dirs: Sequence[Path], out: Path, tta: bool = False) -> dict[str, Any]:
     """Evaluate the mean of the members' probabilities on the test set; write `out` and return its metrics."""
     if len(run_dirs) < 2:
@@ -101,9 +95,7 @@ def build_ensemble(run_dirs: Sequence[Path], out: Path, tta: bool = False) -> di
     metrics = compute_metrics(y, probs, data.class_names)
     matrix = metrics.pop("confusion_matrix")
     metrics = {"dataset": data.name, "split": "test", **metrics, "tta": tta, "members": members}
-    splits = {
-        (c.get("validation_fraction"), c["seed"] if c.get("split_seed") is None else c["split_seed"]) for c in configs
-    }
+    splits = {(c.validation_fraction, c.validation_seed) for c in map(run_config, run_dirs)}
     if len(splits) == 1:  # members share a validation split (train --ensemble): the ensemble's accuracy on it
         x_val, y_val = split_arrays(run_config(run_dirs[0]), data, "val")
         metrics["val_accuracy"] = float(np.mean(ensemble_probabilities(predictors, x_val, tta).argmax(axis=1) == y_val))

@@ -201,14 +201,18 @@ class EnsemblePredictor(Predictor):
         self.architecture = f"ensemble of {len(members)} {first.architecture}"
         self.parameters = sum(member.parameters for member in members)
         tta = bool(self.meta.get("tta"))
-        self._forward = lambda x: np.mean(
-            [m._forward(view) for m in self.members for view in (tta_views(x) if tta else [x])], axis=0
-        )
+        self._forward = lambda x: ensemble_probabilities(self.members, x, tta)
 
 
 def tta_views(images: np.ndarray) -> list[np.ndarray]:
     """The images and copies shifted by one pixel up, down, left and right (MNIST's borders are empty)."""
     return [np.roll(images, shift, axis=(1, 2)) for shift in TTA_SHIFTS]
+
+
+def ensemble_probabilities(predictors: Sequence[Predictor], images: np.ndarray, tta: bool = False) -> np.ndarray:
+    """The mean over members (and, with `tta`, over shifted views) of the class probabilities."""
+    views = tta_views(images) if tta else [images]
+    return np.mean([predictor.probabilities(view) for predictor in predictors for view in views], axis=0)
 
 
 def load_predictor(path: Path, fast: bool = False) -> Predictor:
@@ -256,7 +260,7 @@ def cache_onnx(predictor: Predictor, cached: Path) -> None:
         with atomic_path(cached) as tmp, warnings.catch_warnings():
             warnings.simplefilter("ignore")
             predictor.model.export(tmp, format="onnx", verbose=False)
-            copy = OnnxPredictor(Path(tmp), tmp)
+            copy = OnnxPredictor(tmp, tmp)
             if not np.allclose(copy.probabilities(images), predictor.probabilities(images), rtol=0, atol=1e-4):
                 raise ValueError("the ONNX copy disagrees with the Keras model")
     except Exception:
