@@ -23,9 +23,11 @@ from mnist_classifier.inference import (
     OnnxPredictor,
     Predictor,
     ensemble_probabilities,
+    fast_predictor,
     load_predictor,
 )
-from mnist_classifier.preprocess import scale
+from mnist_classifier.layers import Deskew
+from mnist_classifier.preprocess import deskew, scale
 from mnist_classifier.schedules import OneCycle
 from mnist_classifier.training import make_optimizer, train, training_data
 
@@ -133,6 +135,43 @@ def test_augmentation_is_seeded() -> None:
 def test_identity_augmentation_returns_the_images() -> None:
     images = tf.random.stateless_uniform((4, 28, 28), (0, 1))
     np.testing.assert_allclose(augment(images, Augmentation(), tf.constant([0, 0], tf.int64)), images, atol=1e-6)
+
+
+def slant(images: np.ndarray) -> np.ndarray:
+    """Each image's shear: its row-column covariance over its row variance (0 for an upright digit)."""
+    rows, cols = np.mgrid[:28, :28]
+    total = images.sum(axis=(1, 2))
+    row = (images * rows).sum(axis=(1, 2)) / total
+    col = (images * cols).sum(axis=(1, 2)) / total
+    dr, dc = rows - row[:, None, None], cols - col[:, None, None]
+    return (images * dr * dc).sum(axis=(1, 2)) / (images * dr**2).sum(axis=(1, 2))
+
+
+def test_deskew_layer_straightens_digits_like_the_preprocessing() -> None:
+    images = scale(load_dataset("mnist").x_test[:200])
+    straightened = Deskew()(images).numpy()
+    np.testing.assert_allclose(straightened, [deskew(image) for image in images], atol=1e-5)
+    assert np.abs(slant(images)).mean() > 0.15 and np.abs(slant(straightened)).mean() < 0.03
+    assert straightened.min() >= 0 and straightened.max() <= 1
+    blank = np.zeros((1, 28, 28), np.float32)
+    assert not Deskew()(blank).numpy().any()
+
+
+def test_a_deskewing_model_keeps_its_layer_through_saving_and_onnx(
+    mnist_slice: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--deskew puts the layer inside the model, so every way of running the saved run straightens digits."""
+    monkeypatch.setenv("MNIST_CLASSIFIER_CACHE", str(tmp_path / "cache"))
+    run_dir = train(small_cnn(mnist_slice, deskew=True), tmp_path / "run", verbose=0)
+    evaluate_run(run_dir)
+    keras_predictor = fast_predictor(run_dir)
+    assert isinstance(keras_predictor.model.layers[1], Deskew)
+    onnx_predictor = fast_predictor(run_dir)
+    assert isinstance(onnx_predictor, OnnxPredictor)
+    images = scale(load_dataset("mnist").x_test[:300])
+    expected = keras_predictor.probabilities(images)
+    np.testing.assert_allclose(onnx_predictor.probabilities(images), expected, atol=1e-5)
+    assert np.mean(expected.argmax(axis=1) == load_dataset("mnist").y_test[:300]) > 0.8
 
 
 def test_one_cycle_schedule() -> None:

@@ -100,6 +100,10 @@ def train(
     standardize: Annotated[
         bool | None, typer.Option("--standardize/--no-standardize", help="Standardise pixels.")
     ] = None,
+    deskew: Annotated[
+        bool | None,
+        typer.Option("--deskew/--no-deskew", help="Straighten each digit inside the model before its first layer."),
+    ] = None,
     train_samples: TrainSamplesOpt = None,
     config: Annotated[Path | None, typer.Option("--config", help="TOML or JSON settings; options override it.")] = None,
     out: Annotated[Path | None, typer.Option(help="Run directory (default runs/MODEL-DATASET-TIME).")] = None,
@@ -128,6 +132,7 @@ def train(
         dropout=dropout,
         batch_norm=batch_norm,
         standardize=standardize,
+        deskew=deskew,
         train_samples=train_samples,
         filters=parse_units(filters, "--filters", "32,64,128"),
         convs_per_stage=convs_per_stage,

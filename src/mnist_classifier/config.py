@@ -47,6 +47,7 @@ class TrainConfig:
     dropout: float = 0.2
     batch_norm: bool = True
     standardize: bool = False
+    deskew: bool = False  # straighten each digit inside the model, before its first layer
     train_samples: int | None = None  # train on only this many images of the training split; quick experiments
     filters: list[int] | None = None
     convs_per_stage: int | None = None

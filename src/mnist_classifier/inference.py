@@ -66,11 +66,13 @@ def load_model(path: Path) -> keras.Model:
     """A run's (or a .keras file's) model, loaded in Keras' safe mode: no arbitrary code runs."""
     import keras
 
+    from .layers import Deskew
     from .schedules import OneCycle
 
     file = model_file(path)
     try:
-        return keras.saving.load_model(file, custom_objects={"OneCycle": OneCycle}, safe_mode=True)
+        objects = {"OneCycle": OneCycle, "Deskew": Deskew}
+        return keras.saving.load_model(file, custom_objects=objects, safe_mode=True)
     except Exception as e:  # Keras raises many types for a corrupt or foreign file
         reason = (str(e).splitlines() or [type(e).__name__])[0][:200]
         raise RunError(f"{file}: not a readable Keras model ({reason})") from None

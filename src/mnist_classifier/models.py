@@ -9,6 +9,7 @@ from collections.abc import Callable
 import keras
 
 from .config import TrainConfig
+from .layers import Deskew
 
 BN_MOMENTUM = 0.9  # the CNN's running statistics settle within a few hundred steps, as short presets need
 
@@ -18,9 +19,12 @@ Builder = Callable[[TrainConfig, tuple[int, int], int, float, float], keras.Mode
 def input_layers(
     config: TrainConfig, shape: tuple[int, int], mean: float, std: float
 ) -> tuple[keras.KerasTensor, keras.KerasTensor]:
-    """The model's input and, when --standardize is on, the input standardised with the training set's statistics."""
+    """The model's input and what the first layer sees: the input deskewed when --deskew is on, then standardised
+    with the training set's statistics when --standardize is."""
     inputs = keras.Input(shape, name="image")
     x = inputs
+    if config.deskew:
+        x = Deskew(name="deskew")(x)
     if config.standardize:
         x = keras.layers.Rescaling(1 / std, offset=-mean / std, name="standardize")(x)
     return inputs, x

@@ -1,0 +1,33 @@
+"""Keras layers of our own that models carry inside them; registered, so saved models load in safe mode."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+import tensorflow as tf
+
+from .augment import sample_bilinear
+
+
+@keras.saving.register_keras_serializable(package="mnist_classifier")
+class Deskew(keras.layers.Layer):
+    """Straighten each digit of a batch (B, H, W) in [0, 1]: shear its rows sideways so that its principal axis
+    is vertical, about its centre of mass (preprocess.deskew's transform, inside the model). A blank image
+    passes unchanged."""
+
+    def call(self, images: Any) -> Any:
+        shape = tf.shape(images)
+        rows = tf.cast(tf.range(shape[1]), images.dtype)[None, :, None]
+        cols = tf.cast(tf.range(shape[2]), images.dtype)[None, None, :]
+
+        def mean(values: tf.Tensor) -> tf.Tensor:
+            total = tf.reduce_sum(images, axis=(1, 2), keepdims=True)
+            return tf.reduce_sum(values * images, axis=(1, 2), keepdims=True) / tf.maximum(total, 1e-6)
+
+        row, col = mean(rows), mean(cols)
+        variance = mean((rows - row) ** 2)
+        skew = tf.where(variance > 1e-6, mean((rows - row) * (cols - col)) / tf.maximum(variance, 1e-6), 0.0)
+        ys = tf.broadcast_to(rows, shape)
+        xs = cols + skew * (rows - row)
+        return tf.clip_by_value(sample_bilinear(images, ys, xs), 0.0, 1.0)
