@@ -342,7 +342,7 @@ def test_presets_are_ordinary_configs(cli) -> None:  # type: ignore[no-untyped-d
     changed = cli("train", "--model", "cnn", "--preset", "fast", "--epochs", "3", "--show-config")
     assert "epochs = 3" in changed.out
     best = cli("train", "--model", "cnn", "--preset", "best", "--show-config")
-    assert best.code == 0 and "elastic = " in best.out and "ensemble = " in best.out
+    assert best.code == 0 and "ensemble = 2" in best.out and "deskew = true" in best.out
     assert (
         cli("train", "--model", "cnn", "--show-config").out
         == cli("train", "--model", "cnn", "--preset", "default", "--show-config").out

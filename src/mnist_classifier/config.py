@@ -236,7 +236,7 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
             "scale": 0.0,
         },
         "default": {},
-        "best": {"epochs": 12, "ensemble": 4},
+        "best": {"filters": [48, 96, 192], "deskew": True, "epochs": 12, "ensemble": 2},
     },
     "dnn": {
         "augmented": {
