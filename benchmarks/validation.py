@@ -1,0 +1,56 @@
+"""Compare trained runs on the validation split they share: each run's errors and log loss, then those of every
+combination of them (the mean of its members' probabilities, as `ensemble` takes it). The test set is not read.
+
+Usage: python benchmarks/validation.py RUN_DIR RUN_DIR ... [--largest K]
+The figures by which the best preset was chosen; give member folders (e.g. DIR/cnn-best/member-1 from
+`time_to_accuracy.py --keep DIR`) or any runs trained with the same --validation-fraction and split seed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import os
+from pathlib import Path
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+from mnist_classifier.data import load_dataset
+from mnist_classifier.evaluation import run_config, split_arrays
+from mnist_classifier.inference import Predictor
+from mnist_classifier.utils import import_tensorflow_quietly
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("runs", nargs="+", type=Path)
+    parser.add_argument("--largest", type=int, default=4, help="largest combination to score (default 4)")
+    args = parser.parse_args()
+    import_tensorflow_quietly()
+    configs = [run_config(run) for run in args.runs]
+    splits = {(c.dataset, c.data_dir, c.validation_fraction, c.validation_seed) for c in configs}
+    if len(splits) > 1:
+        parser.error("the runs hold out different validation splits; give runs that share one")
+    data = load_dataset(configs[0].dataset, Path(configs[0].data_dir) if configs[0].data_dir else None)
+    x, y = split_arrays(configs[0], data, "val")
+    probs = {run: Predictor(run).probabilities(x) for run in args.runs}
+    base = Path(os.path.commonpath([run.parent for run in args.runs]))
+    names = {run: str(run.relative_to(base)) for run in args.runs}
+    table = Table(title=f"validation split of {len(y):,} images (seed {configs[0].validation_seed})")
+    for column in ("runs", "errors", "accuracy", "log loss"):
+        table.add_column(column, justify="left" if column == "runs" else "right")
+    for size in range(1, min(args.largest, len(args.runs)) + 1):
+        for group in itertools.combinations(args.runs, size):
+            mean = np.mean([probs[run] for run in group], axis=0)
+            errors = int(np.sum(mean.argmax(axis=1) != y))
+            loss = float(-np.mean(np.log(np.maximum(mean[np.arange(len(y)), y], 1e-12))))
+            table.add_row(
+                " + ".join(names[run] for run in group), str(errors), f"{1 - errors / len(y):.2%}", f"{loss:.4f}"
+            )
+    Console(width=160).print(table)
+
+
+if __name__ == "__main__":
+    main()
