@@ -220,6 +220,7 @@ CNN_DEFAULT: dict[str, Any] = {
     "rotation": 10.0,
     "scale": 0.1,
     "label_smoothing": 0.1,
+    "deskew": True,
 }
 MODEL_DEFAULTS: dict[str, dict[str, Any]] = {"dnn": {}, "cnn": CNN_DEFAULT}
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
@@ -234,9 +235,10 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
             "shift": 0.0,
             "rotation": 0.0,
             "scale": 0.0,
+            "deskew": False,
         },
         "default": {},
-        "best": {"filters": [48, 96, 192], "deskew": True, "epochs": 12, "ensemble": 2},
+        "best": {"filters": [48, 96, 192], "epochs": 12, "ensemble": 2},
     },
     "dnn": {
         "augmented": {
