@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from mnist_classifier.data import load_dataset
-from mnist_classifier.evaluation import run_config, split_arrays
+from mnist_classifier.evaluation import compute_metrics, run_config, split_arrays
 from mnist_classifier.inference import Predictor
 from mnist_classifier.utils import import_tensorflow_quietly
 
@@ -30,8 +30,7 @@ def main() -> None:
     args = parser.parse_args()
     import_tensorflow_quietly()
     configs = [run_config(run) for run in args.runs]
-    splits = {(c.dataset, c.data_dir, c.validation_fraction, c.validation_seed) for c in configs}
-    if len(splits) > 1:
+    if len({c.validation_split for c in configs}) > 1:
         parser.error("the runs hold out different validation splits; give runs that share one")
     data = load_dataset(configs[0].dataset, Path(configs[0].data_dir) if configs[0].data_dir else None)
     x, y = split_arrays(configs[0], data, "val")
@@ -43,11 +42,12 @@ def main() -> None:
         table.add_column(column, justify="left" if column == "runs" else "right")
     for size in range(1, min(args.largest, len(args.runs)) + 1):
         for group in itertools.combinations(args.runs, size):
-            mean = np.mean([probs[run] for run in group], axis=0)
-            errors = int(np.sum(mean.argmax(axis=1) != y))
-            loss = float(-np.mean(np.log(np.maximum(mean[np.arange(len(y)), y], 1e-12))))
+            metrics = compute_metrics(y, np.mean([probs[run] for run in group], axis=0), data.class_names)
             table.add_row(
-                " + ".join(names[run] for run in group), str(errors), f"{1 - errors / len(y):.2%}", f"{loss:.4f}"
+                " + ".join(names[run] for run in group),
+                str(metrics["errors"]),
+                f"{metrics['accuracy']:.2%}",
+                f"{metrics['loss']:.4f}",
             )
     Console(width=160).print(table)
 

@@ -69,6 +69,11 @@ class TrainConfig:
         """The seed of the validation split: split_seed, else seed."""
         return self.seed if self.split_seed is None else self.split_seed
 
+    @property
+    def validation_split(self) -> tuple[str, str | None, float, int]:
+        """What decides the validation images: runs with equal values hold out the same ones."""
+        return self.dataset, self.data_dir, self.validation_fraction, self.validation_seed
+
     def validate(self) -> TrainConfig:
         """Raise ConfigError naming the first invalid option; return self."""
         from .data import REGISTRY

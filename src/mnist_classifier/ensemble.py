@@ -95,7 +95,7 @@ def build_ensemble(run_dirs: Sequence[Path], out: Path, tta: bool = False) -> di
     metrics = compute_metrics(y, probs, data.class_names)
     matrix = metrics.pop("confusion_matrix")
     metrics = {"dataset": data.name, "split": "test", **metrics, "tta": tta, "members": members}
-    splits = {(c.validation_fraction, c.validation_seed) for c in map(run_config, run_dirs)}
+    splits = {c.validation_split for c in map(run_config, run_dirs)}
     if len(splits) == 1:  # members share a validation split (train --ensemble): the ensemble's accuracy on it
         x_val, y_val = split_arrays(run_config(run_dirs[0]), data, "val")
         metrics["val_accuracy"] = float(np.mean(ensemble_probabilities(predictors, x_val, tta).argmax(axis=1) == y_val))

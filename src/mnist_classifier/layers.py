@@ -21,9 +21,10 @@ class Deskew(keras.layers.Layer):
         rows = tf.cast(tf.range(shape[1]), images.dtype)[None, :, None]
         cols = tf.cast(tf.range(shape[2]), images.dtype)[None, None, :]
 
+        total = tf.maximum(tf.reduce_sum(images, axis=(1, 2), keepdims=True), 1e-6)
+
         def mean(values: tf.Tensor) -> tf.Tensor:
-            total = tf.reduce_sum(images, axis=(1, 2), keepdims=True)
-            return tf.reduce_sum(values * images, axis=(1, 2), keepdims=True) / tf.maximum(total, 1e-6)
+            return tf.reduce_sum(values * images, axis=(1, 2), keepdims=True) / total
 
         row, col = mean(rows), mean(cols)
         variance = mean((rows - row) ** 2)
