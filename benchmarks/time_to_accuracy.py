@@ -1,10 +1,12 @@
 """Time to accuracy: the cnn presets, the default DNN, the augmented DNN and the Keras docs' "Simple MNIST convnet".
 
-Usage: python benchmarks/time_to_accuracy.py [--only "cnn fast,reference"] [--skip-best] [--keep DIR]
-Each model trains in a fresh process on the same machine; the table gives parameters, training seconds,
-test accuracy, the seconds until validation accuracy first reached 99.0% (checked at the end of each epoch)
-and that time as a ratio to the reference's, then inference: test-set predictions per second in batches of
-1,024 and the median latency of one single-image prediction through `inference.Predictor` (of 1,000).
+Usage: python benchmarks/time_to_accuracy.py [--only "cnn fast,reference"] [--skip-best] [--seeds N] [--keep DIR]
+Each model trains in a fresh process on the same machine, once per seed (42, 43, ...); the table gives
+parameters, then medians over the seeds of training seconds, test accuracy (with its range when there are
+several seeds), the seconds until validation accuracy first reached 99.0% (checked at the end of each epoch)
+and that time as a ratio to the reference's; then inference, on the first seed's model: test-set predictions
+per second in batches of 1,024 and the median latency of one single-image prediction through
+`inference.Predictor` (of 1,000).
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ MODELS = {
 }
 
 
-def train_reference(out: Path) -> None:
+def train_reference(out: Path, seed: int) -> None:
     """The Keras documentation's "Simple MNIST convnet", as published, on the bundled MNIST."""
     import keras
     import tensorflow as tf
@@ -46,7 +48,7 @@ def train_reference(out: Path) -> None:
     threads = os.cpu_count() or 1
     tf.config.threading.set_intra_op_parallelism_threads(threads)
     tf.config.threading.set_inter_op_parallelism_threads(threads)
-    keras.utils.set_random_seed(42)
+    keras.utils.set_random_seed(seed)
     data = load_dataset("mnist")
     x_train = np.expand_dims(data.x_train.astype("float32") / 255, -1)
     x_test = np.expand_dims(data.x_test.astype("float32") / 255, -1)
@@ -85,12 +87,13 @@ def train_reference(out: Path) -> None:
     (out / "metrics.json").write_text(json.dumps(metrics))
 
 
-def train(name: str, out: Path) -> None:
+def train(name: str, seed: int, out: Path) -> None:
     """Train one model in a fresh process."""
     if name == "reference":
-        command = [sys.executable, __file__, "--train-reference", str(out)]
+        command = [sys.executable, __file__, "--train-reference", str(out), "--seed", str(seed)]
     else:
-        command = [sys.executable, "-m", "mnist_classifier", "train", *MODELS[name], "--out", str(out)]
+        command = [sys.executable, "-m", "mnist_classifier", "train", *MODELS[name], "--seed", str(seed)]
+        command += ["--out", str(out)]
     subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=os.environ)
 
 
@@ -152,12 +155,16 @@ def main() -> None:
         type=Path,
         help="keep the run directories in this folder; runs already there are reused, not retrained",
     )
+    parser.add_argument("--seeds", type=int, default=1, help="train each model this many times (seeds 42, 43, ...)")
     parser.add_argument("--latency-repeats", type=int, default=1000)
     parser.add_argument("--train-reference", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--seed", type=int, default=42, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.train_reference:
-        train_reference(args.train_reference)
+        train_reference(args.train_reference, args.seed)
         return
+    if args.seeds < 1:
+        parser.error(f"--seeds must be at least 1, got {args.seeds}")
     names = list(MODELS)
     if args.only:
         names = [n.strip() for n in args.only.split(",")]
@@ -178,25 +185,39 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = args.keep or Path(tmp)
         for name in names:
-            out = root / name.replace(" ", "-")
-            if not (out / "metrics.json").exists():
-                console.print(f"training {name} ...", highlight=False)
-                train(name, out)
-            metrics = json.loads((out / "metrics.json").read_text())
-            rows[name] = (metrics, seconds_to_target(out), *inference(out, images, args.latency_repeats))
-    reference = rows.get("reference", (None, None))[1]
-    table = Table(title=f"MNIST time to accuracy: {os.cpu_count()} cores ({cpu_name()}), no GPU")
+            runs = []
+            for seed in range(42, 42 + args.seeds):
+                out = root / f"{name.replace(' ', '-')}-seed{seed}"
+                if not (out / "metrics.json").exists():
+                    console.print(f"training {name}, seed {seed} ...", highlight=False)
+                    train(name, seed, out)
+                runs.append(out)
+            metrics = [json.loads((out / "metrics.json").read_text()) for out in runs]
+            accuracies = [m["accuracy"] for m in metrics]
+            to_target = [seconds_to_target(out) for out in runs]
+            rows[name] = (
+                metrics[0]["parameters"],
+                statistics.median(m["train_seconds"] for m in metrics),
+                statistics.median(accuracies),
+                (min(accuracies), max(accuracies)) if len(runs) > 1 else None,
+                statistics.median(float("inf") if t is None else t for t in to_target),
+                *inference(runs[0], images, args.latency_repeats),
+            )
+    reference = rows["reference"][4] if "reference" in rows else float("inf")
+    medians = f", medians of {args.seeds} seeds" if args.seeds > 1 else ""
+    table = Table(title=f"MNIST time to accuracy: {os.cpu_count()} cores ({cpu_name()}), no GPU{medians}")
     for column in ("model", "parameters", "training s", "test accuracy", "s to 99.0% val", "vs reference",
                    "predictions/s", "latency ms"):  # fmt: skip
         table.add_column(column, justify="left" if column == "model" else "right")
-    for name, (metrics, to_target, per_second, latency) in rows.items():
-        ratio = f"{to_target / reference:.2f}" if to_target is not None and reference else "—"
+    for name, (parameters, seconds, accuracy, spread, to_target, per_second, latency) in rows.items():
+        reached = to_target != float("inf")
+        ratio = f"{to_target / reference:.2f}" if reached and reference != float("inf") else "—"
         table.add_row(
             name,
-            f"{metrics['parameters']:,}",
-            f"{metrics['train_seconds']:.1f}",
-            f"{metrics['accuracy']:.2%}",
-            "never" if to_target is None else f"{to_target:.1f}",
+            f"{parameters:,}",
+            f"{seconds:.1f}",
+            f"{accuracy:.2%}" + (f" ({spread[0]:.2%} to {spread[1]:.2%})" if spread else ""),
+            f"{to_target:.1f}" if reached else "never",
             ratio,
             f"{per_second:,.0f}",
             f"{latency:.2f}",
