@@ -2,7 +2,7 @@
 combination of them (the mean of its members' probabilities, as `ensemble` takes it). The test set is not read.
 
 Usage: python benchmarks/validation.py RUN_DIR RUN_DIR ... [--largest K]
-The figures by which the best preset was chosen; give member folders (e.g. DIR/cnn-best/member-1 from
+The figures by which the best preset was chosen; give member folders (e.g. DIR/cnn-best-seed42/member-1 from
 `time_to_accuracy.py --keep DIR`) or any runs trained with the same --validation-fraction and split seed.
 """
 
