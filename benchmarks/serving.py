@@ -151,7 +151,8 @@ def bench_folder(run: Path, folder: Path, files: int, repeats: int = 3) -> dict[
     """`predict --json` on the folder in fresh processes, end to end (start-up included): the first run with
     the model (an empty cache, so it loads TensorFlow and converts the model to ONNX) and the median of
     `repeats` later ones; then predict's reading loop in this process once the model is loaded."""
-    from mnist_classifier.inference import fast_predictor, image_files
+    from mnist_classifier.image_files import image_files
+    from mnist_classifier.inference import fast_predictor
 
     data = load_dataset("mnist")
     for i in range(files):

@@ -18,8 +18,9 @@ from rich.console import Console
 from rich.table import Table
 
 from mnist_classifier.data import load_dataset
-from mnist_classifier.evaluation import compute_metrics, run_config, split_arrays
+from mnist_classifier.evaluation import compute_metrics, split_arrays
 from mnist_classifier.inference import Predictor
+from mnist_classifier.runs import run_config
 from mnist_classifier.utils import import_tensorflow_quietly
 
 

@@ -37,9 +37,9 @@ def test_train_then_evaluate(cli, tmp_path: Path) -> None:  # type: ignore[no-un
     ("args", "message"),
     [
         (["train", "--epochs", "-3"], "--epochs must be at least 1"),
-        (["train", "--model", "transformer"], "--model: unknown value 'transformer'"),
-        (["train", "--dataset", "cifar10"], "--dataset: unknown value 'cifar10'"),
-        (["train", "--validation-fraction", "1.5"], "--validation-fraction must be between 0 and 1"),
+        (["train", "--model", "transformer"], "--model must be one of dnn, cnn, got 'transformer'"),
+        (["train", "--dataset", "cifar10"], "--dataset must be one of mnist, fashion-mnist"),
+        (["train", "--validation-fraction", "1.5"], "--validation-fraction must be in (0, 1), got 1.5"),
         (["train", "--hidden-units", "big"], "--hidden-units: expected comma-separated sizes"),
         (["train", "--config", "missing.toml"], "missing.toml: cannot read config file"),
         (["evaluate", "nowhere"], "nowhere: not a run directory"),

@@ -17,7 +17,7 @@ from mnist_classifier.augment import Augmentation, augment
 from mnist_classifier.config import TrainConfig
 from mnist_classifier.data import load_dataset, write_idx
 from mnist_classifier.ensemble import build_ensemble, train_ensemble
-from mnist_classifier.evaluation import evaluate_run, run_config, split_arrays
+from mnist_classifier.evaluation import evaluate_run, split_arrays
 from mnist_classifier.inference import (
     EnsemblePredictor,
     OnnxPredictor,
@@ -28,6 +28,7 @@ from mnist_classifier.inference import (
 )
 from mnist_classifier.layers import Deskew
 from mnist_classifier.preprocess import deskew, scale
+from mnist_classifier.runs import run_config
 from mnist_classifier.schedules import OneCycle
 from mnist_classifier.training import make_optimizer, train, training_data
 
@@ -317,14 +318,17 @@ def test_bad_ensemble_members_are_named(cli, cnn_runs: list[Path], tmp_path: Pat
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--model", "dnn", "--filters", "8,16"], "--filters applies to --model cnn only"),
-        (["--model", "dnn", "--preset", "fast"], "--preset: unknown preset 'fast' for model 'dnn'"),
-        (["--model", "cnn", "--preset", "turbo"], "--preset: unknown preset 'turbo' for model 'cnn'"),
+        (["--model", "dnn", "--filters", "8,16"], "--filters applies to the cnn model only"),
+        (["--model", "dnn", "--preset", "fast"], "--preset must be one of augmented for model 'dnn', got 'fast'"),
+        (
+            ["--model", "cnn", "--preset", "turbo"],
+            "--preset must be one of fast, default, best for model 'cnn', got 'turbo'",
+        ),
         (["--model", "cnn", "--filters", "8,x"], "--filters: expected comma-separated sizes"),
-        (["--model", "cnn", "--kernel-size", "4"], "--kernel-size must be 3, 5 or 7"),
-        (["--model", "cnn", "--downsample", "avg"], "--downsample: unknown value 'avg'"),
+        (["--model", "cnn", "--kernel-size", "4"], "--kernel-size must be one of 3, 5, 7, got 4"),
+        (["--model", "cnn", "--downsample", "avg"], "--downsample must be one of pool, stride, got 'avg'"),
         (["--rotation", "400"], r"--rotation must be in [0, 180)"),
-        (["--schedule", "step"], "--schedule: unknown value 'step'"),
+        (["--schedule", "step"], "--schedule must be one of constant, cosine, onecycle, got 'step'"),
         (["--threads", "0"], "--threads must be at least 1"),
         (["--label-smoothing", "1"], "--label-smoothing must be in [0, 1)"),
     ],

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,16 +14,18 @@ from mnist_classifier.errors import ConfigError
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        ({"epochs": -1}, "--epochs must be at least 1, got -1"),
-        ({"batch_size": 0}, "--batch-size must be at least 1"),
-        ({"model": "resnet"}, "--model: unknown value 'resnet'"),
-        ({"dataset": "cifar"}, "--dataset: unknown value 'cifar'"),
-        ({"validation_fraction": 1.0}, "--validation-fraction must be between 0 and 1"),
-        ({"validation_fraction": 0.0}, "--validation-fraction must be between 0 and 1"),
-        ({"learning_rate": 0.0}, "--learning-rate must be between 0 and 10"),
-        ({"optimizer": "lbfgs"}, "--optimizer: unknown value 'lbfgs'"),
-        ({"dropout": 1.0}, r"--dropout must be in \[0, 1\)"),
-        ({"hidden_units": []}, "--hidden-units must be a non-empty list"),
+        ({"epochs": -1}, "^epochs must be at least 1, got -1$"),
+        ({"batch_size": 0}, "^batch_size must be at least 1, got 0$"),
+        ({"model": "resnet"}, "^model must be one of dnn, cnn, got 'resnet'$"),
+        ({"dataset": "cifar"}, r"^dataset must be one of mnist, fashion-mnist \(or give a data folder\), got 'cifar'$"),
+        ({"validation_fraction": 1.0}, r"^validation_fraction must be in \(0, 1\), got 1.0$"),
+        ({"validation_fraction": 0.0}, r"^validation_fraction must be in \(0, 1\), got 0.0$"),
+        ({"learning_rate": 0.0}, r"^learning_rate must be in \(0, 10\), got 0.0$"),
+        ({"optimizer": "lbfgs"}, "^optimizer must be one of adam, adamw, sgd, rmsprop, got 'lbfgs'$"),
+        ({"dropout": 1.0}, r"^dropout must be in \[0, 1\), got 1.0$"),
+        ({"hidden_units": []}, r"^hidden_units must list at least one layer size for the dnn, got \[\]$"),
+        ({"hidden_units": [64, 0]}, r"^hidden_units must list sizes at least 1, got \[64, 0\]$"),
+        ({"epochs": "ten"}, "^epochs must be an integer, got 'ten'$"),
     ],
 )
 def test_invalid_options_name_the_option(overrides: dict, message: str) -> None:
@@ -70,3 +74,31 @@ def test_missing_config_file(tmp_path: Path) -> None:
 
 def test_defaults_validate() -> None:
     assert TrainConfig().validate().model == "dnn"
+
+
+def test_checking_settings_does_not_import_tensorflow() -> None:
+    """--show-config, config errors and space checks answer without TensorFlow's seconds of start-up."""
+    program = (
+        "import sys, mnist_classifier.config as c\n"
+        "c.resolve(model='cnn', preset='fast').validate()\n"
+        "try:\n    c.resolve(dropout=2.0)\nexcept c.ConfigError:\n    pass\n"
+        "print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, check=True)
+    assert done.stdout == "[]\n"
+
+
+def test_config_knows_the_names_that_models_and_data_define() -> None:
+    from mnist_classifier.config import DATASET_NAMES, MODEL_NAMES
+    from mnist_classifier.data import REGISTRY
+    from mnist_classifier.models import MODELS
+
+    assert tuple(MODELS) == MODEL_NAMES and tuple(REGISTRY) == DATASET_NAMES
+
+
+def test_train_validates_the_config_it_is_given(tmp_path: Path) -> None:
+    from mnist_classifier.training import train
+
+    with pytest.raises(ConfigError, match=r"^dropout must be in \[0, 1\), got 1.5$"):
+        train(TrainConfig(dropout=1.5), tmp_path / "run")
+    assert not (tmp_path / "run").exists()

@@ -11,8 +11,9 @@ from PIL import Image
 
 from mnist_classifier.data import load_dataset
 from mnist_classifier.errors import ImageError, RunError
-from mnist_classifier.inference import OnnxPredictor, Predictor, fast_predictor, load_model
+from mnist_classifier.inference import OnnxPredictor, Predictor, fast_predictor
 from mnist_classifier.preprocess import scale
+from mnist_classifier.runs import load_model
 
 
 def test_compiled_forward_matches_keras_predict(dnn_run: Path) -> None:

@@ -11,7 +11,7 @@ import pytest
 
 from mnist_classifier import resolve
 from mnist_classifier.evaluation import evaluate_run
-from mnist_classifier.inference import load_model
+from mnist_classifier.runs import load_model
 from mnist_classifier.training import BestCheckpoint, train
 
 from .conftest import require

@@ -15,7 +15,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from .errors import ConfigError, MnistClassifierError
+from .errors import ConfigError, MnistClassifierError, SettingError
 from .utils import atomic_path, import_tensorflow_quietly
 
 if TYPE_CHECKING:
@@ -154,22 +154,10 @@ def train(
 
         console.print(tomli_w.dumps({k: v for k, v in to_dict(settings).items() if v is not None}), end="")
         return
-    from .evaluation import evaluate_run
-    from .report import write_report
-    from .training import default_run_dir
-    from .training import train as fit
+    from .api import train as train_run
 
-    verbose = 1 if sys.stdout.isatty() else 2
-    if settings.ensemble > 1:
-        from .ensemble import train_ensemble
-
-        run_dir = train_ensemble(settings, out or default_run_dir(settings), verbose)
-        metrics = json.loads((run_dir / "metrics.json").read_text())
-    else:
-        run_dir = fit(settings, out, verbose)
-        metrics = evaluate_run(run_dir)
-    report = write_report(run_dir)
-    print_summary(metrics, run_dir, report)
+    run = train_run(settings, out=out, verbose=1 if sys.stdout.isatty() else 2)
+    print_summary(run.metrics, run.path, run.path / "report.html")
 
 
 def print_summary(metrics: dict, run_dir: Path, report: Path) -> None:
@@ -276,16 +264,15 @@ def ensemble_command(
     tta: Annotated[bool, typer.Option("--tta", help="Also average over one-pixel shifts of each test image.")] = False,
 ) -> None:
     """Average the runs' probabilities, evaluate on the test set, and write metrics and report.html."""
-    import datetime as dt
-
     from .ensemble import build_ensemble
     from .report import write_report
+    from .runs import default_run_dir
 
-    folder = out or Path("runs") / f"ensemble-{dt.datetime.now():%Y%m%d-%H%M%S}"
+    folder = out or default_run_dir("ensemble")
     metrics = build_ensemble(run_dirs, folder, tta)
     report = write_report(folder)
     for member in metrics["members"]:
-        console.print(f"member {member['run']}: {member['accuracy']:.2%}", highlight=False)
+        console.print(f"member {Path(member['run']).name}: {member['accuracy']:.2%}", highlight=False)
     print_summary(metrics, folder, report)
 
 
@@ -299,10 +286,10 @@ def info(
     """Images per class in the train, validation and test splits."""
     import numpy as np
 
+    from .config import check_field
     from .data import load_dataset, split_validation
 
-    if not 0 < validation_fraction < 1:
-        raise ConfigError(f"--validation-fraction must be between 0 and 1 (exclusive), got {validation_fraction}")
+    check_field("validation_fraction", validation_fraction)
     data = load_dataset(dataset, data_dir)
     _, y_train, _, y_val = split_validation(data.x_train, data.y_train, validation_fraction, seed)
     table = Table(title=f"{data.name}: {data.x_train.shape[1]}x{data.x_train.shape[2]} images, checksums verified")
@@ -369,7 +356,8 @@ def predict(
     ] = True,
 ) -> None:
     """Read the digit (or, with --multi-digit, the number) in each image; bad files are reported and skipped."""
-    from .inference import image_files, load_predictor
+    from .image_files import image_files
+    from .inference import load_predictor
 
     predictor = load_predictor(model, fast=True)
     if not 1 <= top_k <= len(predictor.class_names):
@@ -499,5 +487,5 @@ def main() -> None:
     try:
         app()
     except MnistClassifierError as e:
-        typer.echo(f"error: {e}", err=True)
+        typer.echo(f"error: {e.for_command_line() if isinstance(e, SettingError) else e}", err=True)
         sys.exit(2)

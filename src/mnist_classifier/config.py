@@ -16,8 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError
+from .errors import ConfigError, SettingError
 
+MODEL_NAMES = ("dnn", "cnn")  # models.MODELS builds them; a test keeps the two in step
+DATASET_NAMES = ("mnist", "fashion-mnist")  # data.REGISTRY locates them; likewise
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
 SCHEDULES = ("constant", "cosine", "onecycle")
 CNN_ONLY = ("filters", "convs_per_stage", "kernel_size", "downsample")
@@ -25,44 +27,102 @@ DOWNSAMPLING = ("pool", "stride")
 ACTIVATIONS = ("relu", "gelu", "elu", "tanh", "sigmoid", "swish")
 
 
+@dataclass(frozen=True)
+class Interval:
+    """A number within [low, high], each end closed or open; None leaves that side unbounded."""
+
+    low: float | None
+    high: float | None = None
+    closed: str = "both"  # both, left, right or neither
+
+    def problem(self, value: Any) -> str | None:
+        values = value if isinstance(value, list) else [value]
+        left, right = self.closed in ("both", "left"), self.closed in ("both", "right")
+        for v in values:
+            if self.low is not None and (v < self.low if left else v <= self.low):
+                break
+            if self.high is not None and (v > self.high if right else v >= self.high):
+                break
+        else:
+            return None
+        if self.high is None:
+            bound = f"at least {self.low}" if left else f"above {self.low}"
+        else:
+            bound = f"in {'[' if left else '('}{self.low}, {self.high}{']' if right else ')'}"
+        return f"must list sizes {bound}" if isinstance(value, list) else f"must be {bound}"
+
+
+@dataclass(frozen=True)
+class Options:
+    """One of a fixed set of values."""
+
+    choices: tuple[Any, ...]
+
+    def problem(self, value: Any) -> str | None:
+        return None if value in self.choices else f"must be one of {', '.join(map(str, self.choices))}"
+
+
+@dataclass(frozen=True)
+class Length:
+    """A list of low to high entries."""
+
+    low: int
+    high: int
+
+    def problem(self, value: list[Any]) -> str | None:
+        return None if self.low <= len(value) <= self.high else f"must list {self.low} to {self.high} values"
+
+
+Rule = Interval | Options | Length
+
+
+def setting(default: Any = dataclasses.MISSING, *rules: Rule, factory: Any = dataclasses.MISSING) -> Any:
+    """A TrainConfig field with its constraints (checked by `check`), scikit-learn style: data, not code."""
+    return field(default=default, default_factory=factory, metadata={"rules": rules})
+
+
+FRACTION = Interval(0, 1, "left")  # [0, 1): 0 turns the option off
+POSITIVE = Interval(1)
+
+
 @dataclass
 class TrainConfig:
     """Everything that decides what `train` does; saved to each run's config.json."""
 
-    model: str = "dnn"
+    model: str = setting("dnn", Options(MODEL_NAMES))
     dataset: str = "mnist"
     data_dir: str | None = None
-    epochs: int = 10
-    batch_size: int = 256
-    learning_rate: float = 3e-3
-    optimizer: str = "adam"
-    schedule: str = "cosine"
-    warmup_fraction: float = 0.1
-    validation_fraction: float = 0.1
-    patience: int = 5
-    seed: int = 42
-    split_seed: int | None = None  # seed of the validation split when it differs from `seed` (ensemble members)
-    hidden_units: list[int] = field(default_factory=lambda: [512, 256])
-    activation: str = "relu"
-    dropout: float = 0.2
+    epochs: int = setting(10, POSITIVE)
+    batch_size: int = setting(256, POSITIVE)
+    learning_rate: float = setting(3e-3, Interval(0, 10, "neither"))
+    optimizer: str = setting("adam", Options(OPTIMIZERS))
+    schedule: str = setting("cosine", Options(SCHEDULES))
+    warmup_fraction: float = setting(0.1, FRACTION)
+    validation_fraction: float = setting(0.1, Interval(0, 1, "neither"))
+    patience: int = setting(5, Interval(0))
+    seed: int = setting(42, Interval(0))
+    split_seed: int | None = setting(None, Interval(0))  # the validation split's seed when not `seed` (ensembles)
+    hidden_units: list[int] = setting(dataclasses.MISSING, POSITIVE, factory=lambda: [512, 256])
+    activation: str = setting("relu", Options(ACTIVATIONS))
+    dropout: float = setting(0.2, FRACTION)
     batch_norm: bool = True
     standardize: bool = False
     deskew: bool = False  # straighten each digit inside the model, before its first layer
-    train_samples: int | None = None  # train on only this many images of the training split; quick experiments
-    filters: list[int] | None = None
-    convs_per_stage: int | None = None
-    kernel_size: int | None = None
-    downsample: str | None = None
-    shift: float = 0.0
-    rotation: float = 0.0
-    scale: float = 0.0
-    elastic: float = 0.0
-    elastic_sigma: float = 4.0
-    label_smoothing: float = 0.0
-    weight_decay: float = 0.0
+    train_samples: int | None = setting(None, POSITIVE)  # train on only this many images; quick experiments
+    filters: list[int] | None = setting(None, POSITIVE, Length(1, 4))
+    convs_per_stage: int | None = setting(None, POSITIVE)
+    kernel_size: int | None = setting(None, Options((3, 5, 7)))
+    downsample: str | None = setting(None, Options(DOWNSAMPLING))
+    shift: float = setting(0.0, Interval(0, 14, "left"))
+    rotation: float = setting(0.0, Interval(0, 180, "left"))
+    scale: float = setting(0.0, FRACTION)
+    elastic: float = setting(0.0, Interval(0, 100, "left"))
+    elastic_sigma: float = setting(4.0, Interval(0, 28, "neither"))
+    label_smoothing: float = setting(0.0, FRACTION)
+    weight_decay: float = setting(0.0, FRACTION)
     jit_compile: bool = False
-    threads: int = field(default_factory=lambda: os.cpu_count() or 1)
-    ensemble: int = 1
+    threads: int = setting(dataclasses.MISSING, POSITIVE, factory=lambda: os.cpu_count() or 1)
+    ensemble: int = setting(1, POSITIVE)
 
     @property
     def validation_seed(self) -> int:
@@ -75,84 +135,68 @@ class TrainConfig:
         return self.dataset, self.data_dir, self.validation_fraction, self.validation_seed
 
     def validate(self) -> TrainConfig:
-        """Raise ConfigError naming the first invalid option; return self."""
-        from .data import REGISTRY
-        from .models import MODELS
-
-        choose("model", self.model, tuple(MODELS))
-        if self.data_dir is None:
-            choose("dataset", self.dataset, tuple(REGISTRY))
-        choose("optimizer", self.optimizer, OPTIMIZERS)
-        choose("schedule", self.schedule, SCHEDULES)
-        choose("activation", self.activation, ACTIVATIONS)
-        at_least("epochs", self.epochs, 1)
-        at_least("batch_size", self.batch_size, 1)
-        at_least("patience", self.patience, 0)
-        at_least("seed", self.seed, 0)
-        if self.split_seed is not None:
-            at_least("split_seed", self.split_seed, 0)
-        if self.train_samples is not None:
-            at_least("train_samples", self.train_samples, 1)
-        between("learning_rate", self.learning_rate, 0, 10, "between 0 and 10 (exclusive)")
-        between("validation_fraction", self.validation_fraction, 0, 1, "between 0 and 1 (exclusive)")
-        if not 0 <= self.warmup_fraction < 1:
-            raise ConfigError(f"{option('warmup_fraction')} must be in [0, 1), got {self.warmup_fraction}")
-        if not 0 <= self.dropout < 1:
-            raise ConfigError(f"{option('dropout')} must be in [0, 1), got {self.dropout}")
-        if (self.model == "dnn" and not self.hidden_units) or any(u < 1 for u in self.hidden_units):
-            raise ConfigError(
-                f"{option('hidden_units')} must be a non-empty list of positive sizes, got {self.hidden_units}"
-            )
-        self.validate_cnn()
-        for name, high in (("shift", 14), ("rotation", 180), ("scale", 1), ("elastic", 100)):
-            value = getattr(self, name)
-            if not 0 <= value < high:
-                raise ConfigError(f"{option(name)} must be in [0, {high}) (0 turns it off), got {value}")
-        between("elastic_sigma", self.elastic_sigma, 0, 28, "between 0 and 28 pixels (exclusive)")
-        if not 0 <= self.label_smoothing < 1:
-            raise ConfigError(f"{option('label_smoothing')} must be in [0, 1), got {self.label_smoothing}")
-        if not 0 <= self.weight_decay < 1:
-            raise ConfigError(f"{option('weight_decay')} must be in [0, 1), got {self.weight_decay}")
-        at_least("threads", self.threads, 1)
-        at_least("ensemble", self.ensemble, 1)
+        """Raise SettingError naming the first invalid setting; return self."""
+        check(self)
         return self
 
-    def validate_cnn(self) -> None:
-        """Convolution options belong to the cnn model only; the cnn needs them all."""
-        if self.model != "cnn":
-            given = [name for name in CNN_ONLY if getattr(self, name) is not None]
-            if given:
-                raise ConfigError(f"{option(given[0])} applies to --model cnn only, not {self.model!r}; remove it")
-            return
-        missing = [name for name in CNN_ONLY if getattr(self, name) is None]
+
+def check(config: TrainConfig) -> None:
+    """Every field's type and declared rules, then the rules that tie fields together."""
+    for name in FIELDS:
+        check_field(name, getattr(config, name))
+    if config.data_dir is None and config.dataset not in DATASET_NAMES:
+        raise SettingError("dataset", f"must be one of {', '.join(DATASET_NAMES)} (or give a data folder), got "
+                           f"{config.dataset!r}")  # fmt: skip
+    if config.model == "dnn" and not config.hidden_units:
+        raise SettingError("hidden_units", "must list at least one layer size for the dnn, got []")
+    if config.model == "cnn":
+        missing = [name for name in CNN_ONLY if getattr(config, name) is None]
         if missing:
-            raise ConfigError(f"{option(missing[0])} is required for --model cnn")
-        assert self.filters is not None and self.convs_per_stage is not None and self.downsample is not None
-        if not self.filters or any(f < 1 for f in self.filters) or len(self.filters) > 4:
-            raise ConfigError(f"{option('filters')} must list 1 to 4 positive stage widths, got {self.filters}")
-        at_least("convs_per_stage", self.convs_per_stage, 1)
-        if self.kernel_size not in (3, 5, 7):
-            raise ConfigError(f"{option('kernel_size')} must be 3, 5 or 7, got {self.kernel_size}")
-        choose("downsample", self.downsample, DOWNSAMPLING)
+            raise SettingError(missing[0], "is required for the cnn model")
+    else:
+        given = [name for name in CNN_ONLY if getattr(config, name) is not None]
+        if given:
+            raise SettingError(given[0], f"applies to the cnn model only, not {config.model!r}; remove it")
+
+
+def check_field(name: str, value: Any) -> None:
+    """One setting's type and declared rules."""
+    kind = type_problem(name, value)
+    if kind:
+        raise SettingError(name, f"must be {kind}, got {value!r}")
+    for rule in FIELDS[name].metadata.get("rules", ()):
+        problem = None if value is None else rule.problem(value)
+        if problem:
+            raise SettingError(name, f"{problem}, got {value!r}")
+
+
+def type_problem(name: str, value: Any) -> str | None:
+    """What the field's type asks for when `value` is not of it (None is allowed for optional fields)."""
+    hint = HINTS[name]
+    optional = isinstance(hint, types.UnionType) and type(None) in typing.get_args(hint)
+    if optional and value is None:
+        return None
+    base = typing.get_args(hint)[0] if optional else hint
+    if base is bool:
+        ok = isinstance(value, bool)
+    elif base is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif base is float:
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+    elif base is str:
+        ok = isinstance(value, str)
+    else:
+        ok = isinstance(value, list) and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+    if ok:
+        return None
+    return {bool: "true or false", int: "an integer", float: "a number", str: "a string"}.get(
+        base, "a list of integers"
+    )
 
 
 def option(name: str) -> str:
+    """The command-line flag of a setting."""
     return "--" + name.replace("_", "-")
-
-
-def choose(name: str, value: str, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise ConfigError(f"{option(name)}: unknown value {value!r}; choose one of {', '.join(choices)}")
-
-
-def at_least(name: str, value: int, low: int) -> None:
-    if value < low:
-        raise ConfigError(f"{option(name)} must be at least {low}, got {value}")
-
-
-def between(name: str, value: float, low: float, high: float, text: str) -> None:
-    if not low < value < high:
-        raise ConfigError(f"{option(name)} must be {text}, got {value}")
 
 
 FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
@@ -161,32 +205,10 @@ HINTS = typing.get_type_hints(TrainConfig)
 
 def coerce(name: str, value: Any, source: str) -> Any:
     """Check a value from a file against the field's type; ints are accepted for floats."""
-    hint = HINTS[name]
-    optional = isinstance(hint, types.UnionType) and type(None) in typing.get_args(hint)
-    if optional and value is None:
-        return None
-    base = typing.get_args(hint)[0] if optional else hint
-    origin = typing.get_origin(base)
-    ok: bool
-    if base is bool:
-        ok = isinstance(value, bool)
-    elif base is int:
-        ok = isinstance(value, int) and not isinstance(value, bool)
-    elif base is float:
-        ok = isinstance(value, int | float) and not isinstance(value, bool)
-        value = float(value) if ok else value
-    elif base is str:
-        ok = isinstance(value, str)
-    elif origin is list:
-        ok = isinstance(value, list) and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
-    else:
-        raise AssertionError(f"unsupported field type {hint}")
-    if not ok:
-        kind = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}.get(
-            base, "a list of integers"
-        )
+    kind = type_problem(name, value)
+    if kind:
         raise ConfigError(f"{source}: {name!r} must be {kind}, got {value!r}")
-    return value
+    return float(value) if HINTS[name] is float else value
 
 
 def read_config_file(path: Path) -> dict[str, Any]:
@@ -272,7 +294,7 @@ def resolve(file: Path | None = None, preset: str | None = None, **overrides: An
         presets = PRESETS.get(model, {})
         if preset not in presets:
             names = ", ".join(presets) or "none"
-            raise ConfigError(f"--preset: unknown preset {preset!r} for model {model!r}; choose one of {names}")
+            raise SettingError("preset", f"must be one of {names} for model {model!r}, got {preset!r}")
         values.update(presets[preset])
     values.update(from_file)
     values.update(given)

@@ -4,8 +4,7 @@ image (test-time augmentation), and write a run-like directory that `report` ren
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
-import json
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -16,32 +15,24 @@ import numpy as np
 from .config import TrainConfig
 from .data import load_dataset
 from .errors import ConfigError, RunError
-from .evaluation import (
-    compute_metrics,
-    history_summary,
-    run_config,
-    split_arrays,
-    write_confusion_csv,
-    write_misclassified,
-)
+from .evaluation import compute_metrics, now, split_arrays
 from .inference import Predictor, ensemble_probabilities
+from .runs import CONFIG, MODEL, history_summary, read_json, run_config, write_evaluation
 from .utils import write_json
 
 
 def member_config(run_dir: Path) -> dict[str, Any]:
     """A member's config.json, checked to be a trained single run."""
-    path = run_dir / "config.json"
+    if not (run_dir / CONFIG).is_file():
+        raise RunError(f"ensemble member {run_dir}: no config.json; give run directories written by train")
     try:
-        config = json.loads(path.read_text())
-        meta = config["meta"]
-        [meta[key] for key in ("input_shape", "num_classes", "class_names")]
-    except FileNotFoundError:
-        raise RunError(f"ensemble member {run_dir}: no config.json; give run directories written by train") from None
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        raise RunError(f"ensemble member {run_dir}: unreadable config.json ({e!r}); train it again") from None
-    if not (run_dir / "model.keras").is_file():
+        config = read_json(run_dir / CONFIG)
+        [config["meta"][key] for key in ("input_shape", "num_classes", "class_names")]
+    except (RunError, KeyError, TypeError) as e:
+        raise RunError(f"ensemble member {run_dir}: unreadable config.json ({e}); train it again") from None
+    if not (run_dir / MODEL).is_file():
         raise RunError(f"ensemble member {run_dir}: no model.keras; train it again or leave it out")
-    return dict(config)
+    return config
 
 
 def check_compatible(run_dirs: Sequence[Path], configs: Sequence[dict[str, Any]]) -> None:
@@ -83,7 +74,7 @@ def build_ensemble(run_dirs: Sequence[Path], out: Path, tta: bool = False) -> di
     probs = ensemble_probabilities(predictors, x, tta) if tta else np.mean(own, axis=0)
     members = [
         {
-            "run": str(run_dir),
+            "run": os.path.relpath(run_dir.absolute(), out.absolute()),
             "model": config.get("model"),
             "seed": config.get("seed"),
             "accuracy": float(np.mean(p.argmax(axis=1) == y)),
@@ -92,9 +83,8 @@ def build_ensemble(run_dirs: Sequence[Path], out: Path, tta: bool = False) -> di
         }
         for run_dir, config, p in zip(run_dirs, configs, own, strict=True)
     ]
-    metrics = compute_metrics(y, probs, data.class_names)
-    matrix = metrics.pop("confusion_matrix")
-    metrics = {"dataset": data.name, "split": "test", **metrics, "tta": tta, "members": members}
+    metrics = {"dataset": data.name, "split": "test", **compute_metrics(y, probs, data.class_names)}
+    metrics |= {"tta": tta, "members": members}
     splits = {c.validation_split for c in map(run_config, run_dirs)}
     if len(splits) == 1:  # members share a validation split (train --ensemble): the ensemble's accuracy on it
         x_val, y_val = split_arrays(run_config(run_dirs[0]), data, "val")
@@ -102,7 +92,7 @@ def build_ensemble(run_dirs: Sequence[Path], out: Path, tta: bool = False) -> di
     metrics |= {
         "train_seconds": sum(m.get("train_seconds", 0.0) for m in members),
         "parameters": sum(m["parameters"] for m in members),
-        "evaluated": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "evaluated": now(),
     }
     out.mkdir(parents=True, exist_ok=True)
     meta = {key: first["meta"][key] for key in ("input_shape", "num_classes", "class_names")}
@@ -112,11 +102,8 @@ def build_ensemble(run_dirs: Sequence[Path], out: Path, tta: bool = False) -> di
         "versions": first["meta"].get("versions", {}),
     }
     settings = {"model": "ensemble", "dataset": first["dataset"], "data_dir": first.get("data_dir"), "tta": tta}
-    write_json(out / "config.json", settings | {"members": [m["run"] for m in members], "meta": meta})
-    write_confusion_csv(out / "confusion_matrix.csv", matrix, data.class_names)
-    write_misclassified(out / "misclassified.npz", x, y, probs)
-    write_json(out / "metrics.json", metrics)
-    return metrics
+    write_json(out / CONFIG, settings | {"members": [m["run"] for m in members], "meta": meta})
+    return write_evaluation(out, metrics, data.class_names, (x, y, probs))
 
 
 def train_ensemble(

@@ -13,6 +13,17 @@ class ConfigError(MnistClassifierError):
     """An option or config file value is invalid."""
 
 
+class SettingError(ConfigError):
+    """A setting's value is invalid: says `NAME must ...` from Python and `--NAME must ...` on the command line."""
+
+    def __init__(self, name: str, problem: str) -> None:
+        super().__init__(f"{name} {problem}")
+        self.name, self.problem = name, problem
+
+    def for_command_line(self) -> str:
+        return f"--{self.name.replace('_', '-')} {self.problem}"
+
+
 class RunError(MnistClassifierError):
     """A run directory or model file is missing or unreadable."""
 

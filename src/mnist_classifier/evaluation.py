@@ -3,32 +3,20 @@ misclassified.npz into the run directory."""
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import io
-import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from sklearn.metrics import classification_report, confusion_matrix, log_loss
 
-from .config import TrainConfig, read_config_file
+from .config import TrainConfig
 from .data import Dataset, load_dataset, split_validation
-from .errors import ConfigError, RunError
-from .inference import Predictor, refuse_ensemble
-from .utils import atomic_path, write_json, write_text
+from .errors import ConfigError
+from .inference import Predictor
+from .runs import history_summary, run_config, run_meta, write_evaluation
 
 SPLITS = ("train", "val", "test")
-
-
-def run_config(run_dir: Path) -> TrainConfig:
-    """The settings a run was trained with."""
-    path = run_dir / "config.json"
-    if not path.is_file():
-        raise RunError(f"{run_dir}: not a run directory (no config.json); give a folder that `train` wrote")
-    refuse_ensemble(run_dir)
-    return TrainConfig(**read_config_file(path)).validate()
 
 
 def split_arrays(config: TrainConfig, dataset: Dataset, split: str) -> tuple[np.ndarray, np.ndarray]:
@@ -78,53 +66,12 @@ def rename(entry: dict[str, float]) -> dict[str, float]:
     }
 
 
-def history_summary(run_dir: Path) -> dict[str, Any]:
-    path = run_dir / "history.csv"
-    if not path.is_file():
-        return {}
-    rows = list(csv.DictReader(path.open()))
-    if not rows:
-        return {}
-    best = max(rows, key=lambda r: float(r["val_accuracy"]))
-    return {
-        "train_seconds": float(rows[-1]["elapsed"]),
-        "epochs": len(rows),
-        "best_epoch": int(float(best["epoch"])),
-        "best_val_accuracy": float(best["val_accuracy"]),
-    }
-
-
-def write_confusion_csv(path: Path, matrix: list[list[int]], class_names: tuple[str, ...]) -> None:
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["true\\predicted", *class_names])
-    for name, row in zip(class_names, matrix, strict=True):
-        writer.writerow([name, *row])
-    write_text(path, out.getvalue())
-
-
-def write_misclassified(path: Path, images: np.ndarray, y: np.ndarray, probs: np.ndarray) -> None:
-    predicted = probs.argmax(axis=1)
-    wrong = np.flatnonzero(predicted != y)
-    confidence = probs[wrong, predicted[wrong]]
-    order = wrong[np.argsort(-confidence, kind="stable")]
-    with atomic_path(path) as tmp, open(tmp, "wb") as f:
-        np.savez_compressed(
-            f,
-            images=images[order],
-            true=y[order].astype(np.int64),
-            predicted=predicted[order].astype(np.int64),
-            confidence=probs[order, predicted[order]].astype(np.float32),
-            index=order.astype(np.int64),
-        )
-
-
 def evaluate_run(
     run_dir: Path, split: str = "test", dataset: str | None = None, data_dir: Path | None = None
 ) -> dict[str, Any]:
     """Evaluate the run's model on a split and write its evaluation files; return the metrics."""
     config = run_config(run_dir)
-    meta = json.loads((run_dir / "config.json").read_text()).get("meta", {})
+    meta = run_meta(run_dir)
     if dataset is None and data_dir is None:
         dataset, data_dir = config.dataset, Path(config.data_dir) if config.data_dir else None
     data = load_dataset(dataset or "custom", data_dir)
@@ -136,14 +83,11 @@ def evaluate_run(
     x, y = split_arrays(config, data, split)
     predictor = Predictor(run_dir)
     probs = predictor.probabilities(x)
-    metrics = compute_metrics(y, probs, data.class_names)
-    matrix = metrics.pop("confusion_matrix")
-    metrics = {"dataset": data.name, "split": split, **metrics, **history_summary(run_dir)}
-    metrics |= {
-        "parameters": int(predictor.model.count_params()),
-        "evaluated": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-    }
-    write_confusion_csv(run_dir / "confusion_matrix.csv", matrix, data.class_names)
-    write_misclassified(run_dir / "misclassified.npz", x, y, probs)
-    write_json(run_dir / "metrics.json", metrics)
-    return metrics
+    metrics = {"dataset": data.name, "split": split, **compute_metrics(y, probs, data.class_names)}
+    metrics |= history_summary(run_dir) | {"parameters": predictor.parameters, "evaluated": now()}
+    return write_evaluation(run_dir, metrics, data.class_names, (x, y, probs))
+
+
+def now() -> str:
+    """The time of an evaluation, as recorded in metrics.json."""
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")

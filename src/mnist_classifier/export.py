@@ -13,9 +13,9 @@ import numpy as np
 
 from .data import load_dataset
 from .errors import ConfigError, ExportError
-from .evaluation import run_config
 from .inference import Predictor
 from .preprocess import scale
+from .runs import run_config
 
 FORMATS = ("keras", "savedmodel", "onnx", "tflite")
 Runner = Callable[[np.ndarray], np.ndarray]

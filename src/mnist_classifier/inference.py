@@ -1,81 +1,32 @@
-"""Load a model once, then predict fast.
+"""Predictors: load a model (a run, a .keras file or an ensemble) once, then predict fast.
 
 Two runtimes give the same probabilities. `Predictor` runs the Keras model (loaded in safe mode) through the
 concrete function of a compiled forward pass instead of `model.predict`, whose per-call set-up costs
 milliseconds. `fast_predictor` serves a command line that starts, reads a folder and exits: TensorFlow's
 start-up alone takes seconds, so it runs an ONNX copy of the model in onnxruntime. The copy is converted
-once, checked against the Keras model and cached under the model file's SHA-256. Image files are decoded
-and prepared in a thread pool and fed to the model in batches.
+once, checked and cached by onnx_cache. Image files are decoded and prepared in a thread pool and fed to the
+model in batches.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-from .data.datasets import cache_dir
+from . import onnx_cache
 from .errors import ImageError, RunError
-from .preprocess import load_digits, scale
-from .utils import atomic_path, import_tensorflow_quietly
-
-if TYPE_CHECKING:
-    import keras
+from .image_files import load_file
+from .preprocess import scale
+from .runs import CONFIG, METRICS, ensemble_members, load_model, model_file, read_json
+from .utils import import_tensorflow_quietly
 
 TTA_SHIFTS = ((0, 0), (-1, 0), (1, 0), (0, -1), (0, 1))
-IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".gif", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm", ".pbm"})
-
-
-def model_file(path: Path) -> Path:
-    """The .keras file of a run directory or the file itself."""
-    file = path / "model.keras" if path.is_dir() else path
-    if path.is_dir() and not file.is_file():
-        refuse_ensemble(path, "give it to predict or serve, or give a single run")
-    if not file.is_file():
-        what = "a run directory without model.keras" if path.is_dir() else "no such file"
-        raise RunError(f"{path}: {what}; give a run directory written by train or a .keras file")
-    return file
-
-
-def ensemble_members(path: Path) -> list[Path] | None:
-    """The member run directories of an ensemble folder, or None for anything else. A member recorded
-    relative to the directory it was built from is also looked for inside the ensemble folder."""
-    config = read_json(path / "config.json") if path.is_dir() else {}
-    if config.get("model") != "ensemble":
-        return None
-    members = [Path(m) for m in config.get("members") or []]
-    return [m if m.is_absolute() or m.exists() else path / m.name for m in members]
-
-
-def refuse_ensemble(path: Path, instead: str = "give a single run") -> None:
-    """For the commands that take one model: an ensemble folder is a clear mistake, not a missing file."""
-    members = ensemble_members(path)
-    if members is not None:
-        example = f", such as its member {members[0]}" if members else ""
-        raise RunError(f"{path} is an ensemble of {len(members)} runs; {instead}{example}")
-
-
-def load_model(path: Path) -> keras.Model:
-    """A run's (or a .keras file's) model, loaded in Keras' safe mode: no arbitrary code runs."""
-    import keras
-
-    from .layers import Deskew
-    from .schedules import OneCycle
-
-    file = model_file(path)
-    try:
-        objects = {"OneCycle": OneCycle, "Deskew": Deskew}
-        return keras.saving.load_model(file, custom_objects=objects, safe_mode=True)
-    except Exception as e:  # Keras raises many types for a corrupt or foreign file
-        reason = (str(e).splitlines() or [type(e).__name__])[0][:200]
-        raise RunError(f"{file}: not a readable Keras model ({reason})") from None
 
 
 def single_threaded_ops() -> None:
@@ -118,8 +69,8 @@ class Predictor:
         folder = path if path.is_dir() else path.parent
         self.batch_size = batch_size
         self.input_shape = tuple(int(d) for d in input_shape)
-        self.meta: dict[str, Any] = read_json(folder / "config.json") if path.is_dir() else {}
-        self.metrics: dict[str, Any] = read_json(folder / "metrics.json") if path.is_dir() else {}
+        self.meta: dict[str, Any] = read_json(folder / CONFIG, missing_ok=True) if path.is_dir() else {}
+        self.metrics: dict[str, Any] = read_json(folder / METRICS, missing_ok=True) if path.is_dir() else {}
         self.name = path.name if path.is_dir() else path.stem
         names = self.meta.get("meta", {}).get("class_names")
         self.class_names = tuple(names or (str(i) for i in range(int(classes))))
@@ -181,15 +132,9 @@ class OnnxPredictor(Predictor):
     """A Predictor that runs an ONNX copy of the model in onnxruntime: it starts without TensorFlow."""
 
     def __init__(self, path: Path, onnx_file: Path, batch_size: int = 1024) -> None:
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = os.cpu_count() or 1
-        options.log_severity_level = 3
-        session = ort.InferenceSession(str(onnx_file), options, providers=["CPUExecutionProvider"])
-        source, target = session.get_inputs()[0], session.get_outputs()[0]
-        self._setup(path, batch_size, source.shape[1:], target.shape[-1])
-        self._forward = lambda x: session.run([target.name], {source.name: x})[0]
+        forward, input_shape, classes = onnx_cache.session(onnx_file)
+        self._setup(path, batch_size, input_shape, classes)
+        self._forward = forward
 
 
 class EnsemblePredictor(Predictor):
@@ -240,40 +185,15 @@ def fast_predictor(path: Path, batch_size: int = 1024) -> Predictor:
     """The quickest Predictor to start for a model: its cached ONNX copy in onnxruntime when there is one;
     otherwise the Keras model, converting it to ONNX for next time (a model that cannot be converted,
     or whose copy disagrees with it, keeps running in Keras)."""
-    file = model_file(path)
-    cached = cache_dir() / "onnx" / f"{hashlib.sha256(file.read_bytes()).hexdigest()}.onnx"
+    cached = onnx_cache.location(model_file(path))
     if cached.is_file():
         try:
             return OnnxPredictor(path, cached, batch_size)
         except Exception:  # a damaged cache entry: convert again
             cached.unlink(missing_ok=True)
     predictor = Predictor(path, batch_size)
-    cache_onnx(predictor, cached)
+    onnx_cache.convert(predictor.model, predictor.probabilities, cached)
     return predictor
-
-
-def cache_onnx(predictor: Predictor, cached: Path) -> None:
-    """Convert the predictor's model to ONNX at `cached`, keeping it only if its probabilities on random
-    images are within 1e-4 of the Keras model's; failing here only costs speed, so errors are ignored."""
-    import warnings
-
-    images = np.random.default_rng(0).random((64, *predictor.input_shape), np.float32)
-    try:
-        with atomic_path(cached) as tmp, warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            predictor.model.export(tmp, format="onnx", verbose=False)
-            copy = OnnxPredictor(tmp, tmp)
-            if not np.allclose(copy.probabilities(images), predictor.probabilities(images), rtol=0, atol=1e-4):
-                raise ValueError("the ONNX copy disagrees with the Keras model")
-    except Exception:
-        pass
-
-
-def read_json(path: Path) -> dict[str, Any]:
-    try:
-        return json.loads(path.read_text()) if path.is_file() else {}
-    except (OSError, ValueError):
-        raise RunError(f"{path}: unreadable JSON; train the run again") from None
 
 
 @dataclass
@@ -293,35 +213,3 @@ class Reading:
     def confidence(self) -> float:
         """The probability of the whole reading: the product of its digits' top probabilities."""
         return float(np.prod(self.probabilities.max(axis=1)))
-
-
-def load_file(path: Path, prepared: bool, multi_digit: bool, deskewing: bool) -> list[np.ndarray] | str:
-    """A file's digit arrays, or the one-line reason it cannot be read."""
-    try:
-        return load_digits(path.read_bytes(), prepared, multi_digit, deskewing)
-    except OSError as e:
-        return f"cannot read the file ({e.strerror or type(e).__name__})"
-    except ImageError as e:
-        return str(e)
-
-
-def image_files(paths: Iterable[Path]) -> tuple[list[Path], list[tuple[Path, str]]]:
-    """Files to read: each file given and the images in each folder (recursively, sorted); missing paths as errors."""
-    files: list[Path] = []
-    missing: list[tuple[Path, str]] = []
-    for path in paths:
-        if path.is_dir():
-            found = sorted(
-                Path(root, name)
-                for root, _, names in os.walk(path)
-                for name in names
-                if os.path.splitext(name)[1].lower() in IMAGE_SUFFIXES
-            )
-            if not found:
-                missing.append((path, "folder holds no image files (" + ", ".join(sorted(IMAGE_SUFFIXES)) + ")"))
-            files += found
-        elif path.exists():
-            files.append(path)
-        else:
-            missing.append((path, "no such file or folder"))
-    return files, missing

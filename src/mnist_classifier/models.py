@@ -5,15 +5,18 @@ to class probabilities."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import keras
 
-from .config import TrainConfig
 from .layers import Deskew
+
+if TYPE_CHECKING:
+    from .config import TrainConfig
 
 BN_MOMENTUM = 0.9  # the CNN's running statistics settle within a few hundred steps, as short presets need
 
-Builder = Callable[[TrainConfig, tuple[int, int], int, float, float], keras.Model]
+Builder = Callable[["TrainConfig", tuple[int, int], int, float, float], keras.Model]
 
 
 def input_layers(

@@ -25,10 +25,9 @@ from .data import Dataset, load_dataset, split_validation
 from .errors import ConfigError
 from .models import build_model
 from .preprocess import scale
+from .runs import CONFIG, MODEL, default_run_dir, write_history
 from .schedules import OneCycle
-from .utils import atomic_path, write_json, write_text
-
-HISTORY_COLUMNS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "seconds", "elapsed")
+from .utils import atomic_path, write_json
 
 
 @dataclass
@@ -157,11 +156,6 @@ def versions() -> dict[str, str]:
     }
 
 
-def default_run_dir(config: TrainConfig) -> Path:
-    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    return Path("runs") / f"{config.model}-{config.dataset}-{stamp}"
-
-
 def train(
     config: TrainConfig,
     out: Path | None = None,
@@ -171,8 +165,9 @@ def train(
 ) -> Path:
     """Train per `config`, write the run directory and return its path; `callbacks` see every epoch.
     Without `save_model` the run keeps only config.json and history.csv (a tuning trial)."""
-    run_dir = out or default_run_dir(config)
-    if (run_dir / "model.keras").exists():
+    config.validate()
+    run_dir = out or default_run_dir(config.model, config.dataset)
+    if (run_dir / MODEL).exists():
         raise ConfigError(f"--out: {run_dir} already holds a trained model; choose another folder")
     set_threads(config.threads)
     dataset = load_dataset(config.dataset, Path(config.data_dir) if config.data_dir else None)
@@ -198,8 +193,8 @@ def train(
         "train_size": len(data.x_train),
         "val_size": len(data.x_val),
     }
-    write_json(run_dir / "config.json", to_dict(config) | {"meta": meta})
-    checkpoint = BestCheckpoint(run_dir / "model.keras" if save_model else None)
+    write_json(run_dir / CONFIG, to_dict(config) | {"meta": meta})
+    checkpoint = BestCheckpoint(run_dir / MODEL if save_model else None)
     stop = (
         keras.callbacks.EarlyStopping("val_accuracy", patience=config.patience, mode="max") if config.patience else None
     )
@@ -213,7 +208,5 @@ def train(
         callbacks=[checkpoint, *([stop] if stop else []), *callbacks],
         verbose=verbose,
     )
-    lines = [",".join(HISTORY_COLUMNS)]
-    lines += [",".join(f"{row[c]:.6g}" for c in HISTORY_COLUMNS) for row in checkpoint.rows]
-    write_text(run_dir / "history.csv", "\n".join(lines) + "\n")
+    write_history(run_dir, checkpoint.rows)
     return run_dir

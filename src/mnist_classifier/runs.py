@@ -1,0 +1,235 @@
+"""The run folder: its files, reading and writing them, its ensemble members, and loading its model safely.
+
+Every command that takes a RUN goes through here. A run folder holds config.json (settings and meta),
+model.keras, history.csv, metrics.json, confusion_matrix.csv, misclassified.npz, figures and report.html;
+an ensemble folder holds the same files but model.keras, and lists its member runs in config.json.
+Files are written atomically (utils.atomic_path), so an interrupted run never leaves a half-written one.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import json
+import zipfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import numpy as np
+
+from .config import TrainConfig, read_config_file
+from .errors import RunError
+from .utils import atomic_path, write_json, write_text
+
+if TYPE_CHECKING:
+    import keras
+
+CONFIG, MODEL, HISTORY, METRICS = "config.json", "model.keras", "history.csv", "metrics.json"
+CONFUSION, MISCLASSIFIED = "confusion_matrix.csv", "misclassified.npz"
+HISTORY_COLUMNS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "seconds", "elapsed")
+T = TypeVar("T")
+
+
+def read(path: Path, reader: Callable[[Path], T]) -> T:
+    """Read one run file, turning any failure into a one-line RunError that names it."""
+    try:
+        return reader(path)
+    except FileNotFoundError:
+        raise RunError(f"{path} is missing; train or evaluate this run again to write it") from None
+    except (OSError, ValueError, KeyError, TypeError, IndexError, zipfile.BadZipFile) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise RunError(f"{path} is unreadable ({reason}); train or evaluate this run again to rewrite it") from None
+
+
+def _json_object(path: Path) -> dict[str, Any]:
+    data = json.loads(path.read_text())
+    if not isinstance(data, dict):
+        raise ValueError("expected a JSON object")
+    return data
+
+
+def read_json(path: Path, missing_ok: bool = False) -> dict[str, Any]:
+    """A run file's JSON object; with `missing_ok`, an absent file reads as {}."""
+    if missing_ok and not path.exists():
+        return {}
+    return read(path, _json_object)
+
+
+def _metrics(path: Path) -> dict[str, Any]:
+    metrics = _json_object(path)
+    missing = [key for key in ("accuracy", "n", "per_class") if key not in metrics]
+    if missing:
+        raise ValueError(f"no {', '.join(missing)}")
+    return metrics
+
+
+def read_metrics(run_dir: Path) -> dict[str, Any]:
+    """The run's evaluation (metrics.json), checked to hold accuracy, count and per-class figures."""
+    return read(run_dir / METRICS, _metrics)
+
+
+def write_history(run_dir: Path, rows: Sequence[dict[str, float]]) -> None:
+    """history.csv: one row per epoch, HISTORY_COLUMNS in order."""
+    lines = [",".join(HISTORY_COLUMNS)]
+    lines += [",".join(f"{row[c]:.6g}" for c in HISTORY_COLUMNS) for row in rows]
+    write_text(run_dir / HISTORY, "\n".join(lines) + "\n")
+
+
+def _history(path: Path) -> dict[str, np.ndarray]:
+    with path.open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    missing = set(HISTORY_COLUMNS) - {"learning_rate"} - set(rows[0] if rows else ())
+    if not rows or missing:
+        raise ValueError(f"no epochs, or missing columns {sorted(missing)}")
+    return {key: np.array([float(row[key] or "nan") for row in rows]) for key in rows[0]}
+
+
+def read_history(run_dir: Path) -> dict[str, np.ndarray] | None:
+    """Each column of history.csv as an array; None for a folder without one (an ensemble)."""
+    path = run_dir / HISTORY
+    return read(path, _history) if path.exists() else None
+
+
+def history_summary(run_dir: Path) -> dict[str, Any]:
+    """Training time, epochs and the best epoch by validation accuracy; {} without a history."""
+    history = read_history(run_dir)
+    if history is None:
+        return {}
+    best = int(np.argmax(np.nan_to_num(history["val_accuracy"], nan=-1)))
+    return {
+        "train_seconds": float(history["elapsed"][-1]),
+        "epochs": len(history["epoch"]),
+        "best_epoch": int(history["epoch"][best]),
+        "best_val_accuracy": float(history["val_accuracy"][best]),
+    }
+
+
+def write_confusion(run_dir: Path, matrix: list[list[int]], class_names: Sequence[str]) -> None:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["true\\predicted", *class_names])
+    for name, row in zip(class_names, matrix, strict=True):
+        writer.writerow([name, *row])
+    write_text(run_dir / CONFUSION, out.getvalue())
+
+
+def _confusion(path: Path) -> tuple[list[str], np.ndarray]:
+    with path.open(newline="") as f:
+        header, *rows = list(csv.reader(f))
+    matrix = np.array([[int(v) for v in row[1:]] for row in rows], dtype=np.int64)
+    if matrix.shape != (len(header) - 1, len(header) - 1):
+        raise ValueError(f"expected {len(header) - 1} rows of {len(header) - 1} counts")
+    return header[1:], matrix
+
+
+def read_confusion(run_dir: Path) -> tuple[list[str], np.ndarray]:
+    """The class names and the confusion matrix (true classes in rows)."""
+    return read(run_dir / CONFUSION, _confusion)
+
+
+def write_misclassified(run_dir: Path, images: np.ndarray, y: np.ndarray, probs: np.ndarray) -> None:
+    """The wrongly predicted images, most confident first, with their true and predicted classes."""
+    predicted = probs.argmax(axis=1)
+    wrong = np.flatnonzero(predicted != y)
+    order = wrong[np.argsort(-probs[wrong, predicted[wrong]], kind="stable")]
+    with atomic_path(run_dir / MISCLASSIFIED) as tmp, open(tmp, "wb") as f:
+        np.savez_compressed(
+            f,
+            images=images[order],
+            true=y[order].astype(np.int64),
+            predicted=predicted[order].astype(np.int64),
+            confidence=probs[order, predicted[order]].astype(np.float32),
+            index=order.astype(np.int64),
+        )
+
+
+def _misclassified(path: Path) -> dict[str, np.ndarray]:
+    with np.load(path, allow_pickle=False) as npz:
+        return {key: npz[key] for key in ("images", "true", "predicted", "confidence", "index")}
+
+
+def read_misclassified(run_dir: Path) -> dict[str, np.ndarray]:
+    return read(run_dir / MISCLASSIFIED, _misclassified)
+
+
+def write_evaluation(
+    run_dir: Path,
+    metrics: dict[str, Any],
+    class_names: Sequence[str],
+    evaluated: tuple[np.ndarray, np.ndarray, np.ndarray],
+) -> dict[str, Any]:
+    """Write what an evaluation leaves: the confusion matrix, the mistakes among the (images, labels, probabilities)
+    evaluated, and metrics.json; return the metrics without the matrix."""
+    metrics = dict(metrics)
+    images, y, probs = evaluated
+    write_confusion(run_dir, metrics.pop("confusion_matrix"), class_names)
+    write_misclassified(run_dir, images, y, probs)
+    write_json(run_dir / METRICS, metrics)
+    return metrics
+
+
+def default_run_dir(*name: str) -> Path:
+    """runs/NAME-TIME, e.g. runs/cnn-mnist-20260101-120000."""
+    return Path("runs") / f"{'-'.join(name)}-{dt.datetime.now():%Y%m%d-%H%M%S}"
+
+
+def ensemble_members(path: Path) -> list[Path] | None:
+    """The member run folders of an ensemble folder, or None for anything else. Members are recorded relative to
+    the ensemble folder (an absolute path stays as it is); one not found there is looked for inside the folder by
+    name, never relative to the current directory."""
+    config = read_json(path / CONFIG, missing_ok=True) if path.is_dir() else {}
+    if config.get("model") != "ensemble":
+        return None
+    members = [Path(m) for m in config.get("members") or []]
+    return [next((c for c in (path / m, path / m.name) if (c / CONFIG).is_file()), path / m) for m in members]
+
+
+def refuse_ensemble(path: Path, instead: str = "give a single run") -> None:
+    """For the commands that take one model: an ensemble folder is a clear mistake, not a missing file."""
+    members = ensemble_members(path)
+    if members is not None:
+        example = f", such as its member {members[0]}" if members else ""
+        raise RunError(f"{path} is an ensemble of {len(members)} runs; {instead}{example}")
+
+
+def run_config(run_dir: Path) -> TrainConfig:
+    """The settings a single run was trained with."""
+    if not (run_dir / CONFIG).is_file():
+        raise RunError(f"{run_dir}: not a run directory (no config.json); give a folder that `train` wrote")
+    refuse_ensemble(run_dir)
+    return TrainConfig(**read_config_file(run_dir / CONFIG)).validate()
+
+
+def run_meta(run_dir: Path) -> dict[str, Any]:
+    """What training recorded beside the settings: shapes, classes, parameters, versions."""
+    meta = read_json(run_dir / CONFIG).get("meta")
+    return meta if isinstance(meta, dict) else {}
+
+
+def model_file(path: Path) -> Path:
+    """The .keras file of a run directory, or the file itself."""
+    file = path / MODEL if path.is_dir() else path
+    if path.is_dir() and not file.is_file():
+        refuse_ensemble(path, "give it to predict or serve, or give a single run")
+    if not file.is_file():
+        what = "a run directory without model.keras" if path.is_dir() else "no such file"
+        raise RunError(f"{path}: {what}; give a run directory written by train or a .keras file")
+    return file
+
+
+def load_model(path: Path) -> keras.Model:
+    """A run's (or a .keras file's) model, loaded in Keras' safe mode: no arbitrary code runs."""
+    import keras
+
+    from .layers import Deskew
+    from .schedules import OneCycle
+
+    file = model_file(path)
+    try:
+        objects = {"OneCycle": OneCycle, "Deskew": Deskew}
+        return keras.saving.load_model(file, custom_objects=objects, safe_mode=True)
+    except Exception as e:  # Keras raises many types for a corrupt or foreign file
+        reason = (str(e).splitlines() or [type(e).__name__])[0][:200]
+        raise RunError(f"{file}: not a readable Keras model ({reason})") from None
