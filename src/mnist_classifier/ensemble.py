@@ -4,7 +4,6 @@ image (test-time augmentation), and write a run-like directory that `report` ren
 from __future__ import annotations
 
 import dataclasses
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -33,6 +32,13 @@ def member_config(run_dir: Path) -> dict[str, Any]:
     if not (run_dir / MODEL).is_file():
         raise RunError(f"ensemble member {run_dir}: no model.keras; train it again or leave it out")
     return config
+
+
+def recorded(run_dir: Path, out: Path) -> str:
+    """How the ensemble's config.json names a member: relative to the ensemble folder when inside it (so the two move
+    together), else its absolute path."""
+    run_dir = run_dir.resolve()
+    return str(run_dir.relative_to(out.resolve()) if run_dir.is_relative_to(out.resolve()) else run_dir)
 
 
 def check_compatible(run_dirs: Sequence[Path], configs: Sequence[dict[str, Any]]) -> None:
@@ -74,7 +80,7 @@ def build_ensemble(run_dirs: Sequence[Path], out: Path, tta: bool = False) -> di
     probs = ensemble_probabilities(predictors, x, tta) if tta else np.mean(own, axis=0)
     members = [
         {
-            "run": os.path.relpath(run_dir.absolute(), out.absolute()),
+            "run": recorded(run_dir, out),
             "model": config.get("model"),
             "seed": config.get("seed"),
             "accuracy": float(np.mean(p.argmax(axis=1) == y)),

@@ -176,9 +176,9 @@ def default_run_dir(*name: str) -> Path:
 
 
 def ensemble_members(path: Path) -> list[Path] | None:
-    """The member run folders of an ensemble folder, or None for anything else. Members are recorded relative to
-    the ensemble folder (an absolute path stays as it is); one not found there is looked for inside the folder by
-    name, never relative to the current directory."""
+    """The member run folders of an ensemble folder, or None for anything else. A member is recorded relative to
+    the ensemble folder when inside it, else absolute; one not found there is looked for inside the folder by name,
+    never relative to the current directory."""
     config = read_json(path / CONFIG, missing_ok=True) if path.is_dir() else {}
     if config.get("model") != "ensemble":
         return None
