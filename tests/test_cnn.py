@@ -201,7 +201,7 @@ def test_configured_schedules_give_their_rates(schedule: str, expected: dict[int
 
 
 def test_ensemble_averages_members(cnn_runs: list[Path], mnist_slice: Path, tmp_path: Path) -> None:
-    metrics = build_ensemble(cnn_runs, tmp_path / "ens")
+    _, metrics = build_ensemble(cnn_runs, tmp_path / "ens")
     assert "val_accuracy" not in metrics  # seeds 1 and 2 hold out different images
     x, y = load_dataset("custom", mnist_slice).x_test, load_dataset("custom", mnist_slice).y_test
     predictors = [Predictor(run) for run in cnn_runs]
@@ -212,7 +212,7 @@ def test_ensemble_averages_members(cnn_runs: list[Path], mnist_slice: Path, tmp_
     assert metrics["accuracy"] == pytest.approx(float(np.mean(mean.argmax(axis=1) == y)))
     assert metrics["accuracy"] >= min(accuracies)
     assert [m["accuracy"] for m in metrics["members"]] == pytest.approx(accuracies)
-    tta = build_ensemble(cnn_runs, tmp_path / "tta", tta=True)
+    _, tta = build_ensemble(cnn_runs, tmp_path / "tta", tta=True)
     assert tta["tta"] and tta["accuracy"] >= min(accuracies)
 
 

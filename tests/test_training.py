@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import csv
 import json
+import random
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -60,14 +65,119 @@ def test_interrupted_training_leaves_only_complete_files(tmp_path: Path, monkeyp
     run_dir = tmp_path / "run"
     with pytest.raises(KeyboardInterrupt):
         train(resolve(epochs=3, hidden_units=[32], validation_fraction=0.5), run_dir, verbose=0)
-    assert sorted(p.name for p in run_dir.iterdir()) == ["config.json", "model.keras"]
-    assert load_model(run_dir).count_params() > 0
+    assert sorted(p.name for p in run_dir.iterdir()) == ["config.json", "history.csv", "model.keras", "resume.npz"]
+    assert load_model(run_dir / "model.keras").count_params() > 0
+
+
+def interrupt_at(monkeypatch: pytest.MonkeyPatch, stop_epoch: int) -> None:
+    """Make training raise KeyboardInterrupt once `stop_epoch` (1-based) is saved."""
+    original = BestCheckpoint.on_epoch_end
+
+    def interrupt(self: BestCheckpoint, epoch: int, logs: dict | None = None) -> None:
+        original(self, epoch, logs)
+        if epoch + 1 == stop_epoch:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(BestCheckpoint, "on_epoch_end", interrupt)
+
+
+def test_a_resumed_run_is_the_run_it_would_have_been(cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    """Interrupted after epoch 2 of 4 and resumed: the same epochs, losses and accuracies as a run never stopped
+    (the optimizer's state, the schedule's step, the shuffling and the augmentation all carry on)."""
+    settings = resolve(epochs=4, hidden_units=[64], validation_fraction=0.5, train_samples=3000, shift=2.0)
+    whole = train(settings, tmp_path / "whole", verbose=0)
+    with monkeypatch.context() as patch:
+        interrupt_at(patch, 2)
+        with pytest.raises(KeyboardInterrupt):
+            train(settings, tmp_path / "cut", verbose=0)
+    for command in (
+        ["evaluate"],
+        ["predict", "--json"],
+        ["serve"],
+        ["export", "--format", "keras", "--out", "x.keras"],
+    ):
+        args = [*command[:1], str(tmp_path / "cut"), *command[1:]] + (
+            [str(tmp_path)] if command[0] == "predict" else []
+        )
+        result = cli(*args)
+        assert result.code == 2 and result.err.count("\n") == 1, result.err
+        assert f"train --resume {tmp_path / 'cut'}" in result.err
+    result = cli("train", "--resume", str(tmp_path / "cut"))
+    assert result.code == 0, result.err
+    rows = [list(csv.DictReader((run / "history.csv").open())) for run in (whole, tmp_path / "cut")]
+    assert [r["epoch"] for r in rows[1]] == ["1", "2", "3", "4"]
+    for key in ("loss", "accuracy", "val_loss", "val_accuracy", "learning_rate"):
+        assert [r[key] for r in rows[0]] == [r[key] for r in rows[1]], key
+    assert not (tmp_path / "cut" / "resume.npz").exists() and (tmp_path / "cut" / "metrics.json").is_file()
+    assert cli("train", "--resume", str(tmp_path / "cut")).err.endswith(
+        "its training finished; there is nothing to resume\n"
+    )
+    assert "give it alone" in cli("train", "--resume", str(tmp_path / "cut"), "--epochs", "3").err
+
+
+def test_training_survives_ten_kills(tmp_path: Path) -> None:
+    """SIGKILL `train` at a random moment of its training, ten times; each `train --resume` carries on, and the run
+    ends with every epoch once and a finished status."""
+    run = tmp_path / "run"
+    base = [sys.executable, "-m", "mnist_classifier", "train"]
+    settings = ["--epochs", "30", "--train-samples", "1000", "--hidden-units", "16", "--validation-fraction", "0.05"]
+    rng = random.Random(7)
+    command = [*base, *settings, "--out", str(run)]
+    for kill in range(10):
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        epochs_before = len(epochs_done(run))
+        deadline = time.monotonic() + 120
+        while len(epochs_done(run)) <= epochs_before and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(rng.uniform(0, 0.5))
+        process.kill()
+        assert process.wait() == -signal.SIGKILL, (
+            f"kill {kill}: the run ended before it was killed; give it more epochs"
+        )
+        command = [*base, "--resume", str(run)]
+    done = subprocess.run(command, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert epochs_done(run) == list(range(1, 31))
+    assert json.loads((run / "config.json").read_text())["meta"]["status"] == "finished"
+    assert sorted(p.name for p in run.iterdir() if p.name.startswith(".")) == []
+    assert json.loads((run / "metrics.json").read_text())["epochs"] == 30
+
+
+def epochs_done(run: Path) -> list[int]:
+    try:
+        return [int(float(r["epoch"])) for r in csv.DictReader((run / "history.csv").open())]
+    except (FileNotFoundError, KeyError, ValueError):
+        return []
+
+
+def test_unwritable_out_is_one_line(cli) -> None:  # type: ignore[no-untyped-def]
+    result = cli("train", "--epochs", "1", "--out", "/proc/forbidden")
+    assert result.code == 2 and result.err.count("\n") == 1
+    assert "--out: cannot create /proc/forbidden" in result.err
+
+
+def test_a_full_disk_leaves_nothing_half_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Writing the model fails with ENOSPC: one WriteError naming the file; no temporary or partial file remains."""
+    import errno
+
+    import keras
+
+    from mnist_classifier.errors import WriteError
+
+    def full(self: keras.Model, path: str, *args: object, **kwargs: object) -> None:
+        Path(path).write_bytes(b"partial")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(keras.Model, "save", full)
+    with pytest.raises(WriteError, match=r"cannot write .*model\.keras \(No space left on device\)"):
+        train(resolve(epochs=1, hidden_units=[16], train_samples=500), tmp_path / "run", verbose=0)
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["config.json", "history.csv"]
 
 
 def test_refuses_to_overwrite_a_run(dnn_run: Path) -> None:
     from mnist_classifier.errors import ConfigError
 
-    with pytest.raises(ConfigError, match="already holds a trained model"):
+    with pytest.raises(ConfigError, match="already holds a run"):
         train(resolve(epochs=1), dnn_run, verbose=0)
 
 

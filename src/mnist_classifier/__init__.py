@@ -8,7 +8,7 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from .api import Predictions, Report, Run, load_run, train, tune
+from .api import Predictions, Report, Run, load_run, resume, train, tune
 from .config import TrainConfig, resolve
 from .data import Dataset, load_dataset
 from .errors import ConfigError, DataError, ImageError, MnistClassifierError, RunError, SettingError
@@ -29,6 +29,7 @@ __all__ = [
     "load_dataset",
     "load_run",
     "resolve",
+    "resume",
     "train",
     "tune",
 ]

@@ -19,7 +19,7 @@ import numpy as np
 
 from .config import TrainConfig, resolve
 from .errors import ConfigError, ImageError, RunError
-from .runs import CONFIG, default_run_dir, ensemble_members, read_history, read_json, read_metrics
+from .runs import CONFIG, ensemble_members, new_run_dir, read_history, read_json, read_metrics
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -177,14 +177,26 @@ def train(
     from .report import write_report
     from .training import train as fit
 
-    run_dir = Path(out) if out is not None else default_run_dir(config.model, config.dataset)
     if config.ensemble > 1:
         from .ensemble import train_ensemble
 
-        train_ensemble(config, run_dir, verbose)
+        run_dir = train_ensemble(config, new_run_dir(Path(out) if out else None, config.model, config.dataset), verbose)
     else:
-        fit(config, run_dir, verbose)
+        run_dir = fit(config, Path(out) if out else None, verbose)
         evaluate_run(run_dir)
+    write_report(run_dir)
+    return Run(run_dir)
+
+
+def resume(path: str | Path, verbose: int | str = "auto") -> Run:
+    """Continue a run whose training was interrupted, from its last completed epoch; then evaluate it and write its
+    report, as `train` would have."""
+    from .evaluation import evaluate_run
+    from .report import write_report
+    from .training import resume as resume_training
+
+    run_dir = resume_training(Path(path), verbose)
+    evaluate_run(run_dir)
     write_report(run_dir)
     return Run(run_dir)
 
@@ -216,4 +228,4 @@ def tune(
     return tuning.tune(plan)
 
 
-__all__ = ["Predictions", "Report", "Run", "load_run", "train", "tune"]
+__all__ = ["Predictions", "Report", "Run", "load_run", "resume", "train", "tune"]

@@ -108,13 +108,15 @@ def train(
     config: Annotated[Path | None, typer.Option("--config", help="TOML or JSON settings; options override it.")] = None,
     out: Annotated[Path | None, typer.Option(help="Run directory (default runs/MODEL-DATASET-TIME).")] = None,
     show_config: Annotated[bool, typer.Option("--show-config", help="Print the resolved settings and exit.")] = False,
+    resume: Annotated[
+        Path | None,
+        typer.Option("--resume", help="Continue an interrupted run folder from its last completed epoch."),
+    ] = None,
 ) -> None:
     """Train a model, evaluate it on the test set and write its run directory with report.html."""
     from .config import resolve, to_dict
 
-    settings = resolve(
-        config,
-        preset,
+    overrides = dict(
         model=model,
         dataset=dataset,
         data_dir=str(data_dir) if data_dir else None,
@@ -149,6 +151,16 @@ def train(
         threads=threads,
         ensemble=ensemble,
     )
+    verbose = 1 if sys.stdout.isatty() else 2
+    if resume is not None:
+        from .api import resume as resume_run
+
+        if config or preset or out or show_config or any(v is not None for v in overrides.values()):
+            raise ConfigError("--resume takes every setting from the run's config.json; give it alone")
+        run = resume_run(resume, verbose)
+        print_summary(run.metrics, run.path, run.path / "report.html")
+        return
+    settings = resolve(config, preset, **overrides)
     if show_config:
         import tomli_w
 
@@ -156,7 +168,7 @@ def train(
         return
     from .api import train as train_run
 
-    run = train_run(settings, out=out, verbose=1 if sys.stdout.isatty() else 2)
+    run = train_run(settings, out=out, verbose=verbose)
     print_summary(run.metrics, run.path, run.path / "report.html")
 
 
@@ -266,10 +278,8 @@ def ensemble_command(
     """Average the runs' probabilities, evaluate on the test set, and write metrics and report.html."""
     from .ensemble import build_ensemble
     from .report import write_report
-    from .runs import default_run_dir
 
-    folder = out or default_run_dir("ensemble")
-    metrics = build_ensemble(run_dirs, folder, tta)
+    folder, metrics = build_ensemble(run_dirs, out, tta)
     report = write_report(folder)
     for member in metrics["members"]:
         console.print(f"member {Path(member['run']).name}: {member['accuracy']:.2%}", highlight=False)

@@ -16,7 +16,7 @@ from .data import load_dataset
 from .errors import ConfigError, RunError
 from .evaluation import compute_metrics, now, split_arrays
 from .inference import Predictor, ensemble_probabilities
-from .runs import CONFIG, MODEL, history_summary, read_json, run_config, write_evaluation
+from .runs import CONFIG, MODEL, history_summary, new_run_dir, read_json, run_config, write_evaluation
 from .utils import write_json
 
 
@@ -59,12 +59,13 @@ def check_compatible(run_dirs: Sequence[Path], configs: Sequence[dict[str, Any]]
                 )
 
 
-def build_ensemble(run_dirs: Sequence[Path], out: Path, tta: bool = False) -> dict[str, Any]:
-    """Evaluate the mean of the members' probabilities on the test set; write `out` and return its metrics."""
+def build_ensemble(run_dirs: Sequence[Path], out: Path | None, tta: bool = False) -> tuple[Path, dict[str, Any]]:
+    """Evaluate the mean of the members' probabilities on the test set; write the ensemble folder (`out`, or
+    runs/ensemble-TIME) once the members are checked; return it and its metrics."""
     if len(run_dirs) < 2:
         raise ConfigError("ensemble needs at least two run directories")
-    if (out / "metrics.json").exists():
-        raise ConfigError(f"--out: {out} already holds results; choose another folder")
+    if out is not None and (out / CONFIG).exists():
+        raise ConfigError(f"--out: {out} already holds a run; choose another folder")
     configs = [member_config(run_dir) for run_dir in run_dirs]
     check_compatible(run_dirs, configs)
     first = configs[0]
@@ -80,7 +81,7 @@ def build_ensemble(run_dirs: Sequence[Path], out: Path, tta: bool = False) -> di
     probs = ensemble_probabilities(predictors, x, tta) if tta else np.mean(own, axis=0)
     members = [
         {
-            "run": recorded(run_dir, out),
+            "run": str(run_dir),
             "model": config.get("model"),
             "seed": config.get("seed"),
             "accuracy": float(np.mean(p.argmax(axis=1) == y)),
@@ -100,7 +101,9 @@ def build_ensemble(run_dirs: Sequence[Path], out: Path, tta: bool = False) -> di
         "parameters": sum(m["parameters"] for m in members),
         "evaluated": now(),
     }
-    out.mkdir(parents=True, exist_ok=True)
+    out = new_run_dir(out, "ensemble")
+    for member in members:
+        member["run"] = recorded(Path(member["run"]), out)
     meta = {key: first["meta"][key] for key in ("input_shape", "num_classes", "class_names")}
     meta |= {
         "created": metrics["evaluated"],
@@ -109,7 +112,7 @@ def build_ensemble(run_dirs: Sequence[Path], out: Path, tta: bool = False) -> di
     }
     settings = {"model": "ensemble", "dataset": first["dataset"], "data_dir": first.get("data_dir"), "tta": tta}
     write_json(out / CONFIG, settings | {"members": [m["run"] for m in members], "meta": meta})
-    return write_evaluation(out, metrics, data.class_names, (x, y, probs))
+    return out, write_evaluation(out, metrics, data.class_names, (x, y, probs))
 
 
 def train_ensemble(

@@ -46,3 +46,7 @@ class ImageTooLargeError(ImageError):
 
 class ExportError(MnistClassifierError):
     """An exported model cannot be written or does not give the original's predictions."""
+
+
+class WriteError(MnistClassifierError):
+    """A file cannot be written: the disk is full, the folder read-only or not ours."""

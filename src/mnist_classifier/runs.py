@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import itertools
 import json
 import zipfile
 from collections.abc import Callable, Sequence
@@ -19,14 +20,15 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
-from .config import TrainConfig, read_config_file
-from .errors import RunError
+from .config import TrainConfig, read_config_file, to_dict
+from .errors import ConfigError, RunError
 from .utils import atomic_path, write_json, write_text
 
 if TYPE_CHECKING:
     import keras
 
 CONFIG, MODEL, HISTORY, METRICS = "config.json", "model.keras", "history.csv", "metrics.json"
+RESUME = "resume.npz"  # the whole training state after the last completed epoch, while training runs
 CONFUSION, MISCLASSIFIED = "confusion_matrix.csv", "misclassified.npz"
 HISTORY_COLUMNS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "seconds", "elapsed")
 T = TypeVar("T")
@@ -75,6 +77,12 @@ def write_history(run_dir: Path, rows: Sequence[dict[str, float]]) -> None:
     lines = [",".join(HISTORY_COLUMNS)]
     lines += [",".join(f"{row[c]:.6g}" for c in HISTORY_COLUMNS) for row in rows]
     write_text(run_dir / HISTORY, "\n".join(lines) + "\n")
+
+
+def history_rows(run_dir: Path) -> list[dict[str, float]]:
+    """history.csv as one dict per epoch; [] without one."""
+    history = read_history(run_dir) or {}
+    return [dict(zip(history, map(float, values), strict=True)) for values in zip(*history.values(), strict=True)]
 
 
 def _history(path: Path) -> dict[str, np.ndarray]:
@@ -170,9 +178,59 @@ def write_evaluation(
     return metrics
 
 
-def default_run_dir(*name: str) -> Path:
-    """runs/NAME-TIME, e.g. runs/cnn-mnist-20260101-120000."""
-    return Path("runs") / f"{'-'.join(name)}-{dt.datetime.now():%Y%m%d-%H%M%S}"
+def new_run_dir(out: Path | None, *name: str) -> Path:
+    """Create the folder of a new run: `out`, which must not hold a run yet, or runs/NAME-TIME (with -2, -3, ... when
+    taken: the folder is created atomically, so runs started in the same second never share one)."""
+    if out is not None:
+        if (out / CONFIG).exists():
+            raise ConfigError(
+                f"--out: {out} already holds a run; choose another folder (an interrupted run continues with --resume)"
+            )
+        create_folder(out, exist_ok=True)
+        return out
+    base = Path("runs") / f"{'-'.join(name)}-{dt.datetime.now():%Y%m%d-%H%M%S}"
+    for n in itertools.count(1):
+        path = base.with_name(f"{base.name}-{n}") if n > 1 else base
+        try:
+            create_folder(path, exist_ok=False)
+            return path
+        except FileExistsError:
+            continue
+    raise AssertionError("unreachable")
+
+
+def create_folder(path: Path, exist_ok: bool) -> None:
+    try:
+        path.mkdir(parents=True, exist_ok=exist_ok)
+    except FileExistsError:
+        if not exist_ok:
+            raise
+        raise ConfigError(f"--out: {path} is a file; choose a folder") from None
+    except OSError as e:
+        raise ConfigError(f"--out: cannot create {path} ({e.strerror}); choose a folder you can write to") from None
+
+
+def write_config(run_dir: Path, config: TrainConfig, meta: dict[str, Any]) -> None:
+    write_json(run_dir / CONFIG, to_dict(config) | {"meta": meta})
+
+
+def training_finished(run_dir: Path) -> bool:
+    """Whether training wrote its last epoch (runs from before the status was recorded count as finished)."""
+    return run_meta(run_dir).get("status", "finished") == "finished"
+
+
+def mark_finished(run_dir: Path) -> None:
+    """Record that training ended, then drop the state kept for --resume."""
+    config = read_json(run_dir / CONFIG)
+    config["meta"]["status"] = "finished"
+    write_json(run_dir / CONFIG, config)
+    (run_dir / RESUME).unlink(missing_ok=True)
+
+
+def remove_partial_files(run_dir: Path) -> None:
+    """The temporary files of writes that a kill interrupted (utils.atomic_path names them .NAME.XXXX.tmp.EXT)."""
+    for path in run_dir.glob(".*.tmp*"):
+        path.unlink(missing_ok=True)
 
 
 def ensemble_members(path: Path) -> list[Path] | None:
@@ -211,6 +269,10 @@ def run_meta(run_dir: Path) -> dict[str, Any]:
 def model_file(path: Path) -> Path:
     """The .keras file of a run directory, or the file itself."""
     file = path / MODEL if path.is_dir() else path
+    if path.is_dir() and (path / CONFIG).is_file() and not training_finished(path):
+        raise RunError(
+            f"{path}: its training did not finish; continue it with `mnist-classifier train --resume {path}`"
+        )
     if path.is_dir() and not file.is_file():
         refuse_ensemble(path, "give it to predict or serve, or give a single run")
     if not file.is_file():

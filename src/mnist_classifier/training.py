@@ -10,6 +10,7 @@ import datetime as dt
 import platform
 import time
 import warnings
+import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,14 +21,25 @@ import numpy as np
 import tensorflow as tf
 
 from .augment import Augmentation, augment
-from .config import TrainConfig, to_dict
+from .config import TrainConfig
 from .data import Dataset, load_dataset, split_validation
-from .errors import ConfigError
+from .errors import RunError
 from .models import build_model
 from .preprocess import scale
-from .runs import CONFIG, MODEL, default_run_dir, write_history
+from .runs import (
+    MODEL,
+    RESUME,
+    history_rows,
+    mark_finished,
+    new_run_dir,
+    remove_partial_files,
+    run_config,
+    training_finished,
+    write_config,
+    write_history,
+)
 from .schedules import OneCycle
-from .utils import atomic_path, write_json
+from .utils import atomic_path
 
 
 @dataclass
@@ -63,11 +75,14 @@ def augmentation(config: TrainConfig) -> Augmentation:
     return Augmentation(config.shift, config.rotation, config.scale, config.elastic, config.elastic_sigma)
 
 
-def training_data(config: TrainConfig, x: np.ndarray, y: np.ndarray, num_classes: int) -> tf.data.Dataset:
-    """Shuffled one-hot batches for all epochs, augmented on the fly in parallel with training.
+def training_data(
+    config: TrainConfig, x: np.ndarray, y: np.ndarray, num_classes: int, start_epoch: int = 0
+) -> tf.data.Dataset:
+    """Shuffled one-hot batches for the epochs from `start_epoch` on, augmented on the fly in parallel with training.
 
     Each batch is gathered by index and transformed as a whole (one vectorised map call per batch),
-    with stateless randomness keyed by (seed, step), so seeded runs repeat exactly."""
+    with stateless randomness keyed by (seed, step), so seeded runs repeat exactly, resumed ones included
+    (the batches of the epochs done are skipped as indices, before any image is touched)."""
     aug = augmentation(config)
     images, labels = tf.constant(x), tf.one_hot(y, num_classes)
 
@@ -78,7 +93,8 @@ def training_data(config: TrainConfig, x: np.ndarray, y: np.ndarray, num_classes
         return batch, tf.gather(labels, index)
 
     order = tf.data.Dataset.range(len(x)).shuffle(len(x), seed=config.seed, reshuffle_each_iteration=True)
-    batches = order.batch(config.batch_size).repeat(config.epochs).enumerate()
+    steps = -(-len(x) // config.batch_size)
+    batches = order.batch(config.batch_size).repeat(config.epochs).enumerate().skip(start_epoch * steps)
     return batches.map(load, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
 
 
@@ -111,19 +127,24 @@ def make_optimizer(config: TrainConfig, steps: int) -> keras.optimizers.Optimize
 
 
 class BestCheckpoint(keras.callbacks.Callback):
-    """Keep the weights of the best validation accuracy, save them atomically, restore them at the end;
-    also record each epoch's row of history.csv with its wall time."""
+    """After each epoch: record its row of history.csv (with its wall time), save the model as model.keras when
+    validation accuracy improves, and save the whole training state (model and optimizer) for `--resume`; each file
+    is written atomically, in that order. Stops training after `patience` epochs without improvement (0 never).
+    `rows` are the epochs of an earlier, interrupted run of the same folder."""
 
-    def __init__(self, path: Path | None) -> None:
+    def __init__(self, run_dir: Path | None, patience: int = 0, rows: Sequence[dict[str, float]] = ()) -> None:
         super().__init__()
-        self.path = path
-        self.best = -1.0
-        self.best_weights: list[np.ndarray] | None = None
-        self.rows: list[dict[str, float]] = []
+        self.run_dir = run_dir
+        self.patience = patience
+        self.rows: list[dict[str, float]] = list(rows)
         self.started = self.epoch_started = 0.0
 
+    @property
+    def best(self) -> float:
+        return max((row["val_accuracy"] for row in self.rows), default=-1.0)
+
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
-        self.started = time.perf_counter()
+        self.started = time.perf_counter() - (self.rows[-1]["elapsed"] if self.rows else 0.0)
 
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         self.epoch_started = time.perf_counter()
@@ -134,17 +155,35 @@ class BestCheckpoint(keras.callbacks.Callback):
         row = {k: float(logs.get(k, float("nan"))) for k in ("loss", "accuracy", "val_loss", "val_accuracy")}
         row |= {"epoch": epoch + 1, "learning_rate": float(self.model.optimizer.learning_rate)}
         row |= {"seconds": now - self.epoch_started, "elapsed": now - self.started}
+        improved = row["val_accuracy"] > self.best
         self.rows.append(row)
-        if row["val_accuracy"] > self.best:
-            self.best = row["val_accuracy"]
-            self.best_weights = self.model.get_weights()
-            if self.path is not None:
-                with atomic_path(self.path) as tmp:
+        if self.run_dir is not None:
+            write_history(self.run_dir, self.rows)
+            if improved:
+                with atomic_path(self.run_dir / MODEL) as tmp:
                     self.model.save(tmp)
+            save_state(self.model, self.run_dir / RESUME)
+        best_epoch = int(np.argmax([r["val_accuracy"] for r in self.rows])) + 1
+        if self.patience and row["epoch"] - best_epoch >= self.patience:
+            self.model.stop_training = True
 
-    def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
-        if self.best_weights is not None:
-            self.model.set_weights(self.best_weights)
+
+def save_state(model: keras.Model, path: Path) -> None:
+    """Everything training needs to go on as if never stopped, in one file written atomically: the model's
+    variables (random seeds' states included, which model.save leaves out) and the optimizer's (its step too)."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.savez(f, *[np.asarray(v) for v in [*model.variables, *model.optimizer.variables]])
+
+
+def restore_state(model: keras.Model, path: Path) -> None:
+    """Load what save_state wrote into a model built and compiled from the same config."""
+    model.optimizer.build(model.trainable_variables)
+    try:
+        with np.load(path, allow_pickle=False) as saved:
+            for i, variable in enumerate([*model.variables, *model.optimizer.variables]):
+                variable.assign(saved[f"arr_{i}"])
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as e:
+        raise RunError(f"{path}: unreadable training state ({e}); train the run again") from None
 
 
 def versions() -> dict[str, str]:
@@ -166,47 +205,68 @@ def train(
     """Train per `config`, write the run directory and return its path; `callbacks` see every epoch.
     Without `save_model` the run keeps only config.json and history.csv (a tuning trial)."""
     config.validate()
-    run_dir = out or default_run_dir(config.model, config.dataset)
-    if (run_dir / MODEL).exists():
-        raise ConfigError(f"--out: {run_dir} already holds a trained model; choose another folder")
+    run_dir = new_run_dir(out, config.model, config.dataset)
+    return fit(config, run_dir, verbose, callbacks, save_model)
+
+
+def resume(run_dir: Path, verbose: int | str = "auto") -> Path:
+    """Continue a run that was interrupted (killed, out of power) from its last completed epoch: model, optimizer
+    state and schedule step, and the data order and augmentation of the epochs left are those it would have had."""
+    config = run_config(run_dir)
+    if training_finished(run_dir):
+        raise RunError(f"{run_dir}: its training finished; there is nothing to resume")
+    return fit(config, run_dir, verbose, (), True)
+
+
+def fit(
+    config: TrainConfig,
+    run_dir: Path,
+    verbose: int | str,
+    callbacks: Sequence[keras.callbacks.Callback],
+    save_model: bool,
+) -> Path:
     set_threads(config.threads)
     dataset = load_dataset(config.dataset, Path(config.data_dir) if config.data_dir else None)
     seed_everything(config.seed)
     data = prepare(config, dataset)
     shape = dataset.x_train.shape[1:]
-    model = build_model(config, shape, dataset.num_classes, float(data.x_train.mean()), float(data.x_train.std()))
     steps_per_epoch = -(-len(data.x_train) // config.batch_size)
+    model = build_model(config, shape, dataset.num_classes, float(data.x_train.mean()), float(data.x_train.std()))
     model.compile(
         optimizer=make_optimizer(config, config.epochs * steps_per_epoch),
         loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
         metrics=["accuracy"],
         jit_compile=config.jit_compile,
     )
-    run_dir.mkdir(parents=True, exist_ok=True)
-    meta = {
-        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "versions": versions(),
-        "parameters": model.count_params(),
-        "input_shape": list(shape),
-        "num_classes": dataset.num_classes,
-        "class_names": list(dataset.class_names),
-        "train_size": len(data.x_train),
-        "val_size": len(data.x_val),
-    }
-    write_json(run_dir / CONFIG, to_dict(config) | {"meta": meta})
-    checkpoint = BestCheckpoint(run_dir / MODEL if save_model else None)
-    stop = (
-        keras.callbacks.EarlyStopping("val_accuracy", patience=config.patience, mode="max") if config.patience else None
-    )
+    rows: list[dict[str, float]] = []
+    if (run_dir / RESUME).is_file():
+        remove_partial_files(run_dir)
+        restore_state(model, run_dir / RESUME)
+        rows = history_rows(run_dir)[: int(model.optimizer.iterations.numpy()) // steps_per_epoch]
+    else:
+        meta = {
+            "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "versions": versions(),
+            "parameters": model.count_params(),
+            "input_shape": list(shape),
+            "num_classes": dataset.num_classes,
+            "class_names": list(dataset.class_names),
+            "train_size": len(data.x_train),
+            "val_size": len(data.x_val),
+        }
+        write_config(run_dir, config, meta | {"status": "training"})
+    checkpoint = BestCheckpoint(run_dir if save_model else None, config.patience, rows)
     model.fit(
-        training_data(config, data.x_train, data.y_train, dataset.num_classes),
+        training_data(config, data.x_train, data.y_train, dataset.num_classes, len(rows)),
+        initial_epoch=len(rows),
         epochs=config.epochs,
         steps_per_epoch=steps_per_epoch,
         validation_data=(data.x_val, keras.utils.to_categorical(data.y_val, dataset.num_classes)),
         validation_batch_size=1024,
         shuffle=False,
-        callbacks=[checkpoint, *([stop] if stop else []), *callbacks],
+        callbacks=[checkpoint, *callbacks],
         verbose=verbose,
     )
     write_history(run_dir, checkpoint.rows)
+    mark_finished(run_dir)
     return run_dir

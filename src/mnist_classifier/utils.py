@@ -11,15 +11,21 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from .errors import WriteError
+
 
 @contextlib.contextmanager
 def atomic_path(path: Path) -> Iterator[Path]:
     """Yield a temporary path beside `path`; rename it onto `path` only if the block succeeds."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp_path = path.with_name(f".{path.stem}.{uuid.uuid4().hex[:8]}.tmp{path.suffix}")
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         yield tmp_path
         os.replace(tmp_path, path)
+    except OSError as e:  # a full disk, a read-only folder: one line, and nothing half-written left
+        raise WriteError(
+            f"cannot write {path} ({e.strerror or e}); free some space or choose a folder you can write to"
+        ) from None
     finally:
         tmp_path.unlink(missing_ok=True)
 
