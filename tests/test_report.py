@@ -142,6 +142,19 @@ def test_word_class_names_are_escaped(tmp_path: Path) -> None:
     assert_pngs(run, FIGURES)
 
 
+def test_hostile_settings_and_ensemble_members_are_escaped(tmp_path: Path) -> None:
+    run = make_run(tmp_path / "run", [str(d) for d in range(10)])
+    config = json.loads((run / "config.json").read_text())
+    (run / "config.json").write_text(json.dumps(config | {"note": "<script>alert(1)</script>"}))
+    metrics = json.loads((run / "metrics.json").read_text())
+    members = [{"run": "runs/<img src=x onerror=alert(2)>", "seed": 42, "accuracy": 0.98, "train_seconds": 75}]
+    (run / "metrics.json").write_text(json.dumps(metrics | {"members": members, "tta": True}))
+    page = write_report(run).read_text()
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page and "<script" not in page
+    assert "&lt;img src=x onerror=alert(2)&gt;" in page and "<img src=x" not in page
+    assert "<h2>Ensemble members</h2>" in page and "<td>ensemble (with TTA)</td>" in page and "1 min 15 s" in page
+
+
 def test_missing_metrics_raises_run_error_naming_the_file(tmp_path: Path) -> None:
     run = make_run(tmp_path / "run", [str(d) for d in range(10)])
     (run / "metrics.json").unlink()

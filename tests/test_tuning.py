@@ -215,6 +215,19 @@ def study_with(values: list[float], epochs: int) -> optuna.Study:
     return study
 
 
+def test_report_escapes_names_and_notes_the_plots_it_cannot_draw(tmp_path: Path) -> None:
+    study = study_with([0.9], 2)
+    plan = tuning.settings(resolve(), sampler="tpe", study="<b>x</b>", storage="sqlite:///:memory:", out=tmp_path)
+    (tmp_path / "best_config.toml").write_text("note = '<script>alert(1)</script>'\n")
+    rows = [{"rank": 1, "trial": 0, "state": "complete", "reason": "<i>why</i>"}]
+    page = tuning.write_tuning_report(study, plan, rows, list(rows[0]), study.best_trial, None).read_text()
+    body = page.split("</head>")[1]
+    assert "<h1>Study &lt;b&gt;x&lt;/b&gt;</h1>" in body and "<td>&lt;i&gt;why&lt;/i&gt;</td>" in body
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in body and "<script" not in body
+    assert body.count("Not drawn: needs at least two complete trials.") == 4 and "final/report.html" not in body
+    assert page.count("<script>") == 1 and "Plotly" in page, "Plotly.js inline, once"
+
+
 def test_median_pruner_stops_a_trial_clearly_worse_than_the_median(tmp_path: Path) -> None:
     base = resolve(epochs=5, train_samples=2000, learning_rate=1e-5, optimizer="sgd", hidden_units=[32])
     study = study_with([0.95, 0.96, 0.97], 5)

@@ -16,7 +16,6 @@ import dataclasses
 import datetime
 import fcntl
 import hashlib
-import html
 import io
 import itertools
 import json
@@ -40,6 +39,7 @@ from typing import Any
 import keras
 import optuna
 import sqlalchemy
+from markupsafe import Markup
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.storages import RDBStorage
 from optuna.trial import FrozenTrial, TrialState
@@ -47,7 +47,7 @@ from optuna.trial import FrozenTrial, TrialState
 from .config import FIELDS, HINTS, TrainConfig, coerce, option, read_config_file, to_dict
 from .errors import ConfigError, TuningError
 from .evaluation import evaluate_run
-from .report import CSS, format_duration, html_table, percent, write_report
+from .report import card, format_duration, percent, render, write_report
 from .training import train
 from .utils import write_text
 
@@ -647,9 +647,9 @@ def tune(s: TuneSettings, progress: Progress = lambda line: None) -> TuneResult:
     return TuneResult(s.study, s.out, rows, counts, best, best_config, final_dir, final_metrics, report, columns)
 
 
-def figures(study: optuna.Study, seed: int) -> dict[str, str]:
-    """Optuna's plots as HTML fragments (Plotly.js is inlined once by the page); a plot that needs more finished
-    trials becomes a note."""
+def figures(study: optuna.Study, seed: int) -> list[dict[str, Any]]:
+    """Optuna's plots, each a title and a Plotly HTML fragment (Plotly.js is inlined once by the page), or for a
+    plot that needs more finished trials, a note saying why."""
     from optuna import visualization as vis
     from optuna.importance import FanovaImportanceEvaluator
 
@@ -662,14 +662,14 @@ def figures(study: optuna.Study, seed: int) -> dict[str, str]:
         "Parallel coordinates": lambda: vis.plot_parallel_coordinate(study),
     }
     complete = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
-    out = {}
+    out: list[dict[str, Any]] = []
     for title, plot in plots.items():
         try:
             if complete < 2:
                 raise ValueError("needs at least two complete trials")
-            out[title] = plot().to_html(full_html=False, include_plotlyjs=False)
+            out.append({"title": title, "plot": Markup(plot().to_html(full_html=False, include_plotlyjs=False))})
         except (ValueError, RuntimeError, ZeroDivisionError) as e:
-            out[title] = f"<p>Not drawn: {html.escape(str(e).splitlines()[0])}.</p>"
+            out.append({"title": title, "plot": None, "note": str(e).splitlines()[0]})
     return out
 
 
@@ -685,43 +685,32 @@ def write_tuning_report(
     self-contained (Plotly.js inline), so it opens offline."""
     from plotly.offline import get_plotlyjs
 
-    e = html.escape
     counts = {state: sum(r["state"] == state for r in rows) for state in ("complete", "pruned", "fail")}
     best_card = (percent(best.value or 0), f"trial {best.number}") if best else ("—", "no complete trial yet")
     final_card = (percent(final["accuracy"]), "best configuration retrained") if final else ("—", "not retrained")
     tally = f"{counts['complete']} complete, {counts['pruned']} pruned, {counts['fail']} failed"
-    cards = [
-        ("main", "Best validation accuracy", *best_card),
-        ("", "Final test accuracy", *final_card),
-        ("", "Trials", str(len(rows)), tally),
-        ("", "Sampler", s.sampler, f"pruner {s.pruner}"),
-    ]
-    card_html = "".join(
-        f'<div class="card {c}"><div class="label">{e(k)}</div><div class="value">{e(v)}</div>'
-        f'<div class="sub">{e(sub)}</div></div>'
-        for c, k, v, sub in cards
-    )
     shown = rows[:50]
-    board = html_table(columns, [[e(str(r[c])) for c in columns] for r in shown])
-    more = f"<p>{len(rows) - len(shown)} more trials in leaderboard.csv.</p>" if len(rows) > len(shown) else ""
-    plots = "".join(
-        f"<h2>{e(title)}</h2><figure>{body}</figure>" for title, body in figures(study, s.base.seed).items()
+    page = render(
+        "tuning.html.j2",
+        title=f"Study {s.study}",
+        plotlyjs=Markup(get_plotlyjs()),
+        model=s.base.model,
+        dataset=s.base.dataset,
+        space=s.space.name,
+        storage=sqlalchemy.engine.make_url(s.storage).render_as_string(hide_password=True),
+        summary=[
+            card("Best validation accuracy", *best_card, main=True),
+            card("Final test accuracy", *final_card),
+            card("Trials", str(len(rows)), tally),
+            card("Sampler", s.sampler, f"pruner {s.pruner}"),
+        ],
+        final=bool(final),
+        columns=columns,
+        rows=[[r[c] for c in columns] for r in shown],
+        more=len(rows) - len(shown),
+        best_toml=(s.out / "best_config.toml").read_text() if best else "No complete trial yet.",
+        plots=figures(study, s.base.seed),
     )
-    link = '<p><a href="final/report.html">The final run\'s report</a> (test set).</p>' if final else ""
-    best_toml = (s.out / "best_config.toml").read_text() if best else "No complete trial yet."
-    storage = sqlalchemy.engine.make_url(s.storage).render_as_string(hide_password=True)
-    page = f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
-<title>Study {e(s.study)}</title><style>{CSS}pre{{background:#fff;padding:16px;border-radius:12px}}</style>
-<script>{get_plotlyjs()}</script></head><body><main>
-<header><h1>Study {e(s.study)}</h1><p>{e(s.base.model)} on {e(s.base.dataset)} · space {e(s.space.name)} ·
-storage {e(storage)} · objective: best validation accuracy</p></header>
-<section class="cards">{card_html}</section>{link}
-<h2>Leaderboard</h2>{board}{more}
-<h2>Best configuration</h2><pre>{e(best_toml)}</pre>
-{plots}
-</main></body></html>
-"""
     path = s.out / "report.html"
     write_text(path, page)
     return path

@@ -1,0 +1,172 @@
+"""write_report: the self-contained report.html and figure PNGs of a run or ensemble folder; never imports Keras."""
+
+from __future__ import annotations
+
+import csv
+import json
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+
+from ..errors import RunError
+from ..utils import write_bytes, write_text
+from .figures import CAPTIONS, confusion_figure, curves_figure, data_uri, misclassified_figure, to_png
+from .pages import card, render
+from .text import format_date, format_duration, format_value, percent
+
+T = TypeVar("T")
+HISTORY_COLUMNS = {"epoch", "loss", "accuracy", "val_loss", "val_accuracy", "seconds", "elapsed"}
+
+
+def _load(path: Path, reader: Callable[[Path], T]) -> T:
+    """Read one run file, turning any failure into a one-line RunError that names it."""
+    try:
+        return reader(path)
+    except FileNotFoundError:
+        raise RunError(f"{path} is missing; train or evaluate this run again to write it") from None
+    except (OSError, ValueError, KeyError, TypeError, IndexError, zipfile.BadZipFile) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise RunError(f"{path} is unreadable ({reason}); train or evaluate this run again to rewrite it") from None
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    data = json.loads(path.read_text())
+    if not isinstance(data, dict):
+        raise ValueError("expected a JSON object")
+    return data
+
+
+def _read_metrics(path: Path) -> dict[str, Any]:
+    metrics = _read_json(path)
+    missing = [key for key in ("accuracy", "n", "per_class") if key not in metrics]
+    if missing:
+        raise ValueError(f"no {', '.join(missing)}")
+    return metrics
+
+
+def _read_history(path: Path) -> dict[str, np.ndarray]:
+    with path.open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    missing = HISTORY_COLUMNS - set(rows[0] if rows else ())
+    if not rows or missing:
+        raise ValueError(f"no epochs, or missing columns {sorted(missing)}")
+    return {key: np.array([float(row[key] or "nan") for row in rows]) for key in rows[0]}
+
+
+def _read_confusion(path: Path) -> tuple[list[str], np.ndarray]:
+    with path.open(newline="") as f:
+        header, *rows = list(csv.reader(f))
+    matrix = np.array([[int(v) for v in row[1:]] for row in rows], dtype=np.int64)
+    if matrix.shape != (len(header) - 1, len(header) - 1):
+        raise ValueError(f"expected {len(header) - 1} rows of {len(header) - 1} counts")
+    return header[1:], matrix
+
+
+def _read_misclassified(path: Path) -> dict[str, np.ndarray]:
+    with np.load(path, allow_pickle=False) as npz:
+        return {key: npz[key] for key in ("images", "true", "predicted", "confidence", "index")}
+
+
+def _cards(metrics: dict[str, Any], meta: dict[str, Any]) -> list[dict[str, Any]]:
+    """Summary cards: accuracy big, then loss, errors, training time, parameters and best epoch."""
+    n, loss, best = metrics["n"], metrics.get("loss"), metrics.get("best_val_accuracy")
+    epochs = f"{metrics['epochs']} epochs" if "epochs" in metrics else ""
+    return [
+        card("Accuracy", percent(metrics["accuracy"]), f"on {n:,} {metrics.get('split', 'test')} images", main=True),
+        card("Loss", "—" if loss is None else f"{loss:.4f}"),
+        card("Errors", f"{metrics.get('errors', 0):,}", f"out of {n:,}"),
+        card("Training time", format_duration(metrics.get("train_seconds")), epochs),
+        card("Parameters", f"{metrics.get('parameters', meta.get('parameters', 0)):,}"),
+        card("Best epoch", str(metrics.get("best_epoch", "—")), f"validation {percent(best)}" if best else ""),
+    ]
+
+
+def _classes(metrics: dict[str, Any]) -> dict[str, Any]:
+    """Precision, recall, F1 and support per class, the weakest class (lowest F1) marked."""
+    per_class, macro, keys = metrics["per_class"], metrics.get("macro_avg"), ("precision", "recall", "f1")
+    weakest = min(per_class, key=lambda c: per_class[c]["f1"])
+    return {
+        "rows": [[c, *[percent(s[k]) for k in keys], f"{s['support']:,}"] for c, s in per_class.items()],
+        "marks": ["weak" if c == weakest else "" for c in per_class],
+        "tags": ["weakest" if c == weakest else "" for c in per_class],
+        "foot": ["macro average", *[percent(macro[k]) for k in keys], f"{macro['support']:,}"] if macro else None,
+    }
+
+
+def _pairs(metrics: dict[str, Any]) -> list[list[str]]:
+    """The most confused (true, predicted) pairs, each as a share of its true class."""
+    support = {c: s["support"] for c, s in metrics["per_class"].items()}
+    return [[str(p["true"]), str(p["predicted"]), f"{p['count']:,}",
+             f"{100 * p['count'] / support[p['true']]:.1f}%" if support.get(p["true"]) else "—"]
+            for p in metrics.get("most_confused", [])]  # fmt: skip
+
+
+def _members(metrics: dict[str, Any]) -> dict[str, Any] | None:
+    """An ensemble's members with their own test accuracy beside the ensemble's."""
+    members = metrics.get("members")
+    if not members:
+        return None
+    rows = [[Path(m["run"]).name, str(m.get("seed", "—")), percent(m["accuracy"]),
+             percent(m["best_val_accuracy"]) if "best_val_accuracy" in m else "—",
+             format_duration(m.get("train_seconds"))] for m in members]  # fmt: skip
+    foot = ["ensemble" + (" (with TTA)" if metrics.get("tta") else ""), "", percent(metrics["accuracy"]), "",
+            format_duration(metrics.get("train_seconds"))]  # fmt: skip
+    return {"rows": rows, "foot": foot}
+
+
+def render_html(config: dict[str, Any], metrics: dict[str, Any], pngs: dict[str, bytes], run_name: str) -> str:
+    """The report page: header, summary cards, figures, per-class and confusion tables, settings and versions."""
+    meta = config.get("meta", {})
+    return render(
+        "run.html.j2",
+        title=f"{config.get('model', 'model')} on {metrics.get('dataset', config.get('dataset', 'dataset'))}",
+        run_name=run_name,
+        split=str(metrics.get("split", "test")),
+        when=format_date(str(metrics.get("evaluated") or meta.get("created", ""))),
+        summary=_cards(metrics, meta),
+        members=_members(metrics),
+        figures=[
+            {"caption": CAPTIONS[name], "src": data_uri(png), "wide": not name.startswith("confusion")}
+            for name, png in pngs.items()
+        ],
+        classes=_classes(metrics),
+        pairs=_pairs(metrics),
+        settings=[[k, format_value(v)] for k, v in config.items() if k != "meta"],
+        environment=[[k, str(v)] for k, v in meta.get("versions", {}).items()]
+        + [[k, format_value(v)] for k, v in meta.items() if k not in ("versions", "class_names")],
+    )
+
+
+def write_report(run_dir: Path) -> Path:
+    """Draw the run's figures and write report.html (figures embedded as base64 PNG); return its path."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise RunError(f"{run_dir} is not a run directory; pass the folder a training run wrote")
+    config = _load(run_dir / "config.json", _read_json)
+    metrics = _load(run_dir / "metrics.json", _read_metrics)
+    names, matrix = _load(run_dir / "confusion_matrix.csv", _read_confusion)
+    wrong = _load(run_dir / "misclassified.npz", _read_misclassified)
+    history = _load(run_dir / "history.csv", _read_history) if (run_dir / "history.csv").exists() else None
+    curves = None
+    if history is not None:
+        best = metrics.get("best_epoch") or history["epoch"][np.argmax(np.nan_to_num(history["val_accuracy"], nan=-1))]
+        curves = curves_figure(history, int(best))
+    figures = {
+        "training_curves": curves,
+        "confusion_matrix": confusion_figure(names, matrix, normalized=False),
+        "confusion_matrix_normalized": confusion_figure(names, matrix, normalized=True),
+        "misclassified": misclassified_figure(wrong, names) if len(wrong["images"]) else None,
+    }
+    pngs: dict[str, bytes] = {}
+    for name, fig in figures.items():
+        if fig is None:
+            (run_dir / f"{name}.png").unlink(missing_ok=True)
+            continue
+        pngs[name] = to_png(fig)
+        write_bytes(run_dir / f"{name}.png", pngs[name])
+    report = run_dir / "report.html"
+    write_text(report, render_html(config, metrics, pngs, run_dir.resolve().name))
+    return report
