@@ -95,7 +95,7 @@ class Run:
         import pandas as pd
 
         history = read_history(self.path)
-        return None if history is None else pd.DataFrame(history).set_index("epoch")
+        return None if history is None else pd.DataFrame(history).astype({"epoch": int}).set_index("epoch")
 
     @property
     def members(self) -> list[Run]:

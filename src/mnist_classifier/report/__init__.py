@@ -2,7 +2,7 @@
 
 from .figures import sample_grid
 from .pages import card, render
-from .run import write_report
+from .run import notebook_html, write_report
 from .text import format_duration, percent
 
-__all__ = ["card", "format_duration", "percent", "render", "sample_grid", "write_report"]
+__all__ = ["card", "format_duration", "notebook_html", "percent", "render", "sample_grid", "write_report"]

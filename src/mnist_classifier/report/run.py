@@ -2,72 +2,17 @@
 
 from __future__ import annotations
 
-import csv
-import json
-import zipfile
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 
 from ..errors import RunError
+from ..runs import CONFIG, read_confusion, read_history, read_json, read_metrics, read_misclassified
 from ..utils import write_bytes, write_text
 from .figures import CAPTIONS, confusion_figure, curves_figure, data_uri, misclassified_figure, to_png
 from .pages import card, render
 from .text import format_date, format_duration, format_value, percent
-
-T = TypeVar("T")
-HISTORY_COLUMNS = {"epoch", "loss", "accuracy", "val_loss", "val_accuracy", "seconds", "elapsed"}
-
-
-def _load(path: Path, reader: Callable[[Path], T]) -> T:
-    """Read one run file, turning any failure into a one-line RunError that names it."""
-    try:
-        return reader(path)
-    except FileNotFoundError:
-        raise RunError(f"{path} is missing; train or evaluate this run again to write it") from None
-    except (OSError, ValueError, KeyError, TypeError, IndexError, zipfile.BadZipFile) as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise RunError(f"{path} is unreadable ({reason}); train or evaluate this run again to rewrite it") from None
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    data = json.loads(path.read_text())
-    if not isinstance(data, dict):
-        raise ValueError("expected a JSON object")
-    return data
-
-
-def _read_metrics(path: Path) -> dict[str, Any]:
-    metrics = _read_json(path)
-    missing = [key for key in ("accuracy", "n", "per_class") if key not in metrics]
-    if missing:
-        raise ValueError(f"no {', '.join(missing)}")
-    return metrics
-
-
-def _read_history(path: Path) -> dict[str, np.ndarray]:
-    with path.open(newline="") as f:
-        rows = list(csv.DictReader(f))
-    missing = HISTORY_COLUMNS - set(rows[0] if rows else ())
-    if not rows or missing:
-        raise ValueError(f"no epochs, or missing columns {sorted(missing)}")
-    return {key: np.array([float(row[key] or "nan") for row in rows]) for key in rows[0]}
-
-
-def _read_confusion(path: Path) -> tuple[list[str], np.ndarray]:
-    with path.open(newline="") as f:
-        header, *rows = list(csv.reader(f))
-    matrix = np.array([[int(v) for v in row[1:]] for row in rows], dtype=np.int64)
-    if matrix.shape != (len(header) - 1, len(header) - 1):
-        raise ValueError(f"expected {len(header) - 1} rows of {len(header) - 1} counts")
-    return header[1:], matrix
-
-
-def _read_misclassified(path: Path) -> dict[str, np.ndarray]:
-    with np.load(path, allow_pickle=False) as npz:
-        return {key: npz[key] for key in ("images", "true", "predicted", "confidence", "index")}
 
 
 def _cards(metrics: dict[str, Any], meta: dict[str, Any]) -> list[dict[str, Any]]:
@@ -145,11 +90,11 @@ def write_report(run_dir: Path) -> Path:
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise RunError(f"{run_dir} is not a run directory; pass the folder a training run wrote")
-    config = _load(run_dir / "config.json", _read_json)
-    metrics = _load(run_dir / "metrics.json", _read_metrics)
-    names, matrix = _load(run_dir / "confusion_matrix.csv", _read_confusion)
-    wrong = _load(run_dir / "misclassified.npz", _read_misclassified)
-    history = _load(run_dir / "history.csv", _read_history) if (run_dir / "history.csv").exists() else None
+    config = read_json(run_dir / CONFIG)
+    metrics = read_metrics(run_dir)
+    names, matrix = read_confusion(run_dir)
+    wrong = read_misclassified(run_dir)
+    history = read_history(run_dir)
     curves = None
     if history is not None:
         best = metrics.get("best_epoch") or history["epoch"][np.argmax(np.nan_to_num(history["val_accuracy"], nan=-1))]
@@ -170,3 +115,15 @@ def write_report(run_dir: Path) -> Path:
     report = run_dir / "report.html"
     write_text(report, render_html(config, metrics, pngs, run_dir.resolve().name))
     return report
+
+
+def notebook_html(run_dir: Path) -> str:
+    """The report's headline for a Jupyter cell: the summary cards and the figures write_report drew."""
+    metrics = read_metrics(run_dir)
+    figures = [
+        {"caption": CAPTIONS[name], "src": data_uri((run_dir / f"{name}.png").read_bytes())}
+        for name in ("training_curves", "confusion_matrix")
+        if (run_dir / f"{name}.png").is_file()
+    ]
+    cards = _cards(metrics, read_json(run_dir / CONFIG).get("meta", {}))
+    return render("notebook.html.j2", path=str(run_dir / "report.html"), summary=cards, figures=figures)
