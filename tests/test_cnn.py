@@ -184,6 +184,19 @@ def test_one_cycle_schedule() -> None:
     assert lr[100] == pytest.approx(1e-6) and lr[150] == pytest.approx(1e-6)
 
 
+@pytest.mark.parametrize(("total", "warmup"), [(100, 20), (100, 0), (937, 93), (50, 49)])
+def test_one_cycle_is_keras_cosine_decay_with_warmup(total: int, warmup: int) -> None:
+    """OneCycle's curve is CosineDecay's: a rise from peak/25 over the warm-up, then a fall to peak/1e4."""
+    import keras
+
+    ours = OneCycle(peak=0.01, total_steps=total, warmup_steps=warmup)
+    theirs = keras.optimizers.schedules.CosineDecay(
+        0.01 / 25, max(total - warmup, 1), alpha=1e-4, warmup_target=0.01, warmup_steps=warmup
+    )
+    steps = range(total + 10)
+    np.testing.assert_allclose([float(theirs(s)) for s in steps], [float(ours(s)) for s in steps], rtol=1e-6)
+
+
 @pytest.mark.parametrize(
     ("schedule", "expected"),
     [
