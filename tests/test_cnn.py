@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -155,6 +157,13 @@ def test_deskew_layer_straightens_digits_like_the_preprocessing() -> None:
     assert straightened.min() >= 0 and straightened.max() <= 1
     blank = np.zeros((1, 28, 28), np.float32)
     assert not Deskew()(blank).numpy().any()
+
+
+def test_model_layers_do_not_import_training_code() -> None:
+    """Deskew shares its resampling with augmentation, yet loading a model never pulls in training modules."""
+    program = "import sys, mnist_classifier.layers; print('mnist_classifier.augment' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", program], text=True, capture_output=True, check=True)
+    assert result.stdout.strip() == "False"
 
 
 def test_a_deskewing_model_keeps_its_layer_through_saving_and_onnx(
