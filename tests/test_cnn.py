@@ -211,7 +211,7 @@ def test_one_cycle_is_keras_cosine_decay_with_warmup(total: int, warmup: int) ->
     [
         ("constant", {0: 0.01, 50: 0.01, 100: 0.01}),
         ("cosine", {0: 0.0001, 10: 0.01, 55: 0.005, 100: 0.0}),
-        ("onecycle", {0: 0.0004, 10: 0.01, 55: 0.005, 100: 1e-6}),
+        ("onecycle", {0: 0.0004, 5: 0.0052, 10: 0.01, 55: 0.0050005, 100: 1e-6, 150: 1e-6}),
     ],
 )
 def test_configured_schedules_give_their_rates(schedule: str, expected: dict[int, float]) -> None:
