@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -158,6 +160,13 @@ def test_deskew_layer_straightens_digits_like_the_preprocessing() -> None:
     assert not Deskew()(blank).numpy().any()
 
 
+def test_model_layers_do_not_import_training_code() -> None:
+    """Deskew shares its resampling with augmentation, yet loading a model never pulls in training modules."""
+    program = "import sys, mnist_classifier.layers; print('mnist_classifier.augment' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", program], text=True, capture_output=True, check=True)
+    assert result.stdout.strip() == "False"
+
+
 def test_a_deskewing_model_keeps_its_layer_through_saving_and_onnx(
     mnist_slice: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -185,12 +194,25 @@ def test_one_cycle_schedule() -> None:
     assert lr[100] == pytest.approx(1e-6) and lr[150] == pytest.approx(1e-6)
 
 
+@pytest.mark.parametrize(("total", "warmup"), [(100, 20), (100, 0), (937, 93), (50, 49)])
+def test_one_cycle_is_keras_cosine_decay_with_warmup(total: int, warmup: int) -> None:
+    """OneCycle's curve is CosineDecay's: a rise from peak/25 over the warm-up, then a fall to peak/1e4."""
+    import keras
+
+    ours = OneCycle(peak=0.01, total_steps=total, warmup_steps=warmup)
+    theirs = keras.optimizers.schedules.CosineDecay(
+        0.01 / 25, max(total - warmup, 1), alpha=1e-4, warmup_target=0.01, warmup_steps=warmup
+    )
+    steps = range(total + 10)
+    np.testing.assert_allclose([float(theirs(s)) for s in steps], [float(ours(s)) for s in steps], rtol=1e-6)
+
+
 @pytest.mark.parametrize(
     ("schedule", "expected"),
     [
         ("constant", {0: 0.01, 50: 0.01, 100: 0.01}),
         ("cosine", {0: 0.0001, 10: 0.01, 55: 0.005, 100: 0.0}),
-        ("onecycle", {0: 0.0004, 10: 0.01, 55: 0.005, 100: 1e-6}),
+        ("onecycle", {0: 0.0004, 5: 0.0052, 10: 0.01, 55: 0.0050005, 100: 1e-6, 150: 1e-6}),
     ],
 )
 def test_configured_schedules_give_their_rates(schedule: str, expected: dict[int, float]) -> None:

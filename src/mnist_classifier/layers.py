@@ -7,7 +7,7 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-from .augment import sample_bilinear
+from .resample import sample_bilinear
 
 
 @keras.saving.register_keras_serializable(package="mnist_classifier")
