@@ -81,3 +81,19 @@ def test_arbitrary_payload_after_valid_header(payload: bytes) -> None:
     else:
         with pytest.raises(DataError):
             parse_idx(data)
+
+
+def test_a_gzip_bomb_is_refused_before_it_fills_memory(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A small .gz that inflates past the limit stops at the limit; a file over it is not even read."""
+
+    from mnist_classifier.data import idx
+
+    monkeypatch.setattr(idx, "MAX_BYTES", 1000)
+    assert (
+        idx.decompress(gzip.compress(b"a" * 600) + gzip.compress(b"b" * 400), "two members") == b"a" * 600 + b"b" * 400
+    )
+    with pytest.raises(DataError, match=r"bomb\.gz: decompresses to over 0 MB"):
+        idx.decompress(gzip.compress(bytes(1001)), "bomb.gz")
+    (tmp_path / "big").write_bytes(bytes(1001))
+    with pytest.raises(DataError, match="big: larger than 0 MB"):
+        idx.read_bytes(tmp_path / "big")

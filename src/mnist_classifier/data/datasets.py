@@ -28,6 +28,7 @@ FILES = {
     "t10k-labels": "t10k-labels-idx1-ubyte",
 }
 BUNDLED = Path(__file__).parent / "mnist"
+MAX_DOWNLOAD = 64 << 20  # the largest compressed file of a dataset here is 26 MB
 
 
 @dataclass(frozen=True)
@@ -121,7 +122,9 @@ def download(spec: DatasetSpec) -> dict[str, Path]:
             url = f"{spec.url}{FILES[part]}.gz"
             try:
                 with urllib.request.urlopen(url, timeout=30) as response:
-                    data = response.read()
+                    data = response.read(MAX_DOWNLOAD + 1)
+                if len(data) > MAX_DOWNLOAD:
+                    raise DataError(f"{url}: larger than {MAX_DOWNLOAD >> 20} MB, not one of {spec.name}'s files")
             except (urllib.error.URLError, OSError) as e:
                 folders = " or ".join(str(f) for f in spec.folders)
                 raise DataError(

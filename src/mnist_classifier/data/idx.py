@@ -24,11 +24,14 @@ DTYPES: dict[int, np.dtype] = {
     0x0E: np.dtype(">f8"),
 }
 CODES = {dtype.newbyteorder("="): code for code, dtype in DTYPES.items()}
+MAX_BYTES = 1 << 30  # one IDX file's content; MNIST's largest is 47 MB, so this bounds a gzip bomb, not a dataset
 
 
 def read_bytes(path: Path) -> bytes:
     """The file's content, decompressed when its name ends in .gz."""
     try:
+        if path.stat().st_size > MAX_BYTES:
+            raise DataError(f"{path}: larger than {MAX_BYTES >> 20} MB; not an IDX file this tool reads")
         raw = path.read_bytes()
     except OSError as e:
         raise DataError(f"{path}: cannot read ({e.strerror})") from None
@@ -36,11 +39,20 @@ def read_bytes(path: Path) -> bytes:
 
 
 def decompress(raw: bytes, name: str) -> bytes:
-    """gzip-decompress, turning any failure into a DataError naming the source."""
+    """gzip-decompress (every member) up to MAX_BYTES, turning any failure into a DataError naming the source."""
+    out = bytearray()
     try:
-        return gzip.decompress(raw)
-    except (OSError, EOFError, zlib.error) as e:
+        while raw:
+            member = zlib.decompressobj(wbits=31)
+            out += member.decompress(raw, MAX_BYTES + 1 - len(out))
+            if len(out) > MAX_BYTES:
+                raise DataError(f"{name}: decompresses to over {MAX_BYTES >> 20} MB; not an IDX file this tool reads")
+            if not member.eof:
+                raise zlib.error("compressed data ends early")
+            raw = member.unused_data
+    except zlib.error as e:
         raise DataError(f"{name}: not a valid gzip file ({e})") from None
+    return bytes(out)
 
 
 def parse_idx(data: bytes, name: str = "IDX data") -> np.ndarray:
