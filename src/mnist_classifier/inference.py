@@ -11,6 +11,7 @@ model in batches.
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -19,7 +20,9 @@ from typing import Any
 
 import numpy as np
 
+from . import calibration as calib
 from . import onnx_cache
+from .calibration import FALLBACK, Calibration
 from .errors import ImageError, RunError
 from .image_files import load_file
 from .preprocess import scale
@@ -27,6 +30,11 @@ from .runs import CONFIG, METRICS, ensemble_members, load_model, model_file, rea
 from .utils import import_tensorflow_quietly
 
 TTA_SHIFTS = ((0, 0), (-1, 0), (1, 0), (0, -1), (0, 1))
+Forward = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray | None]]
+
+
+class DefaultCalibrationWarning(UserWarning):
+    """A model without stored calibration (trained before it existed): its verdicts use defaults."""
 
 
 def single_threaded_ops() -> None:
@@ -50,19 +58,21 @@ class Predictor:
 
         self.model = load_model(path)
         model = self.model
+        reader = with_features(model)
 
         @tf.function(input_signature=[tf.TensorSpec((None, *model.input_shape[1:]), tf.float32)])
-        def compiled(x: tf.Tensor) -> tf.Tensor:
-            return model(x, training=False)
+        def compiled(x: tf.Tensor) -> Any:
+            return reader(x, training=False)
 
         concrete = compiled.get_concrete_function()
 
-        def forward(x: np.ndarray) -> np.ndarray:
-            return concrete(tf.constant(x)).numpy()
+        def forward(x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+            out = concrete(tf.constant(x))
+            return (out[0].numpy(), out[1].numpy()) if isinstance(out, list | tuple) else (out.numpy(), None)
 
         self._setup(path, batch_size, model.input_shape[1:], model.output_shape[-1])
         self.architecture, self.parameters = model.name, int(model.count_params())
-        self._forward: Callable[[np.ndarray], np.ndarray] = forward
+        self._both: Forward = forward
         self._forward(np.zeros((1, *self.input_shape), np.float32))
 
     def _setup(self, path: Path, batch_size: int, input_shape: Sequence[int], classes: int) -> None:
@@ -76,9 +86,26 @@ class Predictor:
         self.class_names = tuple(names or (str(i) for i in range(int(classes))))
         self.architecture = str(self.meta.get("model", "unknown"))
         self.parameters = int(self.meta.get("meta", {}).get("parameters", 0))
+        stored = calib.load(folder) if path.is_dir() else None
+        self.calibration: Calibration = stored or FALLBACK
+        if stored is None:
+            warnings.warn(
+                DefaultCalibrationWarning(
+                    f"{path} has no stored calibration (trained before verdicts existed): its verdicts use defaults;"
+                    f" `mnist-classifier calibrate {path}` fits them"
+                ),
+                stacklevel=3,
+            )
 
-    def probabilities(self, images: np.ndarray) -> np.ndarray:
-        """Class probabilities (N, classes) for images (N, H, W): uint8 0..255 or float 0..1."""
+    def _forward(self, x: np.ndarray) -> np.ndarray:
+        return self._both(x)[0]
+
+    def _assess(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """A batch's raw probabilities and distances (higher: less like a digit)."""
+        probs, features = self._both(x)
+        return probs, self.calibration.distance(probs, features)
+
+    def _checked(self, images: np.ndarray) -> np.ndarray:
         images = np.asarray(images)
         if images.ndim == len(self.input_shape):
             images = images[None]
@@ -87,6 +114,36 @@ class Predictor:
         x = scale(images) if images.dtype == np.uint8 else images.astype(np.float32)
         if not np.all(np.isfinite(x)) or x.min(initial=0) < 0 or x.max(initial=0) > 1:
             raise ImageError("pixel values must be finite and within [0, 1] (or uint8 0..255)")
+        return x
+
+    def features(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """Raw probabilities and penultimate features (None where the model has none to give) of images."""
+        x = self._checked(images)
+        parts = [self._both(x[i : i + self.batch_size]) for i in range(0, len(x), self.batch_size)]
+        if not parts:
+            return np.zeros((0, len(self.class_names)), np.float32), None
+        features = None if parts[0][1] is None else np.concatenate([f for _, f in parts])
+        return np.concatenate([p for p, _ in parts]), features
+
+    def assess(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Raw probabilities (N, classes) and distances (N,) of images; see `probabilities` for what images may be."""
+        x = self._checked(images)
+        parts = [self._assess(x[i : i + self.batch_size]) for i in range(0, len(x), self.batch_size)]
+        if not parts:
+            return np.zeros((0, len(self.class_names)), np.float32), np.zeros(0)
+        return np.concatenate([p for p, _ in parts]), np.concatenate([d for _, d in parts])
+
+    def judge(self, images: np.ndarray, reject: bool = True, calibration: Calibration | None = None) -> Judgement:
+        """Calibrated probabilities, typicality and a verdict for each image; `calibration` replaces the stored one
+        (other thresholds), and without `reject` every reading is a digit (the raw argmax)."""
+        calibration = calibration or self.calibration
+        raw, distance = self.assess(images)
+        return judgement(raw, distance, calibration, reject)
+
+    def probabilities(self, images: np.ndarray) -> np.ndarray:
+        """The model's own class probabilities (N, classes), before calibration, for images (N, H, W): uint8 0..255
+        or float 0..1."""
+        x = self._checked(images)
         out = [self._forward(x[i : i + self.batch_size]) for i in range(0, len(x), self.batch_size)]
         return np.concatenate(out) if out else np.zeros((0, len(self.class_names)), np.float32)
 
@@ -102,6 +159,8 @@ class Predictor:
         multi_digit: bool = False,
         deskewing: bool = False,
         chunk: int = 2048,
+        reject: bool = True,
+        calibration: Calibration | None = None,
     ) -> Iterator[Reading]:
         """Each file's digits and probabilities, in order; an unreadable file gives a Reading with its error."""
         workers = min(4, os.cpu_count() or 1)
@@ -114,17 +173,26 @@ class Predictor:
                     [batch[i : i + step] for i in range(0, len(batch), step)],
                 )
                 loaded = [item for part in parts for item in part]
-                yield from self.readings(batch, loaded)
+                yield from self.readings(batch, loaded, reject, calibration)
 
-    def readings(self, paths: Sequence[Path], loaded: Sequence[list[np.ndarray] | str]) -> Iterator[Reading]:
+    def readings(
+        self,
+        paths: Sequence[Path],
+        loaded: Sequence[list[np.ndarray] | str],
+        reject: bool = True,
+        calibration: Calibration | None = None,
+    ) -> Iterator[Reading]:
         images = [image for item in loaded if not isinstance(item, str) for image in item]
-        probs = self.probabilities(np.stack(images)) if images else np.zeros((0, len(self.class_names)))
+        judged = self.judge(
+            np.stack(images) if images else np.zeros((0, *self.input_shape), np.uint8), reject, calibration
+        )
         at = 0
         for path, item in zip(paths, loaded, strict=True):
             if isinstance(item, str):
-                yield Reading(str(path), np.zeros((0, *self.input_shape), np.uint8), probs[:0], item)
+                yield Reading(str(path), np.zeros((0, *self.input_shape), np.uint8), judged.probabilities[:0], item)
             else:
-                yield Reading(str(path), np.stack(item), probs[at : at + len(item)])
+                part = slice(at, at + len(item))
+                yield Reading(str(path), np.stack(item), judged.probabilities[part], None, judged.verdicts[part])
                 at += len(item)
 
 
@@ -134,7 +202,7 @@ class OnnxPredictor(Predictor):
     def __init__(self, path: Path, onnx_file: Path, batch_size: int = 1024) -> None:
         forward, input_shape, classes = onnx_cache.session(onnx_file)
         self._setup(path, batch_size, input_shape, classes)
-        self._forward = forward
+        self._both = forward
 
 
 class EnsemblePredictor(Predictor):
@@ -147,8 +215,18 @@ class EnsemblePredictor(Predictor):
         self.members = list(members)
         self.architecture = f"ensemble of {len(members)} {first.architecture}"
         self.parameters = sum(member.parameters for member in members)
-        tta = bool(self.meta.get("tta"))
-        self._forward = lambda x: ensemble_probabilities(self.members, x, tta)
+        self.tta = bool(self.meta.get("tta"))
+
+    def _forward(self, x: np.ndarray) -> np.ndarray:
+        return ensemble_probabilities(self.members, x, self.tta)
+
+    def _assess(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The members' mean probabilities, and as distance the mean of the members' atypicality (1 - typicality)."""
+        assessed = [member._assess(x) for member in self.members]
+        probs = self._forward(x) if self.tta else np.mean([p for p, _ in assessed], axis=0)
+        atypical = [1.0 - m.calibration.typicality(d) for m, (_, d) in zip(self.members, assessed, strict=True)]
+        distance = np.mean(atypical, axis=0)
+        return probs, distance if self.calibration.score == "members" else self.calibration.distance(probs, None)
 
 
 def tta_views(images: np.ndarray) -> list[np.ndarray]:
@@ -192,18 +270,52 @@ def fast_predictor(path: Path, batch_size: int = 1024) -> Predictor:
         except Exception:  # a damaged cache entry: convert again
             cached.unlink(missing_ok=True)
     predictor = Predictor(path, batch_size)
-    onnx_cache.convert(predictor.model, predictor.probabilities, cached)
+    onnx_cache.convert(with_features(predictor.model), predictor.features, cached)
     return predictor
+
+
+def with_features(model: Any) -> Any:
+    """The model with its penultimate features (the last layer's input) as a second output, for the Mahalanobis
+    score; the model itself when they cannot be had."""
+    import keras
+
+    try:
+        reader = keras.Model(model.input, [model.outputs[0], model.layers[-1].input], name=model.name)
+    except (AttributeError, ValueError, TypeError):
+        return model
+    reader(np.zeros((1, *model.input_shape[1:]), np.float32))  # called once: Keras exports only a called model
+    return reader
+
+
+@dataclass
+class Judgement:
+    """Images judged: calibrated probabilities (N, classes), typicality (N,) in [0, 1] and verdicts."""
+
+    probabilities: np.ndarray
+    typicality: np.ndarray
+    verdicts: list[str]
+
+
+def judgement(raw: np.ndarray, distance: np.ndarray, calibration: Calibration, reject: bool = True) -> Judgement:
+    probs = calibration.scaled(raw)
+    typicality = calibration.typicality(distance)
+    if not reject:
+        return Judgement(probs, typicality, ["digit"] * len(probs))
+    confidence = probs.max(axis=1, initial=0.0)
+    verdicts = calib.verdicts(confidence, typicality, calibration.reject_threshold, calibration.confidence_threshold)
+    return Judgement(probs, typicality, verdicts)
 
 
 @dataclass
 class Reading:
-    """What the model read in one image: the 28x28 arrays it was fed and their probabilities, or an error."""
+    """What the model read in one image: the 28x28 arrays it was fed, their calibrated probabilities and verdicts,
+    or an error."""
 
     source: str
     images: np.ndarray
     probabilities: np.ndarray
     error: str | None = None
+    verdicts: list[str] | None = None
 
     @property
     def indices(self) -> list[int]:

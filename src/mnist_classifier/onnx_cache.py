@@ -21,29 +21,36 @@ from .utils import atomic_path
 if TYPE_CHECKING:
     import keras
 
-Forward = Callable[[np.ndarray], np.ndarray]
+Forward = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray | None]]
 
 
 def location(model_file: Path) -> Path:
     """Where the copy of this model file is (or would be) cached."""
-    return cache_dir() / "onnx" / f"{hashlib.sha256(model_file.read_bytes()).hexdigest()}.onnx"
+    return cache_dir() / "onnx" / f"{hashlib.sha256(model_file.read_bytes()).hexdigest()}-features.onnx"
 
 
 def session(onnx_file: Path) -> tuple[Forward, tuple[int, ...], int]:
-    """An onnxruntime forward pass over float32 batches, with the model's input shape and class count."""
+    """An onnxruntime forward pass over float32 batches (probabilities, and penultimate features when the copy has
+    them), with the model's input shape and class count."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = os.cpu_count() or 1
     options.log_severity_level = 3
     runtime = ort.InferenceSession(str(onnx_file), options, providers=["CPUExecutionProvider"])
-    source, target = runtime.get_inputs()[0], runtime.get_outputs()[0]
+    source, targets = runtime.get_inputs()[0], runtime.get_outputs()
+    names = [target.name for target in targets[:2]]
     shape = tuple(int(d) for d in source.shape[1:])
-    return lambda x: runtime.run([target.name], {source.name: x})[0], shape, int(target.shape[-1])
+
+    def forward(x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        out = runtime.run(names, {source.name: x})
+        return out[0], out[1] if len(out) > 1 else None
+
+    return forward, shape, int(targets[0].shape[-1])
 
 
 def convert(model: keras.Model, forward: Forward, cached: Path) -> None:
-    """Export `model` to ONNX at `cached`, keeping it only if its probabilities on random images are within 1e-4 of
+    """Export `model` to ONNX at `cached`, keeping it only if its outputs on random images are within 1e-4 of
     `forward`'s; failing here only costs speed, so errors are ignored."""
     images = np.random.default_rng(0).random((64, *model.input_shape[1:]), np.float32)
     try:
@@ -51,7 +58,11 @@ def convert(model: keras.Model, forward: Forward, cached: Path) -> None:
             warnings.simplefilter("ignore")
             model.export(tmp, format="onnx", verbose=False)
             copy, _, _ = session(tmp)
-            if not np.allclose(copy(images), forward(images), rtol=0, atol=1e-4):
+            ours, theirs = copy(images), forward(images)
+            if len(ours) != len(theirs) or not all(
+                (a is None and b is None) or (a is not None and b is not None and np.allclose(a, b, rtol=0, atol=1e-4))
+                for a, b in zip(ours, theirs, strict=True)
+            ):
                 raise ValueError("the ONNX copy disagrees with the Keras model")
     except Exception:
         pass

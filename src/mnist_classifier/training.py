@@ -20,6 +20,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from . import calibrate
 from .augment import Augmentation, augment
 from .config import TrainConfig
 from .data import Dataset, load_dataset, split_validation
@@ -269,4 +270,6 @@ def fit(
     )
     write_history(run_dir, checkpoint.rows)
     mark_finished(run_dir)
+    if save_model:
+        calibrate.fit(run_dir)
     return run_dir

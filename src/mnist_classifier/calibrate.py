@@ -1,0 +1,125 @@
+"""Fit a run's calibration (temperature, digit-likeness score, thresholds) on its validation split and store it.
+
+Post-hoc, so it cannot cost accuracy: the temperature keeps every argmax, and the score only decides the verdict.
+The score is chosen by measurement: each candidate's AUROC between validation digits (the run's validation split,
+and for digit datasets printed digits in Matplotlib's fonts) and nondigits.validation_set, a set never used for
+the benchmark's figures. Training calls `fit` at its end; `mnist-classifier calibrate RUN` calls it for a run
+trained before.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy.optimize import minimize_scalar
+from sklearn.metrics import roc_auc_score
+
+from . import calibration as calib
+from . import nondigits
+from .calibration import Calibration
+from .data import load_dataset, split_validation
+from .errors import RunError
+from .inference import DefaultCalibrationWarning, EnsemblePredictor, Predictor, load_predictor
+from .runs import ensemble_members, run_config
+
+TRAIN_FEATURES = 20_000  # training images whose penultimate features give the class means and covariance
+NONDIGITS_PER_KIND = 200
+FONT_DIGITS = 300
+MAX_REJECT = 0.05  # the reject threshold: at most 5% of validation digits turned away...
+FONT_DIGITS_KEPT = 0.97  # ...and at least 97% of the printed digits answered
+CONFIDENCE_THRESHOLD = 0.6
+
+
+def fit_temperature(probabilities: np.ndarray, labels: np.ndarray) -> float:
+    """The temperature that minimises the negative log-likelihood of the labels."""
+
+    def nll(log_t: float) -> float:
+        scaled = calib.temperature_scaled(probabilities, float(np.exp(log_t)))
+        return float(-np.mean(np.log(np.clip(scaled[np.arange(len(labels)), labels], 1e-12, 1))))
+
+    return float(np.exp(minimize_scalar(nll, bounds=(-3, 3), method="bounded").x))
+
+
+def class_statistics(features: np.ndarray, labels: np.ndarray, classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """Class means of the features and the precision (inverse) of their shared covariance, slightly regularised."""
+    features = features.astype(np.float64)
+    means = np.stack([features[labels == c].mean(axis=0) for c in range(classes)])
+    centred = features - means[labels]
+    covariance = centred.T @ centred / len(centred)
+    covariance += np.eye(len(covariance)) * 1e-3 * max(float(np.trace(covariance)) / len(covariance), 1e-12)
+    return means, np.linalg.inv(covariance)
+
+
+def auroc(digits: np.ndarray, others: np.ndarray) -> float:
+    """How well a distance tells digits (low) from non-digits (high): 1 perfect, 0.5 chance."""
+    truth = np.r_[np.zeros(len(digits)), np.ones(len(others))]
+    return float(roc_auc_score(truth, np.r_[digits, others]))
+
+
+def validation_images(predictor: Predictor) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
+    """The validation non-digits by kind, and printed digits (for a model of the ten digits; else None)."""
+    others = nondigits.validation_set(NONDIGITS_PER_KIND)
+    digits = predictor.class_names == tuple(str(i) for i in range(10))
+    fonts = nondigits.matplotlib_fonts()
+    return others, nondigits.font_digits(fonts, FONT_DIGITS, seed=3)[0] if digits and fonts else None
+
+
+def candidates(predictor: Predictor, x_train: np.ndarray, y_train: np.ndarray, temperature: float) -> list[Calibration]:
+    base = Calibration(temperature=temperature, confidence_threshold=CONFIDENCE_THRESHOLD, fitted=True)
+    if isinstance(predictor, EnsemblePredictor):
+        return [dataclasses.replace(base, score="members"), base]
+    _, features = predictor.features(x_train)
+    if features is None:
+        return [base]
+    means, precision = class_statistics(features, y_train, len(predictor.class_names))
+    return [dataclasses.replace(base, score="mahalanobis", means=means, precision=precision), base]
+
+
+def fit(folder: Path) -> dict[str, Any]:
+    """Fit and store the calibration of a run or ensemble folder (an ensemble's members first have theirs);
+    return the figures that chose it, as stored in calibration.json."""
+    members = ensemble_members(folder)
+    config = run_config(members[0] if members else folder)
+    dataset = load_dataset(config.dataset, Path(config.data_dir) if config.data_dir else None)
+    x_train, y_train, x_val, y_val = split_validation(
+        dataset.x_train, dataset.y_train, config.validation_fraction, config.validation_seed
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DefaultCalibrationWarning)
+        predictor = load_predictor(folder)
+    if predictor.class_names != tuple(dataset.class_names):
+        raise RunError(f"{folder}: its classes differ from its dataset's; it cannot be calibrated")
+    raw_val = predictor.probabilities(x_val)
+    temperature = fit_temperature(raw_val, y_val)
+    others, printed = validation_images(predictor)
+    best: tuple[float, Calibration] | None = None
+    scores: dict[str, Any] = {}
+    for candidate in candidates(predictor, x_train[:TRAIN_FEATURES], y_train[:TRAIN_FEATURES], temperature):
+        predictor.calibration = candidate
+        reference = np.sort(predictor.assess(x_val)[1])
+        digits = np.concatenate([reference, predictor.assess(printed)[1] if printed is not None else []])
+        per_kind = {kind: auroc(digits, predictor.assess(images)[1]) for kind, images in others.items()}
+        mean = float(np.mean(list(per_kind.values())))
+        scores[candidate.score] = {"auroc_mean": mean, "auroc": per_kind}
+        if best is None or mean > best[0]:
+            best = (mean, dataclasses.replace(candidate, reference=reference))
+    assert best is not None
+    chosen = best[1]
+    reject = MAX_REJECT
+    if printed is not None:
+        predictor.calibration = chosen
+        typical = chosen.typicality(predictor.assess(printed)[1])
+        reject = min(MAX_REJECT, float(np.quantile(typical, 1 - FONT_DIGITS_KEPT)))
+    chosen = dataclasses.replace(chosen, reject_threshold=round(reject, 6))
+    figures = {
+        "chosen_by": "mean AUROC, validation digits vs the validation non-digits of nondigits.validation_set",
+        "candidates": scores,
+        "validation_ece_before": calib.expected_calibration_error(raw_val, y_val)[0],
+        "validation_ece_after": calib.expected_calibration_error(chosen.scaled(raw_val), y_val)[0],
+    }
+    calib.save(folder, chosen, figures)
+    return chosen.settings() | {"figures": figures}

@@ -1,0 +1,184 @@
+"""Synthetic images that are not digits (letters, scribbles, shapes, noise, textures), prepared as a model sees them.
+
+They are what the out-of-distribution method is chosen and checked on: `validation_set` draws them with the fonts
+that ship inside Matplotlib (DejaVu, STIX, Computer Modern), so it exists wherever the package is installed.
+benchmarks/ood.py draws its own with other fonts and seeds, so that its figures never come from the set the
+method was tuned on. Every image goes through preprocess.prepare, the MNIST-style preparation that `predict`
+and the server apply to a user's image.
+"""
+
+from __future__ import annotations
+
+import itertools
+import string
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFilter, ImageFont
+
+from .errors import ImageError
+from .preprocess import prepare
+
+# Letters that look like digits in many hands (O 0, I l 1, S s 5, Z z 2, B 8, G g q 9 6, b 6): never counted as
+# non-digits, since reading them as digits is not a mistake.
+LOOK_ALIKES = "OoIlSsZzBGgqb"
+LETTERS = "".join(c for c in string.ascii_letters if c not in LOOK_ALIKES)
+KINDS = ("letters", "scribbles", "shapes", "noise", "textures")
+RAW_KINDS = (
+    "noise",
+    "textures",
+)  # the preparation finds no ink in most of them: they matter as arrays given to the API
+CANVAS = 96
+Maker = Callable[[np.random.Generator], Image.Image]
+
+
+def matplotlib_fonts() -> list[Path]:
+    """The validation set's fonts: those shipped with Matplotlib (a dependency), so always installed."""
+    import matplotlib
+
+    folder = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
+    names = ("DejaVuSans", "DejaVuSans-Bold", "DejaVuSans-Oblique", "DejaVuSerif", "DejaVuSerif-Italic")
+    names += ("DejaVuSansMono", "STIXGeneral", "STIXGeneralItalic", "cmr10", "cmss10")
+    return [folder / f"{name}.ttf" for name in names if (folder / f"{name}.ttf").is_file()]
+
+
+def finish(canvas: Image.Image, rng: np.random.Generator) -> Image.Image:
+    """Light ink on black as drawn, turned into dark ink on paper with a slight blur: a photo-like input."""
+    canvas = canvas.filter(ImageFilter.GaussianBlur(float(rng.uniform(0.3, 1.0))))
+    ink = np.asarray(canvas, np.float32) / 255
+    paper = rng.uniform(200, 245) + rng.normal(0, 3, ink.shape)
+    return Image.fromarray(np.clip(paper * (1 - ink) + rng.uniform(10, 60) * ink, 0, 255).astype(np.uint8), "L")
+
+
+def letter(char: str, font: Path, rng: np.random.Generator) -> Image.Image:
+    canvas = Image.new("L", (CANVAS, CANVAS), 0)
+    size = int(rng.integers(40, 70))
+    ImageDraw.Draw(canvas).text(
+        (CANVAS / 2, CANVAS / 2), char, fill=255, font=ImageFont.truetype(str(font), size), anchor="mm"
+    )
+    shear = rng.uniform(-0.25, 0.25)
+    canvas = canvas.transform(canvas.size, Image.Transform.AFFINE, (1, shear, -shear * CANVAS / 2, 0, 1, 0))
+    return finish(canvas.rotate(rng.uniform(-10, 10), Image.Resampling.BILINEAR), rng)
+
+
+def scribble(rng: np.random.Generator) -> Image.Image:
+    """A random pen path of several smooth turns, sometimes several paths."""
+    canvas = Image.new("L", (CANVAS, CANVAS), 0)
+    draw = ImageDraw.Draw(canvas)
+    for _ in range(int(rng.integers(1, 4))):
+        points = rng.uniform(12, CANVAS - 12, (int(rng.integers(6, 12)), 2))
+        t = np.linspace(0, 1, 80)[:, None]
+        path = np.concatenate([(1 - t) * a + t * b for a, b in itertools.pairwise(points)])
+        kernel = np.ones(9) / 9
+        smooth = np.stack([np.convolve(path[:, i], kernel, mode="valid") for i in (0, 1)], axis=1)
+        draw.line([tuple(p) for p in smooth], fill=255, width=int(rng.integers(4, 9)), joint="curve")
+    return finish(canvas, rng)
+
+
+def shape(rng: np.random.Generator) -> Image.Image:
+    """Filled or outlined boxes, triangles, polygons and stars, one to three of them (no discs or rings: the
+    preparation thins a disc to a ring, and a ring is a 0)."""
+    canvas = Image.new("L", (CANVAS, CANVAS), 0)
+    draw = ImageDraw.Draw(canvas)
+    for _ in range(int(rng.integers(1, 4))):
+        cx, cy, r = *rng.uniform(25, CANVAS - 25, 2), rng.uniform(12, 35)
+        kind = int(rng.integers(3))
+        filled = bool(rng.random() < 0.6)
+        width = int(rng.integers(3, 7))
+        if kind == 0:
+            box = (cx - r, cy - r * rng.uniform(0.5, 1), cx + r, cy + r * rng.uniform(0.5, 1))
+            draw.rectangle(box, fill=255 if filled else None, outline=255, width=width)
+        else:
+            corners = 3 if kind == 1 else int(rng.integers(5, 8)) * 2
+            angles = np.linspace(0, 2 * np.pi, corners, endpoint=False) + rng.uniform(0, np.pi)
+            radii = np.where(np.arange(corners) % 2, r * 0.45, r) if kind == 2 else np.full(corners, r)
+            points = [(cx + q * np.cos(a), cy + q * np.sin(a)) for q, a in zip(radii, angles, strict=True)]
+            draw.polygon(points, fill=255 if filled else None, outline=255, width=width)
+    return finish(canvas, rng)
+
+
+def noise(rng: np.random.Generator) -> Image.Image:
+    """Pixel noise, salt and pepper, or smooth blotches."""
+    kind = int(rng.integers(3))
+    if kind == 0:
+        values = rng.uniform(0, 255, (CANVAS, CANVAS))
+    elif kind == 1:
+        values = np.where(rng.random((CANVAS, CANVAS)) < rng.uniform(0.02, 0.2), 0, 230.0)
+    else:
+        small = rng.normal(0, 1, (int(rng.integers(3, 9)),) * 2).astype(np.float32)
+        values = np.asarray(Image.fromarray(small, "F").resize((CANVAS, CANVAS), Image.Resampling.BICUBIC))
+        values = 128 + 60 * values
+    return Image.fromarray(np.clip(values, 0, 255).astype(np.uint8), "L")
+
+
+def texture(rng: np.random.Generator) -> Image.Image:
+    """A photo-like texture: stripes, checks, weave or wood grain, with uneven light."""
+    ys, xs = np.mgrid[0:CANVAS, 0:CANVAS] / CANVAS
+    angle, freq = rng.uniform(0, np.pi), rng.uniform(4, 14)
+    u, v = xs * np.cos(angle) + ys * np.sin(angle), -xs * np.sin(angle) + ys * np.cos(angle)
+    kind = int(rng.integers(4))
+    if kind == 0:
+        values = np.sin(2 * np.pi * freq * u)
+    elif kind == 1:
+        values = np.sign(np.sin(2 * np.pi * freq * u) * np.sin(2 * np.pi * freq * v))
+    elif kind == 2:
+        values = np.sin(2 * np.pi * freq * u) + np.sin(2 * np.pi * freq * v + rng.uniform(0, 6))
+    else:
+        values = np.sin(2 * np.pi * freq * (u + 0.1 * np.sin(2 * np.pi * 2 * v)) + 3 * rng.random())
+    light = rng.uniform(0, 40) * (xs - 0.5)
+    image = 128 + 50 * values / np.abs(values).max() + light + rng.normal(0, 8, values.shape)
+    return Image.fromarray(np.clip(image, 0, 255).astype(np.uint8), "L")
+
+
+MAKERS: dict[str, Maker] = {"scribbles": scribble, "shapes": shape, "noise": noise, "textures": texture}
+
+
+def prepared(images: Sequence[Image.Image]) -> tuple[np.ndarray, int]:
+    """The images prepared (N, 28, 28) uint8, and how many the preparation refused (no ink found: never a digit)."""
+    arrays = []
+    for image in images:
+        try:
+            arrays.append(prepare(image)[0])
+        except ImageError:
+            continue
+    return np.stack(arrays) if arrays else np.zeros((0, 28, 28), np.uint8), len(images) - len(arrays)
+
+
+def letters(fonts: Sequence[Path], count: int, seed: int, chars: str = LETTERS) -> tuple[np.ndarray, int]:
+    """`count` letters (cycling through `chars` and `fonts`), prepared; and how many the preparation refused."""
+    rng = np.random.default_rng(seed)
+    return prepared([letter(chars[i % len(chars)], fonts[(i // len(chars)) % len(fonts)], rng) for i in range(count)])
+
+
+def as_array(image: Image.Image) -> np.ndarray:
+    """An image given to the Python API as a 28x28 array, without preparation: resized, light on dark."""
+    pixels = np.asarray(image.convert("L").resize((28, 28), Image.Resampling.BOX))
+    return 255 - pixels if np.median(pixels) > 127 else pixels
+
+
+def generated(kind: str, count: int, seed: int, raw: bool = False) -> tuple[np.ndarray, int]:
+    """`count` images of one of the kinds but letters, prepared (or with `raw`, only resized: what reaches a model
+    given arrays); and how many the preparation refused."""
+    rng = np.random.default_rng(seed)
+    images = [MAKERS[kind](rng) for _ in range(count)]
+    return (np.stack([as_array(image) for image in images]), 0) if raw else prepared(images)
+
+
+def validation_set(per_kind: int = 200, seed: int = 1) -> dict[str, np.ndarray]:
+    """The non-digits the method is chosen and its figures in metrics.json measured on: letters in Matplotlib's
+    fonts, and the other kinds from their own seeds (noise and textures as raw arrays)."""
+    fonts = matplotlib_fonts()
+    sets = {"letters": letters(fonts, per_kind, seed)[0]} if fonts else {}
+    for i, kind in enumerate(MAKERS, 1):
+        sets[kind] = generated(kind, per_kind, seed * 1000 + i, raw=kind in RAW_KINDS)[0]
+    return sets
+
+
+def font_digits(fonts: Sequence[Path], count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Digits drawn like the letters (printed, photographed), prepared, with their labels: digits unlike MNIST's."""
+    rng = np.random.default_rng(seed)
+    labels = np.arange(count) % 10
+    return np.stack(
+        [prepare(letter(str(d), fonts[(i // 10) % len(fonts)], rng))[0] for i, d in enumerate(labels)]
+    ), labels
