@@ -11,6 +11,7 @@ better. A run trained before this existed has no calibration.json: it gets FALLB
 
 from __future__ import annotations
 
+import functools
 import zipfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -57,8 +58,15 @@ class Calibration:
     def distance(self, probabilities: np.ndarray, features: np.ndarray | None) -> np.ndarray:
         """How unlike a digit each image is (higher: less like one)."""
         if self.score == "mahalanobis" and features is not None and self.means is not None:
-            return mahalanobis(features, self.means, self.precision)
+            return mahalanobis(features, self.means, self.precision, self.offsets)
         return 1.0 - self.scaled(probabilities).max(axis=1, initial=0.0)
+
+    @functools.cached_property
+    def offsets(self) -> np.ndarray | None:
+        """Each class mean's own term of the distance, computed once."""
+        if self.means is None or self.precision is None:
+            return None
+        return np.einsum("cd,de,ce->c", self.means, self.precision, self.means)
 
     def typicality(self, distance: np.ndarray) -> np.ndarray:
         """The share of validation digits at least this far: 1 for the most digit-like, near 0 for outliers.
@@ -80,13 +88,14 @@ def temperature_scaled(probabilities: np.ndarray, temperature: float) -> np.ndar
     return (out / out.sum(axis=1, keepdims=True)).astype(np.float32)
 
 
-def mahalanobis(features: np.ndarray, means: np.ndarray, precision: np.ndarray | None) -> np.ndarray:
+def mahalanobis(
+    features: np.ndarray, means: np.ndarray, precision: np.ndarray | None, offsets: np.ndarray | None
+) -> np.ndarray:
     """The squared Mahalanobis distance of each feature row to the nearest class mean."""
-    assert precision is not None
+    assert precision is not None and offsets is not None
     f = features.astype(np.float64)
     fp = f @ precision
-    squared = (fp * f).sum(axis=1)[:, None] - 2 * fp @ means.T + np.einsum("cd,de,ce->c", means, precision, means)
-    return squared.min(axis=1)
+    return ((fp * f).sum(axis=1)[:, None] - 2 * fp @ means.T + offsets).min(axis=1)
 
 
 def verdicts(
