@@ -32,11 +32,13 @@ Images = np.ndarray | str | Path | Sequence[str | Path]
 
 @dataclass(frozen=True)
 class Predictions:
-    """What a run read in some images: each one's digit (class name), its probability, and all probabilities."""
+    """What a run read in some images: each one's digit (class name), its calibrated probability, all calibrated
+    probabilities, and its verdict: "digit", "uncertain" (two classes close) or "not_a_digit"."""
 
     digits: list[str]
     confidence: np.ndarray
     probabilities: np.ndarray
+    verdicts: list[str] = dataclasses.field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.digits)
@@ -109,11 +111,9 @@ class Run:
 
         return load_predictor(self.path)
 
-    def probabilities(self, images: Images, prepare: bool = True, deskew: bool = False) -> np.ndarray:
-        """Class probabilities (N, classes) of images: an array (N, 28, 28) or (28, 28), uint8 0..255 or float
-        0..1, or image files (each prepared MNIST-style unless `prepare` is False)."""
+    def _arrays(self, images: Images, prepare: bool, deskew: bool) -> np.ndarray:
         if isinstance(images, np.ndarray):
-            return self.predictor.probabilities(images)
+            return images
         from .image_files import load_file
 
         paths = [Path(images)] if isinstance(images, str | Path) else [Path(p) for p in images]
@@ -123,13 +123,32 @@ class Run:
             if isinstance(loaded, str):
                 raise ImageError(f"{path}: {loaded}")
             arrays += loaded
-        return self.predictor.probabilities(np.stack(arrays) if arrays else np.zeros((0, 28, 28), np.uint8))
+        return np.stack(arrays) if arrays else np.zeros((0, 28, 28), np.uint8)
 
-    def predict(self, images: Images, prepare: bool = True, deskew: bool = False) -> Predictions:
-        """The digit in each image, with its probability; see `probabilities` for what images may be."""
-        probs = self.probabilities(images, prepare, deskew)
-        names = self.predictor.class_names
-        return Predictions([names[i] for i in probs.argmax(axis=1)], probs.max(axis=1, initial=0.0), probs)
+    def probabilities(self, images: Images, prepare: bool = True, deskew: bool = False) -> np.ndarray:
+        """The model's own class probabilities (N, classes), before calibration, of images: an array (N, 28, 28) or
+        (28, 28), uint8 0..255 or float 0..1, or image files (each prepared MNIST-style unless `prepare` is False)."""
+        return self.predictor.probabilities(self._arrays(images, prepare, deskew))
+
+    def predict(
+        self,
+        images: Images,
+        prepare: bool = True,
+        deskew: bool = False,
+        reject: bool = True,
+        reject_threshold: float | None = None,
+        confidence_threshold: float | None = None,
+    ) -> Predictions:
+        """The digit in each image with its calibrated probability and verdict; see `probabilities` for what images
+        may be. The thresholds (0..1) replace the run's stored ones; without `reject` every verdict is "digit"."""
+        from .calibration import with_thresholds
+
+        calibration = with_thresholds(self.predictor.calibration, reject_threshold, confidence_threshold)
+        judged = self.predictor.judge(self._arrays(images, prepare, deskew), reject, calibration)
+        probs, names = judged.probabilities, self.predictor.class_names
+        return Predictions(
+            [names[i] for i in probs.argmax(axis=1)], probs.max(axis=1, initial=0.0), probs, judged.verdicts
+        )
 
     def evaluate(self, split: str = "test") -> dict[str, Any]:
         """Evaluate a single run on train, val or test; rewrite its metrics and report; return the metrics."""

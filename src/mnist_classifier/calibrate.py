@@ -24,7 +24,7 @@ from .calibration import Calibration
 from .data import load_dataset, split_validation
 from .errors import RunError
 from .inference import DefaultCalibrationWarning, EnsemblePredictor, Predictor, load_predictor
-from .runs import ensemble_members, run_config
+from .runs import ensemble_members, read_json, run_config
 
 TRAIN_FEATURES = 20_000  # training images whose penultimate features give the class means and covariance
 NONDIGITS_PER_KIND = 200
@@ -123,3 +123,47 @@ def fit(folder: Path) -> dict[str, Any]:
     }
     calib.save(folder, chosen, figures)
     return chosen.settings() | {"figures": figures}
+
+
+def verdict_figures(predictor: Predictor, x: np.ndarray, y: np.ndarray, points: int = 100) -> dict[str, Any]:
+    """What `evaluate` records of the verdicts on (x, y): ECE and reliability bins before and after scaling, the
+    operating point (coverage and accuracy of the images answered as digits at the stored thresholds), the
+    risk-coverage curve (accuracy of the most confident share of images) and the AUROC against the validation
+    non-digits measured when the calibration was fitted."""
+    from .inference import judgement
+
+    calibration = predictor.calibration
+    raw, distance = predictor.assess(x)
+    judged = judgement(raw, distance, calibration)
+    verdicts = np.array(judged.verdicts)
+    correct = judged.probabilities.argmax(axis=1) == y
+    ece_before, bins_before = calib.expected_calibration_error(raw, y)
+    ece_after, bins_after = calib.expected_calibration_error(judged.probabilities, y)
+    order = np.argsort(-judged.probabilities.max(axis=1), kind="stable")
+    cumulative = np.cumsum(correct[order]) / np.arange(1, len(y) + 1)
+    at = np.unique(np.linspace(0, len(y) - 1, points).astype(int))
+    answered = verdicts == "digit"
+    stored = read_json(predictor_folder(predictor) / calib.CALIBRATION, missing_ok=True).get("figures", {})
+    chosen = stored.get("candidates", {}).get(calibration.score, {})
+    return {
+        "calibrated": calibration.fitted,
+        "temperature": calibration.temperature,
+        "score": calibration.score,
+        "reject_threshold": calibration.reject_threshold,
+        "confidence_threshold": calibration.confidence_threshold,
+        "ece_before": ece_before,
+        "ece_after": ece_after,
+        "reliability_before": bins_before,
+        "reliability_after": bins_after,
+        "coverage": float(answered.mean()),
+        "accuracy_answered": float(correct[answered].mean()) if answered.any() else None,
+        "uncertain": float(np.mean(verdicts == "uncertain")),
+        "not_a_digit": float(np.mean(verdicts == "not_a_digit")),
+        "risk_coverage": {"coverage": [(i + 1) / len(y) for i in at.tolist()], "accuracy": cumulative[at].tolist()},
+        "auroc_validation_nondigits": chosen.get("auroc_mean"),
+        "auroc_validation_nondigits_by_kind": chosen.get("auroc"),
+    }
+
+
+def predictor_folder(predictor: Predictor) -> Path:
+    return Path(predictor.folder)

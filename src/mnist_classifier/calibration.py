@@ -166,7 +166,7 @@ def save(folder: Path, calibration: Calibration, figures: dict[str, Any]) -> Non
     if calibration.means is not None and calibration.precision is not None:
         arrays |= {"means": calibration.means, "precision": calibration.precision}
     with atomic_path(folder / FEATURE_STATS) as tmp, open(tmp, "wb") as f:
-        np.savez(f, **{k: v for k, v in arrays.items() if v is not None})
+        np.savez(f, **{k: v for k, v in arrays.items() if v is not None})  # type: ignore[arg-type]
     write_json(folder / CALIBRATION, calibration.settings() | {"figures": figures})
 
 

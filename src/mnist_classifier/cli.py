@@ -203,6 +203,29 @@ def evaluate(
 
 
 @app.command()
+def calibrate(
+    run_dir: Annotated[Path, typer.Argument(help="A run or ensemble folder (an ensemble's members first).")],
+) -> None:
+    """Fit a run's calibration and verdict thresholds (training does it itself; this is for runs trained before)."""
+    from .calibrate import fit
+
+    fitted = fit(run_dir)
+    figures = fitted["figures"]
+    console.print(
+        f"temperature {fitted['temperature']:.3f} · score {fitted['score']} · reject threshold"
+        f" {fitted['reject_threshold']:.3f} · confidence threshold {fitted['confidence_threshold']:.2f}",
+        highlight=False,
+    )
+    console.print(
+        f"validation ECE {figures['validation_ece_before']:.2%} -> {figures['validation_ece_after']:.2%} · mean AUROC"
+        f" vs validation non-digits: "
+        + ", ".join(f"{name} {c['auroc_mean']:.3f}" for name, c in figures["candidates"].items()),
+        highlight=False,
+    )
+    console.print(f"wrote {run_dir / 'calibration.json'}; `evaluate` puts the figures into the report", highlight=False)
+
+
+@app.command()
 def tune(
     model: Annotated[str | None, typer.Option(help="Model name: dnn (default: --config's, else dnn).")] = None,
     space: Annotated[
@@ -364,12 +387,38 @@ def predict(
         bool,
         typer.Option("--prepare/--no-prepare", help="MNIST-style preparation, or only resize the image to 28x28."),
     ] = True,
+    reject: Annotated[
+        bool,
+        typer.Option("--reject/--no-reject", help="Verdicts (not a digit, not sure), or every reading a digit."),
+    ] = True,
+    reject_threshold: Annotated[
+        str | None,
+        typer.Option(
+            "--reject-threshold",
+            help="Not a digit below this typicality, 0..1 (share of validation digits as unusual; default: the run's).",
+        ),
+    ] = None,
+    confidence_threshold: Annotated[
+        str | None,
+        typer.Option(
+            "--confidence-threshold", help="Not sure below this calibrated confidence, 0..1 (default: the run's)."
+        ),
+    ] = None,
 ) -> None:
-    """Read the digit (or, with --multi-digit, the number) in each image; bad files are reported and skipped."""
-    from .image_files import image_files
-    from .inference import load_predictor
+    """Read the digit (or, with --multi-digit, the number) in each image, with a verdict: digit, uncertain or
+    not_a_digit; bad files are reported and skipped."""
+    import warnings
 
-    predictor = load_predictor(model, fast=True)
+    from .calibration import with_thresholds
+    from .image_files import image_files
+    from .inference import DefaultCalibrationWarning, load_predictor
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", DefaultCalibrationWarning)
+        predictor = load_predictor(model, fast=True)
+    calibration = with_thresholds(predictor.calibration, reject_threshold, confidence_threshold)
+    for message in {str(w.message) for w in caught if issubclass(w.category, DefaultCalibrationWarning)}:
+        typer.echo(f"note: {message}", err=True)
     if not 1 <= top_k <= len(predictor.class_names):
         raise ConfigError(f"--top-k must be between 1 and {len(predictor.class_names)}, got {top_k}")
     files, failed = image_files(images)
@@ -378,7 +427,7 @@ def predict(
     saver = PreprocessedSaver(save_preprocessed) if save_preprocessed else None
     results: list[dict] = []
     failures = len(failed)
-    for reading in predictor.read_files(files, prepare, multi_digit, deskew):
+    for reading in predictor.read_files(files, prepare, multi_digit, deskew, reject=reject, calibration=calibration):
         if reading.error:
             failures += 1
             typer.echo(f"error: {reading.source}: {reading.error}", err=True)
@@ -399,32 +448,54 @@ def predict(
         sys.exit(2)
 
 
+def overall(verdicts: list[str]) -> str:
+    """A number's verdict: not a digit if any of its digits is not, else not sure if any is not sure."""
+    return next((v for v in ("not_a_digit", "uncertain") if v in verdicts), "digit")
+
+
 def reading_json(predictor: Predictor, reading: Reading, top_k: int, multi_digit: bool) -> dict:
+    verdicts = reading.verdicts or ["digit"] * len(reading.indices)
     digits = [
         {
             "digit": predictor.class_names[index],
+            "verdict": verdict,
             "confidence": round(float(probs[index]), 6),
             "top_k": [{"digit": label, "probability": round(p, 6)} for label, p in predictor.top(probs, top_k)],
             "probabilities": [round(float(p), 6) for p in probs],
         }
-        for index, probs in zip(reading.indices, reading.probabilities, strict=True)
+        for index, probs, verdict in zip(reading.indices, reading.probabilities, verdicts, strict=True)
     ]
     if multi_digit:
         number = "".join(d["digit"] for d in digits)
-        return {"file": reading.source, "number": number, "confidence": round(reading.confidence, 6), "digits": digits}
+        return {
+            "file": reading.source,
+            "number": number,
+            "verdict": overall(verdicts),
+            "confidence": round(reading.confidence, 6),
+            "digits": digits,
+        }
     return {"file": reading.source, **digits[0]}
 
 
+SAID = {"digit": "", "uncertain": "not sure: ", "not_a_digit": "not a digit: "}
+
+
 def reading_line(predictor: Predictor, reading: Reading, top_k: int, multi_digit: bool) -> str:
+    verdicts = reading.verdicts or ["digit"] * len(reading.indices)
     if multi_digit:
         labels = [predictor.class_names[i] for i in reading.indices]
-        parts = " · ".join(f"{label} {p.max():.1%}" for label, p in zip(labels, reading.probabilities, strict=True))
-        return f"{reading.source}  {''.join(labels)}  {reading.confidence:.1%}  digits: {parts}"
+        parts = " · ".join(
+            f"{SAID[v]}{label} {p.max():.1%}"
+            for label, p, v in zip(labels, reading.probabilities, verdicts, strict=True)
+        )
+        return (
+            f"{reading.source}  {SAID[overall(verdicts)]}{''.join(labels)}  {reading.confidence:.1%}  digits: {parts}"
+        )
     probs = reading.probabilities[0]
     ranked = predictor.top(probs, top_k)
     label, confidence = ranked[0]
     others = f"  top-{top_k}: " + " · ".join(f"{name} {p:.1%}" for name, p in ranked) if top_k > 1 else ""
-    return f"{reading.source}  {label}  {confidence:.1%}{others}"
+    return f"{reading.source}  {SAID[verdicts[0]]}{label}  {confidence:.1%}{others}"
 
 
 class PreprocessedSaver:

@@ -4,6 +4,7 @@ image (test-time augmentation), and write a run-like directory that `report` ren
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -11,11 +12,13 @@ from typing import Any
 import keras
 import numpy as np
 
+from . import calibrate
+from .calibrate import verdict_figures
 from .config import TrainConfig
 from .data import load_dataset
 from .errors import ConfigError, RunError
 from .evaluation import compute_metrics, now, split_arrays
-from .inference import Predictor, ensemble_probabilities
+from .inference import DefaultCalibrationWarning, Predictor, ensemble_probabilities, load_predictor
 from .runs import CONFIG, MODEL, history_summary, new_run_dir, read_json, run_config, write_evaluation
 from .utils import write_json
 
@@ -112,6 +115,10 @@ def build_ensemble(run_dirs: Sequence[Path], out: Path | None, tta: bool = False
     }
     settings = {"model": "ensemble", "dataset": first["dataset"], "data_dir": first.get("data_dir"), "tta": tta}
     write_json(out / CONFIG, settings | {"members": [m["run"] for m in members], "meta": meta})
+    calibrate.fit(out)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DefaultCalibrationWarning)  # members of old runs: the figures say so
+        metrics["verdicts"] = verdict_figures(load_predictor(out), x, y)
     return out, write_evaluation(out, metrics, data.class_names, (x, y, probs))
 
 

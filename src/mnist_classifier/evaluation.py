@@ -4,16 +4,18 @@ misclassified.npz into the run directory."""
 from __future__ import annotations
 
 import datetime as dt
+import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from sklearn.metrics import classification_report, confusion_matrix, log_loss
 
+from .calibrate import verdict_figures
 from .config import TrainConfig
 from .data import Dataset, load_dataset, split_validation
 from .errors import ConfigError
-from .inference import Predictor
+from .inference import DefaultCalibrationWarning, Predictor
 from .runs import history_summary, run_config, run_meta, write_evaluation
 
 SPLITS = ("train", "val", "test")
@@ -81,10 +83,13 @@ def evaluate_run(
             f" but the run's model expects {meta.get('num_classes')} of {tuple(meta.get('input_shape', ()))}"
         )
     x, y = split_arrays(config, data, split)
-    predictor = Predictor(run_dir)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DefaultCalibrationWarning)  # its figures say so: "calibrated": false
+        predictor = Predictor(run_dir)
     probs = predictor.probabilities(x)
     metrics = {"dataset": data.name, "split": split, **compute_metrics(y, probs, data.class_names)}
     metrics |= history_summary(run_dir) | {"parameters": predictor.parameters, "evaluated": now()}
+    metrics["verdicts"] = verdict_figures(predictor, x, y)
     return write_evaluation(run_dir, metrics, data.class_names, (x, y, probs))
 
 

@@ -77,6 +77,7 @@ class Predictor:
 
     def _setup(self, path: Path, batch_size: int, input_shape: Sequence[int], classes: int) -> None:
         folder = path if path.is_dir() else path.parent
+        self.folder = folder
         self.batch_size = batch_size
         self.input_shape = tuple(int(d) for d in input_shape)
         self.meta: dict[str, Any] = read_json(folder / CONFIG, missing_ok=True) if path.is_dir() else {}

@@ -38,7 +38,13 @@ def matplotlib_fonts() -> list[Path]:
     import matplotlib
 
     folder = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
-    names = ("DejaVuSans", "DejaVuSans-Bold", "DejaVuSans-Oblique", "DejaVuSerif", "DejaVuSerif-Italic")
+    names: tuple[str, ...] = (
+        "DejaVuSans",
+        "DejaVuSans-Bold",
+        "DejaVuSans-Oblique",
+        "DejaVuSerif",
+        "DejaVuSerif-Italic",
+    )
     names += ("DejaVuSansMono", "STIXGeneral", "STIXGeneralItalic", "cmr10", "cmss10")
     return [folder / f"{name}.ttf" for name in names if (folder / f"{name}.ttf").is_file()]
 

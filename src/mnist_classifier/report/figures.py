@@ -23,7 +23,56 @@ CAPTIONS = {
     "confusion_matrix": "Confusion matrix: how many images of each true class got each prediction.",
     "confusion_matrix_normalized": "Row-normalised confusion matrix: the diagonal is each class's recall.",
     "misclassified": "The misclassified images the model was most sure about, most confident first.",
+    "reliability": "Reliability: accuracy against confidence per bin (bins of 20 images or more), before and after "
+    "temperature scaling; on the diagonal, a confidence of 0.9 is right 90% of the time.",
+    "risk_coverage": "Risk-coverage: accuracy of the most confident share of images; the dot is the operating "
+    "point, the images answered as digits at the run's thresholds.",
 }
+
+
+def reliability_figure(verdicts: dict) -> Figure:
+    """Accuracy per confidence bin before and after scaling, with the diagonal of perfect calibration."""
+    fig = Figure(figsize=(5.5, 5))
+    ax = fig.subplots()
+    ax.plot([0, 1], [0, 1], color=GREY, linestyle="--", label="perfectly calibrated")
+    for key, colour, label in (("before", VAL, "before"), ("after", TRAIN, "after")):
+        bins = [b for b in verdicts[f"reliability_{key}"] if b["n"] >= 20]  # a handful of images says nothing
+        ece = verdicts[f"ece_{key}"]
+        ax.plot(
+            [b["confidence"] for b in bins],
+            [b["accuracy"] for b in bins],
+            marker="o",
+            color=colour,
+            label=f"{label} scaling (ECE {ece:.2%})",
+        )
+    ax.set(xlim=(0, 1.02), ylim=(0, 1.02), xlabel="confidence (mean of the bin)", ylabel="accuracy")
+    ax.set_title(f"Reliability, temperature {verdicts['temperature']:.3f}")
+    ax.legend(loc="upper left")
+    _tidy(ax, integer_x=False)
+    return fig
+
+
+def risk_coverage_figure(verdicts: dict) -> Figure:
+    """Accuracy of the answered images against the share answered, the operating point marked."""
+    fig = Figure(figsize=(6.5, 4.5))
+    ax = fig.subplots()
+    curve = verdicts["risk_coverage"]
+    ax.plot(curve["coverage"], curve["accuracy"], color=TRAIN, label="most confident first")
+    if verdicts.get("accuracy_answered") is not None:
+        ax.scatter(
+            [verdicts["coverage"]],
+            [verdicts["accuracy_answered"]],
+            color=BEST,
+            zorder=3,
+            s=60,
+            label=f"operating point: {verdicts['coverage']:.1%} answered, {verdicts['accuracy_answered']:.2%} right",
+        )
+    ax.set(xlabel="coverage (share of images answered)", ylabel="accuracy on the answered images", xlim=(0, 1.01))
+    ax.set_title("Risk-coverage")
+    ax.legend(loc="lower left")
+    _tidy(ax, integer_x=False, percent_y=True)
+    ax.xaxis.set_major_formatter(PercentFormatter(1.0))
+    return fig
 
 
 def to_png(fig: Figure) -> bytes:

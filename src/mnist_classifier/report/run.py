@@ -10,7 +10,16 @@ import numpy as np
 from ..errors import RunError
 from ..runs import CONFIG, read_confusion, read_history, read_json, read_metrics, read_misclassified
 from ..utils import write_bytes, write_text
-from .figures import CAPTIONS, confusion_figure, curves_figure, data_uri, misclassified_figure, to_png
+from .figures import (
+    CAPTIONS,
+    confusion_figure,
+    curves_figure,
+    data_uri,
+    misclassified_figure,
+    reliability_figure,
+    risk_coverage_figure,
+    to_png,
+)
 from .pages import card, render
 from .text import format_date, format_duration, format_value, percent
 
@@ -26,6 +35,20 @@ def _cards(metrics: dict[str, Any], meta: dict[str, Any]) -> list[dict[str, Any]
         card("Training time", format_duration(metrics.get("train_seconds")), epochs),
         card("Parameters", f"{metrics.get('parameters', meta.get('parameters', 0)):,}"),
         card("Best epoch", str(metrics.get("best_epoch", "—")), f"validation {percent(best)}" if best else ""),
+        *_verdict_cards(metrics.get("verdicts")),
+    ]
+
+
+def _verdict_cards(verdicts: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """Calibration error before and after scaling, coverage at the operating point, AUROC against non-digits."""
+    if not verdicts:
+        return []
+    auroc = verdicts.get("auroc_validation_nondigits")
+    note = "" if verdicts.get("calibrated") else "defaults: run `calibrate`"
+    return [
+        card("Calibration error", percent(verdicts["ece_after"]), f"{percent(verdicts['ece_before'])} before scaling"),
+        card("Answered", percent(verdicts["coverage"]), note or f"{percent(verdicts['accuracy_answered'])} right"),
+        card("AUROC vs non-digits", "—" if auroc is None else f"{auroc:.3f}", f"score: {verdicts['score']}"),
     ]
 
 
@@ -104,6 +127,8 @@ def write_report(run_dir: Path) -> Path:
         "confusion_matrix": confusion_figure(names, matrix, normalized=False),
         "confusion_matrix_normalized": confusion_figure(names, matrix, normalized=True),
         "misclassified": misclassified_figure(wrong, names) if len(wrong["images"]) else None,
+        "reliability": reliability_figure(metrics["verdicts"]) if "verdicts" in metrics else None,
+        "risk_coverage": risk_coverage_figure(metrics["verdicts"]) if "verdicts" in metrics else None,
     }
     pngs: dict[str, bytes] = {}
     for name, fig in figures.items():
