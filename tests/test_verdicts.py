@@ -1,0 +1,134 @@
+"""Verdicts (digit / uncertain / not_a_digit), calibration and their stored form, on a real trained DNN."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from mnist_classifier import calibration, load_run, nondigits
+from mnist_classifier.calibrate import fit_temperature
+from mnist_classifier.data import load_dataset, split_validation
+from mnist_classifier.inference import DefaultCalibrationWarning, Predictor
+
+
+@pytest.fixture(scope="module")
+def predictor(dnn_run: Path) -> Predictor:
+    return Predictor(dnn_run)
+
+
+def test_a_clean_mnist_digit_is_a_digit(predictor: Predictor) -> None:
+    mnist = load_dataset("mnist")
+    judged = predictor.judge(mnist.x_test[:200])
+    assert judged.verdicts[0] == "digit"
+    assert judged.probabilities[0].argmax() == mnist.y_test[0]
+    assert judged.verdicts.count("digit") >= 190
+
+
+def test_fashion_items_are_not_digits(predictor: Predictor) -> None:
+    fashion = load_dataset("fashion-mnist").x_test[:200]
+    verdicts = predictor.judge(fashion).verdicts
+    assert verdicts[0] == "not_a_digit"  # an ankle boot
+    assert verdicts.count("not_a_digit") >= 170
+
+
+def test_a_generated_letter_is_not_a_digit(predictor: Predictor) -> None:
+    fonts = nondigits.matplotlib_fonts()
+    letters, refused = nondigits.letters(fonts[:1], 4, seed=5, chars="KWMH")
+    assert refused == 0
+    verdicts = predictor.judge(letters).verdicts
+    assert verdicts[1] == "not_a_digit", verdicts  # a W
+    assert verdicts.count("not_a_digit") >= 3, verdicts
+
+
+def test_the_average_of_a_1_and_a_7_is_never_a_confident_digit(predictor: Predictor) -> None:
+    mnist = load_dataset("mnist")
+    ones, sevens = mnist.x_test[mnist.y_test == 1][:20], mnist.x_test[mnist.y_test == 7][:20]
+    blends = ((ones.astype(np.float32) + sevens) / 2).astype(np.uint8)
+    verdicts = predictor.judge(blends).verdicts
+    assert verdicts[0] in ("uncertain", "not_a_digit")
+    assert verdicts.count("digit") <= 4, verdicts
+
+
+def test_scaling_lowers_the_calibration_error_on_a_validation_slice(predictor: Predictor) -> None:
+    mnist = load_dataset("mnist")
+    _, _, x_val, y_val = split_validation(mnist.x_train, mnist.y_train, 0.1, 42)
+    fit_on, check_on = slice(0, 3000), slice(3000, 6000)
+    raw = predictor.probabilities(x_val)
+    temperature = fit_temperature(raw[fit_on], y_val[fit_on])
+    before = calibration.expected_calibration_error(raw[check_on], y_val[check_on])[0]
+    after = calibration.expected_calibration_error(
+        calibration.temperature_scaled(raw[check_on], temperature), y_val[check_on]
+    )[0]
+    assert after < before
+    assert (calibration.temperature_scaled(raw, temperature).argmax(axis=1) == raw.argmax(axis=1)).all()
+
+
+def test_the_stored_calibration_reloads(dnn_run: Path, predictor: Predictor) -> None:
+    stored = json.loads((dnn_run / calibration.CALIBRATION).read_text())
+    loaded = calibration.load(dnn_run)
+    assert loaded is not None and loaded.fitted
+    assert loaded.temperature == stored["temperature"] != 1.0
+    assert loaded.score == stored["score"] in calibration.SCORES
+    assert 0 < loaded.reject_threshold <= 0.05
+    assert loaded.reference is not None and len(loaded.reference) == 6000
+    assert predictor.calibration.temperature == loaded.temperature
+    metrics = json.loads((dnn_run / "metrics.json").read_text())["verdicts"]
+    assert metrics["calibrated"] and metrics["ece_after"] < metrics["ece_before"]
+    assert 0.9 < metrics["coverage"] < 1 and metrics["auroc_validation_nondigits"] > 0.8
+
+
+def test_an_old_run_without_calibration_still_predicts_and_says_so_once(cli, dnn_run: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    old = tmp_path / "old"
+    shutil.copytree(dnn_run, old)
+    (old / calibration.CALIBRATION).unlink()
+    (old / calibration.FEATURE_STATS).unlink()
+    mnist = load_dataset("mnist")
+    for i in range(3):
+        Image.fromarray(mnist.x_test[i]).save(tmp_path / f"{i}.png")
+    result = cli("predict", str(old), str(tmp_path / "0.png"), str(tmp_path / "1.png"), "--json")
+    assert result.code == 0, result.err
+    assert result.err.count("note:") == 1 and "verdicts use defaults" in result.err
+    readings = json.loads(result.out)
+    assert [r["digit"] for r in readings] == [str(mnist.y_test[0]), str(mnist.y_test[1])]
+    assert {r["verdict"] for r in readings} <= set(calibration.VERDICTS)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        predictions = load_run(old).predict(mnist.x_test[:5])
+    assert len([w for w in caught if w.category is DefaultCalibrationWarning]) == 1
+    assert len(predictions.verdicts) == 5
+
+
+def test_predict_carries_verdicts_and_their_options(cli, dnn_run: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    mnist = load_dataset("mnist")
+    Image.fromarray(mnist.x_test[0]).save(tmp_path / "digit.png")
+    fashion = load_dataset("fashion-mnist").x_test[0]
+    Image.fromarray(fashion).save(tmp_path / "boot.png")
+    pair = np.concatenate([mnist.x_test[0], mnist.x_test[1]], axis=1)
+    Image.fromarray(pair).save(tmp_path / "pair.png")
+    files = [str(tmp_path / "digit.png"), str(tmp_path / "boot.png")]
+    readings = json.loads(cli("predict", str(dnn_run), *files, "--json").out)
+    assert [r["verdict"] for r in readings] == ["digit", "not_a_digit"]
+    text = cli("predict", str(dnn_run), *files).out.splitlines()
+    assert "not a digit:" not in text[0] and "not a digit:" in text[1]
+    raw = json.loads(cli("predict", str(dnn_run), *files, "--json", "--no-reject").out)
+    assert [r["verdict"] for r in raw] == ["digit", "digit"]
+    everything = json.loads(cli("predict", str(dnn_run), *files, "--json", "--reject-threshold", "0").out)
+    assert everything[1]["verdict"] != "not_a_digit"
+    number = json.loads(cli("predict", str(dnn_run), str(tmp_path / "pair.png"), "--json", "--multi-digit").out)[0]
+    assert number["number"] == f"{mnist.y_test[0]}{mnist.y_test[1]}" and number["verdict"] == "digit"
+    assert [d["verdict"] for d in number["digits"]] == ["digit", "digit"]
+
+
+@pytest.mark.parametrize("value", ["2", "-0.1", "abc", "nan"])
+def test_a_bad_threshold_is_one_line_and_exit_2(cli, dnn_run: Path, tmp_path: Path, value: str) -> None:  # type: ignore[no-untyped-def]
+    Image.fromarray(load_dataset("mnist").x_test[0]).save(tmp_path / "digit.png")
+    for option in ("--reject-threshold", "--confidence-threshold"):
+        result = cli("predict", str(dnn_run), str(tmp_path / "digit.png"), option, value)
+        assert result.code == 2
+        assert result.err.count("\n") == 1 and option in result.err and result.out == ""
