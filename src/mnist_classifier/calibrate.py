@@ -32,6 +32,7 @@ FONT_DIGITS = 300
 MAX_REJECT = 0.05  # the reject threshold: at most 5% of validation digits turned away...
 FONT_DIGITS_KEPT = 0.9  # ...and at least 90% of the printed digits (harder than photos of digits) answered
 CONFIDENCE_THRESHOLD = 0.6
+MARGIN = 0.02  # the first candidate (the feature-space score) stays unless another beats its mean AUROC by this
 
 
 def fit_temperature(probabilities: np.ndarray, labels: np.ndarray) -> float:
@@ -105,7 +106,7 @@ def fit(folder: Path) -> dict[str, Any]:
         per_kind = {kind: auroc(digits, predictor.assess(images)[1]) for kind, images in others.items()}
         mean = float(np.mean(list(per_kind.values())))
         scores[candidate.score] = {"auroc_mean": mean, "auroc": per_kind}
-        if best is None or mean > best[0]:
+        if best is None or mean > best[0] + MARGIN:
             best = (mean, dataclasses.replace(candidate, reference=reference))
     assert best is not None
     chosen = best[1]
