@@ -28,6 +28,7 @@ from mnist_classifier.preprocess import load_digits
 
 from .images import png
 
+pytestmark = pytest.mark.filterwarnings("ignore::UserWarning:PIL")  # Pillow warns about damaged TIFF metadata
 FUZZ = settings(suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 FOLDER = Path(tempfile.mkdtemp(prefix="mnist-classifier-fuzz-"))  # one scratch folder; files are overwritten
 
@@ -64,7 +65,8 @@ def idx_files(draw: st.DrawFn) -> bytes:
 
 @FUZZ
 @given(st.one_of(st.binary(max_size=80), idx_files()))
-@example(bytes([0, 0, 8, 4]) + (np.full(4, 2**16, ">u4")).tobytes())
+@example(bytes([0, 0, 8, 4]) + (np.full(4, 2**16, ">u4")).tobytes())  # the product overflows int64 to 0
+@example(bytes([0, 0, 8, 4]) + np.asarray([0, 2**32 - 1, 2**32 - 1, 2**32 - 1], ">u4").tobytes())
 def test_idx_parser(data: bytes) -> None:
     try:
         array = parse_idx(data, "fuzz.idx")

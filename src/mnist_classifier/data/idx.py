@@ -67,7 +67,10 @@ def parse_idx(data: bytes, name: str = "IDX data") -> np.ndarray:
             f"{name}: payload is {actual} bytes but the header's shape {shape} needs {expected}"
             f" ({'truncated' if actual < expected else 'trailing data'})"
         )
-    array = np.frombuffer(data, dtype, offset=header).reshape(shape)
+    try:
+        array = np.frombuffer(data, dtype, offset=header).reshape(shape)
+    except ValueError:  # a zero dimension beside dimensions whose product NumPy cannot index
+        raise DataError(f"{name}: the header's shape {shape} is too large to hold") from None
     return array.astype(dtype.newbyteorder("="))
 
 
