@@ -47,10 +47,10 @@ def decoded_bytes(mode: str, size: tuple[int, int]) -> int:
     return size[0] * size[1] * per_pixel
 
 
-def open_image(source: bytes | Path, max_bytes: int = MAX_DECODE_BYTES) -> Image.Image:
+def open_image(source: bytes | Path, max_bytes: int = MAX_DECODE_BYTES, *, load: bool = True) -> Image.Image:
     """Decode an image, refusing what Pillow cannot read and anything whose decoded pixels would take more than
     `max_bytes`, judged from the header before decoding. JPEGs are reduced while decoding (to at least WORK_SIDE),
-    so a large photo still fits."""
+    so a large photo still fits. With `load=False`, only the header is read and checked."""
     if isinstance(source, bytes) and not source:
         raise ImageError("empty file; send an image such as a PNG or JPEG")
     try:
@@ -65,7 +65,8 @@ def open_image(source: bytes | Path, max_bytes: int = MAX_DECODE_BYTES) -> Image
                 f"image is {width}x{height} {image.mode}: too many pixels to read (decoding takes"
                 f" {cost / 2**20:,.0f} MiB, limit {max_bytes / 2**20:,.0f} MiB); scale it down"
             )
-        image.load()
+        if load:
+            image.load()
     except ImageError:
         raise
     except Image.DecompressionBombError:

@@ -2,8 +2,9 @@
 
 The model is loaded once (a Predictor) and called from one worker thread; requests that arrive
 while it is busy are batched into its next call, so concurrent requests are safe and cheap.
-Images are decoded in a pool as large as the CPU count, never on the event loop, each within a
-memory budget; when more requests are in flight than the queue holds, the server answers 503 at once.
+Images are decoded in pools as large as the CPU count, never on the event loop, each within a
+memory budget; small images (digits, photos that JPEG decodes reduced) have their own pool, so large ones
+cannot delay them; when more requests are in flight than the queue holds, the server answers 503 at once.
 """
 
 from __future__ import annotations
@@ -34,11 +35,12 @@ from pydantic import BaseModel
 
 from ..errors import ImageError, ImageTooLargeError, NotAnImageError
 from ..inference import Predictor
-from ..preprocess import MAX_DECODE_BYTES, load_digits
+from ..preprocess import MAX_DECODE_BYTES, decoded_bytes, load_digits, open_image
 
 STATIC = Path(__file__).parent / "static"
 MAX_QUEUE = 64  # requests in flight at once (reading, decoding, waiting for the model); more get 503
 MAX_BATCH = 64  # images in one call of the model
+SMALL_IMAGE_BYTES = 4 * 2**20  # images that decode to at most this many bytes have a pool of their own
 RETRY_AFTER_SECONDS = 1
 log = logging.getLogger(__name__)
 
@@ -215,7 +217,8 @@ def create_app(
     one per core) are decoded at once; beyond `max_queue` requests in flight, 503 with Retry-After; the model sees
     at most `max_batch` images a call."""
     batcher = Batcher(predictor, max_queue, max_batch)
-    decoders = anyio.CapacityLimiter(threads or decode_threads())
+    decoders = anyio.CapacityLimiter(threads or decode_threads())  # headers, and images up to SMALL_IMAGE_BYTES
+    large_decoders = anyio.CapacityLimiter(threads or decode_threads())  # so large ones never delay small ones
     in_flight = 0
 
     @asynccontextmanager
@@ -319,8 +322,11 @@ def create_app(
             body = decode_base64(document.get("image"))
         elif kind == "multipart/form-data":
             body = await uploaded_file(request, body)
+        header = functools.partial(open_image, body, max_decode_bytes, load=False)
+        image = await anyio.to_thread.run_sync(header, limiter=decoders)
+        small = decoded_bytes(image.mode, image.size) <= SMALL_IMAGE_BYTES
         read = functools.partial(load_digits, body, True, multi_digit, deskew, max_decode_bytes)
-        images = np.stack(await anyio.to_thread.run_sync(read, limiter=decoders))
+        images = np.stack(await anyio.to_thread.run_sync(read, limiter=decoders if small else large_decoders))
         return respond(predictor, images, await batcher.probabilities(images), multi_digit, include_input)
 
     return app
