@@ -456,6 +456,15 @@ def serve(
     host: Annotated[str, typer.Option(help="Address to listen on; 0.0.0.0 exposes it to the network.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
     max_upload_mb: Annotated[float, typer.Option("--max-upload-mb", help="Largest request body accepted.")] = 5.0,
+    max_decode_mb: Annotated[
+        float,
+        typer.Option(
+            "--max-decode-mb",
+            help="Most memory one image may take once decoded, judged from its header before decoding (width x"
+            " height x 1 byte for grey, 1-bit and palette, 2 for 16-bit, 4 for colour); larger ones get 413."
+            " JPEGs decode reduced, so large photos fit.",
+        ),
+    ] = 64.0,
     access_log: Annotated[bool, typer.Option("--access-log", help="Log every request.")] = False,
 ) -> None:
     """Serve the model over HTTP: POST /predict, GET /model, GET /health, docs at /docs, a drawing page at /."""
@@ -466,10 +475,12 @@ def serve(
 
     if max_upload_mb <= 0:
         raise ConfigError(f"--max-upload-mb must be positive, got {max_upload_mb}")
+    if max_decode_mb <= 0:
+        raise ConfigError(f"--max-decode-mb must be positive, got {max_decode_mb}")
     if not 0 <= port <= 65535:
         raise ConfigError(f"--port must be between 0 and 65535, got {port}")
     single_threaded_ops()
-    application = create_app(load_predictor(model), int(max_upload_mb * 1024 * 1024))
+    application = create_app(load_predictor(model), int(max_upload_mb * 2**20), int(max_decode_mb * 2**20))
     console.print(f"serving {model} on http://{host}:{port}/ (docs at /docs); Ctrl+C stops", highlight=False)
     uvicorn.run(application, host=host, port=port, access_log=access_log, log_level="warning")
 
