@@ -229,14 +229,14 @@ def test_median_pruner_stops_a_trial_clearly_worse_than_the_median(tmp_path: Pat
 
 def test_failed_trial_is_recorded_and_the_study_goes_on(files, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     space, base = files
-    real = tuning.train
+    real = tuning.study.train
 
     def train(config, out, **kwargs):  # type: ignore[no-untyped-def]
         if config.hidden_units == [64] and config.learning_rate == 1e-2:
             raise MemoryError("out of memory (simulated)")
         return real(config, out, **kwargs)
 
-    monkeypatch.setattr(tuning, "train", train)
+    monkeypatch.setattr(tuning.study, "train", train)
     lines: list[str] = []
     plan = tuning.settings(resolve(base, epochs=1), space, "grid", "none", out=tmp_path / "out")
     result = tuning.tune(plan, lines.append)

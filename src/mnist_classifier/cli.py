@@ -264,7 +264,8 @@ def tune(
             f"final run: test accuracy [bold]{result.final_metrics['accuracy']:.2%}[/] · {result.final_dir}",
             highlight=False,
         )
-    console.print(f"leaderboard: {result.out / 'leaderboard.csv'} · report: {result.report}", highlight=False)
+    if result.report is not None:
+        console.print(f"leaderboard: {result.out / 'leaderboard.csv'} · report: {result.report}", highlight=False)
 
 
 @app.command("ensemble")
