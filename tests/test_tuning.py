@@ -216,7 +216,14 @@ def assert_grid_done_once(found: list[optuna.trial.FrozenTrial], points: int = 1
 
 
 def running_in(storage: str, study: str, pid: int) -> bool:
-    found = optuna.load_study(study_name=study, storage=storage).get_trials(deepcopy=False)
+    """Whether the worker `pid` runs a trial (the database opened under the workers' lock, as they open it)."""
+    url = tuning.storage.parse_url(storage)
+    with tuning.storage.lock(url, "open"):
+        reader = tuning.storage.open_storage(url)
+    try:
+        found = optuna.load_study(study_name=study, storage=reader).get_trials(deepcopy=False)
+    except KeyError:
+        return False
     return any(t.state == TrialState.RUNNING and t.user_attrs.get("worker", "").endswith(f":{pid}") for t in found)
 
 

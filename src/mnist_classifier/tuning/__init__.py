@@ -9,7 +9,6 @@ share it (see study.py for how).
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -103,9 +102,7 @@ def tune(s: TuneSettings, progress: Progress = lambda line: None) -> TuneResult:
     url = parse_url(s.storage)
     s.out.mkdir(parents=True, exist_ok=True)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        with lock(url, "open"):
-            study = open_study(open_storage(url), s, space)
+    with lock(url, "open"):
+        study = open_study(open_storage(url), s, space)
     Worker(study, s, space, progress).run(url)
     return finish(study, url, s, space, progress)

@@ -64,13 +64,15 @@ def open_storage(url: sqlalchemy.URL) -> RDBStorage:
         else {"connect_timeout": 10, "options": f"-c lock_timeout={LOCK_TIMEOUT * 1000}"}
     )
     try:
-        storage = RDBStorage(
-            url.render_as_string(hide_password=False),
-            engine_kwargs={"connect_args": connect_args},
-            heartbeat_interval=HEARTBEAT_INTERVAL,
-            grace_period=GRACE_PERIOD,
-            heartbeat_stale_trial_callback=retry_stale,
-        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            storage = RDBStorage(
+                url.render_as_string(hide_password=False),
+                engine_kwargs={"connect_args": connect_args},
+                heartbeat_interval=HEARTBEAT_INTERVAL,
+                grace_period=GRACE_PERIOD,
+                heartbeat_stale_trial_callback=retry_stale,
+            )
     except (sqlalchemy.exc.SQLAlchemyError, optuna.exceptions.StorageInternalError, RuntimeError) as e:
         raise cannot_open(url, e) from None
     if sqlite:
