@@ -18,26 +18,12 @@ import optuna
 
 from ..config import TrainConfig
 from ..errors import ConfigError
-from .results import TuneResult, finish, leaderboard
-from .space import SPACES, InlineSpace, Space, grid_points, read_space, trial_config
+from .results import TuneResult, finish
+from .space import SPACES, InlineSpace, grid_points, read_space
 from .storage import lock, open_storage, parse_url
-from .study import Progress, Worker, fit_trial, make_pruner, make_sampler, open_study
+from .study import Progress, Worker, fit_trial, make_pruner, open_study
 
-__all__ = [
-    "SPACES",
-    "Space",
-    "TuneResult",
-    "TuneSettings",
-    "fit_trial",
-    "grid_points",
-    "leaderboard",
-    "make_pruner",
-    "make_sampler",
-    "read_space",
-    "settings",
-    "trial_config",
-    "tune",
-]
+__all__ = ["SPACES", "TuneResult", "TuneSettings", "fit_trial", "grid_points", "make_pruner", "read_space", "tune"]
 
 SAMPLERS = ("grid", "random", "tpe")
 PRUNERS = ("median", "hyperband", "none")
