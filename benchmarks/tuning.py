@@ -45,7 +45,8 @@ def worker(out: Path, args: argparse.Namespace, *extra: str) -> list[str]:
     """A `tune` command on the shipped grid, one thread, no pruning and no final retrain."""
     sizes = ["--train-samples", str(args.train_samples)] if args.train_samples else []
     options = ["--space", str(SPACE), "--sampler", "grid", "--pruner", "none", "--no-final-train", "--threads", "1"]
-    return [sys.executable, "-m", "mnist_classifier", "tune", *options, "--epochs", str(args.epochs), *sizes, *extra]
+    options += ["--out", str(out), "--epochs", str(args.epochs), *sizes]
+    return [sys.executable, "-m", "mnist_classifier", "tune", *options, *extra]
 
 
 def study_trials(storage: str, study: str = "dnn-mnist-grid") -> list[optuna.trial.FrozenTrial]:
@@ -67,7 +68,7 @@ def workers(args: argparse.Namespace, console: Console) -> None:
         with tempfile.TemporaryDirectory() as tmp:
             console.print(f"[bold]{n} worker(s)[/]")
             start = time.perf_counter()
-            processes = [subprocess.Popen(worker(Path(tmp) / "out", args)) for _ in range(n)]
+            processes = [subprocess.Popen(worker(Path(tmp) / "out", args), stdout=subprocess.DEVNULL) for _ in range(n)]
             assert [p.wait() for p in processes] == [0] * n
             seconds[n] = time.perf_counter() - start
             found = study_trials(f"sqlite:///{Path(tmp) / 'out' / 'study.db'}")
