@@ -82,6 +82,7 @@ def kills(args: argparse.Namespace, console: Console) -> None:
     rng = random.Random(7)
     completed: dict[int, float | None] = {}
     lost: set[int] = set()
+    survived = 0
     with tempfile.TemporaryDirectory() as tmp:
         storage = f"sqlite:///{Path(tmp) / 'study.db'}"
         command = worker(Path(tmp) / "out", args, "--storage", storage)
@@ -94,7 +95,9 @@ def kills(args: argparse.Namespace, console: Console) -> None:
             process.send_signal(signal.SIGKILL)
             process.wait()
             now = {t.number: t.value for t in study_trials(storage) if t.state == TrialState.COMPLETE}
-            lost |= {n for n in completed if now.get(n) != completed[n]}
+            newly_lost = {n for n in completed if now.get(n) != completed[n]}
+            survived += not newly_lost
+            lost |= newly_lost
             completed |= now
             console.print(f"kill {kill}: {len(now)} trials complete")
         assert subprocess.run(command, stdout=subprocess.DEVNULL).returncode == 0
@@ -106,7 +109,7 @@ def kills(args: argparse.Namespace, console: Console) -> None:
     for column in ("kills survived", "grid points complete", "trials lost", "evaluated twice", "failed (killed)"):
         table.add_column(column, justify="right")
     failed = sum(t.state == TrialState.FAIL for t in found)
-    table.add_row("10", f"{len(done)}/12", str(len(lost)), str(twice(found)), str(failed))
+    table.add_row(f"{survived}/10", f"{len(done)}/12", str(len(lost)), str(twice(found)), str(failed))
     console.print(table)
     console.print(f"all in {seconds:.0f} s")
 

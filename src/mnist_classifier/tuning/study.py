@@ -98,10 +98,6 @@ def open_study(storage: optuna.storages.BaseStorage, s: TuneSettings, space: Spa
     return study
 
 
-def point_key(params: dict[str, Any]) -> str:
-    return json.dumps(params, sort_keys=True)
-
-
 def enqueue_missing(study: optuna.Study, space: Space, seed: int, retry_failed: bool) -> None:
     """Enqueue each grid point that no trial holds (waiting, running or done): every point of a new study; points
     whose trial raised, when `retry_failed` (a re-run retries them); and a stale trial's point whose retry was never
@@ -118,7 +114,7 @@ def enqueue_missing(study: optuna.Study, space: Space, seed: int, retry_failed: 
         elif t.datetime_complete and (now - t.datetime_complete).total_seconds() > GRACE_PERIOD:
             lost.add(key)
     for params in grid_points(space, seed):
-        key = point_key(params)
+        key = json.dumps(params, sort_keys=True)
         if key not in held and (key in lost or not trials):
             study.enqueue_trial(params, user_attrs={"point": key})
         held.add(key)
