@@ -455,7 +455,7 @@ def test_unknown_sampler_names_the_option() -> None:
 def test_space_given_as_a_dict_is_checked_and_searched(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="space: 'neurons' is not a setting"):
         tuning.read_space({"neurons": [1, 2]}, resolve(), "grid")
-    base = resolve(epochs=1, train_samples=1000, hidden_units=[16], threads=1)
+    base = resolve(epochs=1, train_samples=1000, hidden_units=[16])
     space = {"learning_rate": [1e-3, 3e-3]}
     plan = tuning.settings(base, space=space, sampler="grid", trials=2, out=tmp_path, final_train=False)
     result = tuning.tune(plan)

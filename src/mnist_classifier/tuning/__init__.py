@@ -23,7 +23,17 @@ from .space import SPACES, InlineSpace, grid_points, read_space
 from .storage import lock, open_storage, parse_url
 from .study import Progress, Worker, fit_trial, make_pruner, open_study
 
-__all__ = ["SPACES", "TuneResult", "TuneSettings", "fit_trial", "grid_points", "make_pruner", "read_space", "tune"]
+__all__ = [
+    "SPACES",
+    "TuneResult",
+    "TuneSettings",
+    "fit_trial",
+    "grid_points",
+    "make_pruner",
+    "read_space",
+    "settings",
+    "tune",
+]
 
 SAMPLERS = ("grid", "random", "tpe")
 PRUNERS = ("median", "hyperband", "none")

@@ -99,25 +99,24 @@ def open_study(storage: optuna.storages.BaseStorage, s: TuneSettings, space: Spa
 
 
 def enqueue_missing(study: optuna.Study, space: Space, seed: int, retry_failed: bool) -> None:
-    """Enqueue each grid point that no trial holds (waiting, running or done): every point of a new study; points
-    whose trial raised, when `retry_failed` (a re-run retries them); and a stale trial's point whose retry was never
-    enqueued (its worker died in between). Under the open lock, so no point is enqueued twice."""
+    """Enqueue each grid point that no trial holds (waiting, running or done) and that was never tried, or whose
+    trial raised (when `retry_failed`: a re-run retries it), or whose stale trial's retry was never enqueued (its
+    worker died in between). Call it under the open lock, so that no point is enqueued twice."""
     now = datetime.datetime.now()
-    trials = study.get_trials(deepcopy=False)
-    held, lost = set(), set()
-    for t in trials:
-        key = t.user_attrs.get("point")
+    held, tried, retry = set(), set(), set()
+    for t in study.get_trials(deepcopy=False):
+        key = t.user_attrs.get("point") or json.dumps(t.params, sort_keys=True)
+        tried.add(key)
         if t.state != TrialState.FAIL:
             held.add(key)
         elif "reason" in t.user_attrs:
-            lost |= {key} if retry_failed else set()
+            retry |= {key} if retry_failed else set()
         elif t.datetime_complete and (now - t.datetime_complete).total_seconds() > GRACE_PERIOD:
-            lost.add(key)
+            retry.add(key)
     for params in grid_points(space, seed):
         key = json.dumps(params, sort_keys=True)
-        if key not in held and (key in lost or not trials):
+        if key not in held and (key not in tried or key in retry):
             study.enqueue_trial(params, user_attrs={"point": key})
-        held.add(key)
 
 
 def fail_unstarted(study: optuna.Study) -> None:
