@@ -1,4 +1,5 @@
-"""Hyperparameter search on slices of the real MNIST: grid, resume after a kill, two workers on PostgreSQL, pruning."""
+"""Hyperparameter search on slices of the real MNIST: grid, random, pruning, and workers (started together, joining,
+killed, frozen) in real processes on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 

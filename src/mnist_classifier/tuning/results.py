@@ -14,7 +14,6 @@ import json
 import os
 import shutil
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -31,13 +30,12 @@ from ..utils import write_text
 from .report import write_tuning_report
 from .space import Space, trial_config
 from .storage import lock
-from .study import NO_POINT, NOT_FINGERPRINTED, WORKER, trial_value
+from .study import NO_POINT, NOT_FINGERPRINTED, WORKER, Progress, trial_value
 
 if TYPE_CHECKING:
     from . import TuneSettings
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
-Progress = Callable[[str], None]
 
 
 def evaluations(study: optuna.Study) -> list[FrozenTrial]:
