@@ -227,11 +227,15 @@ def tune(
     epochs: Annotated[int | None, typer.Option(help="Epochs of each trial, unless the space varies them.")] = None,
     train_samples: TrainSamplesOpt = None,
     seed: Annotated[int | None, typer.Option(help="Seed of the split, the training and the samplers.")] = None,
+    threads: Annotated[
+        int | None, typer.Option(help="CPU threads of this worker (default: all cores); workers may differ.")
+    ] = None,
     config: Annotated[
         Path | None, typer.Option("--config", help="Settings the space leaves fixed (TOML/JSON).")
     ] = None,
 ) -> None:
-    """Search hyperparameters with Optuna; re-running the same command continues the study."""
+    """Search hyperparameters with Optuna; re-running the same command continues the study, and commands started
+    at once (on one or many machines, with the same --storage and --study) share it."""
     from .config import resolve
     from .tuning import settings, tune
 
@@ -243,6 +247,7 @@ def tune(
         epochs=epochs,
         train_samples=train_samples,
         seed=seed,
+        threads=threads,
     )
     plan = settings(base, space, sampler, pruner, trials, timeout, study, storage, out, final_train)
     console.print(f"study {plan.study} · {plan.sampler} sampler · {plan.pruner} pruner · {plan.out}", highlight=False)
@@ -264,7 +269,8 @@ def tune(
             f"final run: test accuracy [bold]{result.final_metrics['accuracy']:.2%}[/] · {result.final_dir}",
             highlight=False,
         )
-    console.print(f"leaderboard: {result.out / 'leaderboard.csv'} · report: {result.report}", highlight=False)
+    if result.report is not None:
+        console.print(f"leaderboard: {result.out / 'leaderboard.csv'} · report: {result.report}", highlight=False)
 
 
 @app.command("ensemble")
