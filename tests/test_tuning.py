@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import functools
 import itertools
 import json
 import os
@@ -24,11 +25,13 @@ from pathlib import Path
 import httpx
 import optuna
 import pytest
+from optuna.storages import RDBStorage
 from optuna.trial import TrialState
 
 from mnist_classifier import resolve, tuning
 from mnist_classifier.errors import ConfigError
 from mnist_classifier.models import MODELS
+from mnist_classifier.tuning.report import write_tuning_report
 
 from .conftest import require
 
@@ -217,13 +220,19 @@ def assert_grid_done_once(found: list[optuna.trial.FrozenTrial], points: int = 1
     assert not [t.number for t in found if t.state in (TrialState.RUNNING, TrialState.WAITING)]
 
 
-def running_in(storage: str, study: str, pid: int) -> bool:
-    """Whether the worker `pid` runs a trial (the database opened under the workers' lock, as they open it)."""
+@functools.cache
+def reader(storage: str) -> RDBStorage:
+    """The test's one connection pool to a study database, opened under the workers' lock, as they open it (a pool
+    per poll would exhaust PostgreSQL's connections)."""
     url = tuning.storage.parse_url(storage)
     with tuning.storage.lock(url, "open"):
-        reader = tuning.storage.open_storage(url)
+        return tuning.storage.open_storage(url)
+
+
+def running_in(storage: str, study: str, pid: int) -> bool:
+    """Whether the worker `pid` runs a trial."""
     try:
-        found = optuna.load_study(study_name=study, storage=reader).get_trials(deepcopy=False)
+        found = optuna.load_study(study_name=study, storage=reader(storage)).get_trials(deepcopy=False)
     except KeyError:
         return False
     return any(t.state == TrialState.RUNNING and t.user_attrs.get("worker", "").endswith(f":{pid}") for t in found)
@@ -368,7 +377,7 @@ def test_report_escapes_names_and_notes_the_plots_it_cannot_draw(tmp_path: Path)
     plan = tuning.settings(resolve(), sampler="tpe", study="<b>x</b>", storage="sqlite:///:memory:", out=tmp_path)
     (tmp_path / "best_config.toml").write_text("note = '<script>alert(1)</script>'\n")
     rows = [{"rank": 1, "trial": 0, "state": "complete", "reason": "<i>why</i>"}]
-    page = tuning.write_tuning_report(study, plan, rows, list(rows[0]), study.best_trial, None).read_text()
+    page = write_tuning_report(study, plan, rows, list(rows[0]), study.best_trial, None).read_text()
     body = page.split("</head>")[1]
     assert "<h1>Study &lt;b&gt;x&lt;/b&gt;</h1>" in body and "<td>&lt;i&gt;why&lt;/i&gt;</td>" in body
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in body and "<script" not in body
