@@ -9,8 +9,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 REQUIRE_ALL = os.environ.get("MNIST_CLASSIFIER_REQUIRE_ALL") == "1"
+
+# Generated-input tests (tests/test_fuzz.py) run 1,500 cases each in CI, 150 otherwise; tests that set their own
+# max_examples keep it. No deadline: a shared CI machine's timing says nothing about the code.
+settings.register_profile("ci", max_examples=1500, deadline=None, print_blob=True)
+settings.register_profile("default", max_examples=150, deadline=None)
+settings.load_profile("ci" if os.environ.get("CI") or REQUIRE_ALL else "default")
 
 
 def require(condition: bool, reason: str) -> None:

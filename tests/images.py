@@ -24,13 +24,14 @@ def on_canvas(digit: np.ndarray, size: int, canvas: tuple[int, int], at: tuple[i
     return page
 
 
-def png_header_only(width: int, height: int) -> bytes:
-    """A PNG that declares width x height but holds almost no data (a decompression bomb's header)."""
+def png_header_only(width: int, height: int, colour_type: int = 0) -> bytes:
+    """A PNG that declares width x height (8-bit grey, or RGBA with colour type 6) but holds almost no data
+    (a decompression bomb's header)."""
 
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
-    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    header = struct.pack(">IIBBBBB", width, height, 8, colour_type, 0, 0, 0)
     return (
         b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
     )

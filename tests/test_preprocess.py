@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import ExifTags, Image, ImageDraw
 from scipy import ndimage
 
 from mnist_classifier.data import load_dataset
 from mnist_classifier.errors import ImageError, ImageTooLargeError, NotAnImageError
-from mnist_classifier.preprocess import dark_ink, deskew, digit_groups, grey, load_digits, open_image
+from mnist_classifier.preprocess import (
+    dark_ink,
+    decoded_bytes,
+    deskew,
+    digit_groups,
+    grey,
+    load_digits,
+    open_image,
+)
 
-from .images import broken_files, on_canvas, png
+from .images import broken_files, on_canvas, png, png_header_only
 
 
 @pytest.fixture(scope="module")
@@ -103,8 +113,50 @@ def test_bad_files_raise_one_line_errors(digits: np.ndarray) -> None:
 
 
 def test_size_limit_refuses_before_decoding() -> None:
-    with pytest.raises(ImageTooLargeError, match="8000x7000: too many pixels to read"):
-        open_image(png(Image.new("1", (8000, 7000))))
+    """The limit is on the bytes the decoded pixels take, so it depends on the mode: the same 7000x7000 PNG is
+    read in grey (49 MB) and refused in RGBA (196 MB) from its header alone, before any pixel is decoded."""
+    with pytest.raises(ImageTooLargeError, match=r"7000x7000 RGBA: too many pixels to read \(decoding takes 187 MiB"):
+        open_image(png_header_only(7000, 7000, colour_type=6))
+    with pytest.raises(ImageError, match="corrupt or truncated") as caught:
+        open_image(png_header_only(7000, 7000))
+    assert not isinstance(caught.value, ImageTooLargeError), "within the limit: decoding starts (and finds no data)"
+    assert decoded_bytes("1", (4000, 4000)) == decoded_bytes("L", (4000, 4000)) == 16_000_000
+    assert decoded_bytes("I;16", (100, 100)) == 20_000 and decoded_bytes("RGB", (100, 100)) == 40_000
+    with pytest.raises(ImageTooLargeError, match="limit 1 MiB"):
+        load_digits(png(Image.new("L", (1100, 1000))), max_bytes=2**20)
+
+
+def test_hostile_transparent_png_is_refused_and_large_photos_are_read(digits: np.ndarray) -> None:
+    """A 7000x7000 RGBA PNG, all transparent but one stroke (about 200 KB), is refused by the default limit
+    and read when the limit allows; a 24-megapixel JPEG is reduced while decoding and a 12-megapixel PNG is
+    reduced a band at a time, and both read like the small page."""
+    stroke = Image.new("RGBA", (7000, 7000), (0, 0, 0, 0))
+    ImageDraw.Draw(stroke).line([(3000, 1500), (3400, 5500)], fill=(20, 20, 20, 255), width=300)
+    hostile = png(stroke)
+    assert len(hostile) < 400_000
+    with pytest.raises(ImageTooLargeError, match="too many pixels"):
+        load_digits(hostile)
+    (read,) = load_digits(hostile, max_bytes=256 * 2**20)
+    assert read.max() == 255 and read[:, :8].max() == 0 and read[:, 20:].max() == 0, "a vertical bar in the middle"
+    small = on_canvas(digits[0], 100, (400, 300), (150, 100))
+    (expected,) = load_digits(png(small))
+    for size, kind in (((6000, 4500), "JPEG"), ((4000, 3000), "PNG")):
+        buffer = io.BytesIO()
+        small.resize(size, Image.Resampling.BILINEAR).convert("RGB").save(buffer, kind)
+        (got,) = load_digits(buffer.getvalue())
+        assert similarity(got, expected)[1] > 0.95, kind
+
+
+def test_exif_orientation_is_applied_after_reduction(digits: np.ndarray) -> None:
+    """A page stored on its side with EXIF orientation 6 (rotate 90 degrees clockwise to view) reads as upright."""
+    page = on_canvas(digits[0], 300, (1600, 1200), (600, 400))
+    (upright,) = load_digits(png(page))
+    exif = Image.Exif()
+    exif[ExifTags.Base.Orientation] = 6
+    buffer = io.BytesIO()
+    page.transpose(Image.Transpose.ROTATE_90).save(buffer, "PNG", exif=exif)
+    (turned,) = load_digits(buffer.getvalue())
+    assert similarity(turned, upright)[1] > 0.95
 
 
 def test_several_digits_read_left_to_right(digits: np.ndarray) -> None:

@@ -237,3 +237,194 @@ def test_batcher_survives_a_request_cancelled_while_batched(dnn_run: Path) -> No
     expected = predictor.probabilities(images)
     np.testing.assert_allclose(first[0], expected[0], atol=1e-6)
     np.testing.assert_allclose(third[0], expected[2], atol=1e-6)
+
+
+class FakePredictor:
+    """A stand-in for Predictor without TensorFlow: uniform probabilities after `delay` seconds, and a
+    RuntimeError from every call whose number is in `failing` (counted from 0)."""
+
+    name, architecture, meta, metrics, parameters = "fake", "dnn", {}, {}, 0
+    input_shape = (28, 28)
+    class_names = tuple("0123456789")
+
+    def __init__(self, delay: float = 0.0, failing: frozenset[int] = frozenset()) -> None:
+        self.delay, self.failing, self.calls, self.sizes = delay, failing, 0, []
+
+    def probabilities(self, images: np.ndarray) -> np.ndarray:
+        import time
+
+        call, self.calls = self.calls, self.calls + 1
+        self.sizes.append(len(images))
+        time.sleep(self.delay)
+        if call in self.failing:
+            raise RuntimeError("injected failure in the forward pass")
+        return np.full((len(images), 10), 0.1, np.float32)
+
+
+def post_all(app: object, requests: list[dict], timeout: float = 60) -> list[httpx.Response]:
+    """Send all requests at once to the app in-process; fails if any is still unanswered after `timeout` s."""
+    import asyncio
+
+    async def main() -> list[httpx.Response]:
+        transport = httpx.ASGITransport(app)  # type: ignore[arg-type]
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+            calls = (http.post("/predict", **request) for request in requests)
+            return list(await asyncio.wait_for(asyncio.gather(*calls), timeout))
+
+    return asyncio.run(main())
+
+
+def test_a_failing_forward_pass_fails_only_its_batch(
+    digits: tuple[np.ndarray, np.ndarray], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A forward pass that raises answers 500 to the requests of its batch, logs one line, and every other
+    request still gets its answer: nothing waits for ever."""
+    predictor = FakePredictor(delay=0.05, failing=frozenset({0, 2}))
+    app = create_app(predictor, threads=2, max_batch=8)  # type: ignore[arg-type]
+    bodies = [{"json": {"pixels": (digits[0][i % 20] / 255).tolist()}} for i in range(24)]
+    bodies += [{"content": png(digits[0][i]), "headers": {"content-type": "image/png"}} for i in range(8)]
+    with caplog.at_level("ERROR", logger="mnist_classifier.server.app"):
+        responses = post_all(app, bodies)
+    statuses = [r.status_code for r in responses]
+    assert set(statuses) == {200, 500}, statuses
+    assert predictor.calls >= 4 and max(predictor.sizes) <= 8
+    assert statuses.count(500) == predictor.sizes[0] + predictor.sizes[2]
+    failed = next(r for r in responses if r.status_code == 500)
+    assert failed.json() == {"detail": "the model failed on this request's batch (logged); try again"}
+    lines = [r.getMessage() for r in caplog.records if "prediction failed" in r.getMessage()]
+    assert len(lines) == 2 and "RuntimeError: injected failure in the forward pass" in lines[0]
+    assert all("\n" not in line for line in lines)
+
+
+def test_a_batch_of_mismatched_shapes_fails_with_500_not_a_hang() -> None:
+    """np.concatenate of a 28x28 upload and a 32x32 array raises inside the batch: both calls fail, the next works."""
+    import asyncio
+
+    from mnist_classifier.server.app import Batcher, BatchFailed
+
+    async def main() -> list[object]:
+        batcher = Batcher(FakePredictor())  # type: ignore[arg-type]
+        try:
+            calls = [
+                batcher.probabilities(np.zeros((1, 28, 28), np.uint8)),
+                batcher.probabilities(np.zeros((1, 32, 32), np.float32)),
+            ]
+            results = await asyncio.wait_for(asyncio.gather(*calls, return_exceptions=True), 10)
+            return [*results, await asyncio.wait_for(batcher.probabilities(np.zeros((2, 28, 28), np.uint8)), 10)]
+        finally:
+            batcher.executor.shutdown()
+
+    first, second, after = asyncio.run(main())
+    assert isinstance(first, BatchFailed) and isinstance(second, BatchFailed)
+    assert "ValueError" in str(first)
+    assert isinstance(after, np.ndarray) and after.shape == (2, 10)
+
+
+def test_batches_are_capped() -> None:
+    import asyncio
+
+    from mnist_classifier.server.app import Batcher
+
+    predictor = FakePredictor()
+
+    async def main() -> None:
+        batcher = Batcher(predictor, max_batch=5)  # type: ignore[arg-type]
+        try:
+            sizes = [1, 3, 2, 4, 1, 7, 1]
+            calls = [batcher.probabilities(np.zeros((n, 28, 28), np.uint8)) for n in sizes]
+            results = await asyncio.wait_for(asyncio.gather(*calls), 10)
+            assert [len(r) for r in results] == sizes
+        finally:
+            batcher.executor.shutdown()
+
+    asyncio.run(main())
+    assert predictor.sizes == [4, 2, 5, 7, 1], "oldest first, at most 5 images unless one request is larger"
+
+
+def test_a_full_queue_answers_503_at_once(digits: tuple[np.ndarray, np.ndarray]) -> None:
+    import time
+
+    app = create_app(FakePredictor(delay=0.3), max_queue=3)  # type: ignore[arg-type]
+    start = time.perf_counter()
+    responses = post_all(app, [{"json": {"pixels": (digits[0][0] / 255).tolist()}}] * 12)
+    busy = [r for r in responses if r.status_code == 503]
+    assert len(busy) >= 6 and {r.status_code for r in responses} == {200, 503}
+    assert all(r.headers["retry-after"] == "1" and "server busy" in r.json()["detail"] for r in busy)
+    assert time.perf_counter() - start < 5
+
+
+def test_images_are_decoded_in_a_bounded_pool_off_the_event_loop(
+    digits: tuple[np.ndarray, np.ndarray], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Even a tiny PNG is decoded in a worker thread, and at most `threads` images are decoded at once."""
+    import threading
+    import time
+
+    from mnist_classifier.server import app as server
+
+    running, most, threads = 0, 0, set()
+    lock = threading.Lock()
+    real = server.load_digits
+
+    def watched(*args: object) -> list[np.ndarray]:
+        nonlocal running, most
+        with lock:
+            running += 1
+            most = max(most, running)
+            threads.add(threading.current_thread())
+        time.sleep(0.05)
+        try:
+            return real(*args)  # type: ignore[arg-type]
+        finally:
+            with lock:
+                running -= 1
+
+    monkeypatch.setattr(server, "load_digits", watched)
+    app = create_app(FakePredictor(), threads=2)  # type: ignore[arg-type]
+    responses = post_all(
+        app, [{"content": png(digits[0][i]), "headers": {"content-type": "image/png"}} for i in range(10)]
+    )
+    assert all(r.status_code == 200 for r in responses)
+    assert most == 2 and threading.main_thread() not in threads
+
+
+def test_the_multipart_form_is_closed(digits: tuple[np.ndarray, np.ndarray], monkeypatch: pytest.MonkeyPatch) -> None:
+    from starlette.datastructures import FormData
+
+    closed = []
+    real = FormData.close
+
+    async def close(self: FormData) -> None:
+        closed.append(self)
+        await real(self)
+
+    monkeypatch.setattr(FormData, "close", close)
+    app = create_app(FakePredictor())  # type: ignore[arg-type]
+    files = {"files": {"file": ("d.png", png(digits[0][0]), "image/png")}}
+    no_file = {"files": {"other": ("d.png", b"x", "image/png")}}
+    assert [r.status_code for r in post_all(app, [files, no_file])] == [200, 422]
+    assert len(closed) == 2
+    many = {"data": {f"field{i}": "x" for i in range(20)}, "files": {"file": ("d.png", b"x", "image/png")}}
+    response = post_all(app, [many])[0]
+    assert response.status_code == 422 and "Too many fields" in response.json()["detail"]
+
+
+def test_hostile_pngs_are_answered_quickly() -> None:
+    """The 7000x7000 transparent RGBA PNG (200 KB) is refused from its header; the 16-megapixel 1-bit PNG (a few
+    KB) is decoded within the budget, reduced, and read."""
+    import time
+
+    from PIL import ImageDraw
+
+    rgba = Image.new("RGBA", (7000, 7000), (0, 0, 0, 0))
+    ImageDraw.Draw(rgba).line([(2500, 1500), (3500, 5500)], fill=(20, 20, 20, 255), width=60)
+    bits = Image.new("1", (4000, 4000), 0)
+    ImageDraw.Draw(bits).line([(2000, 1000), (2000, 3000)], fill=1, width=40)
+    with TestClient(create_app(FakePredictor())) as client:  # type: ignore[arg-type]
+        for image, status in ((rgba, 413), (bits, 200)):
+            start = time.perf_counter()
+            response = client.post("/predict", files={"file": ("h.png", png(image), "image/png")})
+            assert response.status_code == status, response.text
+            assert time.perf_counter() - start < 2
+            if status == 413:
+                assert response.json()["detail"].startswith("image is 7000x7000 RGBA: too many pixels to read")

@@ -1,11 +1,15 @@
-"""Hyperparameter search on slices of the real MNIST: grid, resume after a kill, two workers on PostgreSQL, pruning."""
+"""Hyperparameter search on slices of the real MNIST: grid, random, pruning, and workers (started together, joining,
+killed, frozen) in real processes on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import functools
 import itertools
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -13,16 +17,21 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import httpx
 import optuna
 import pytest
+from optuna.storages import RDBStorage
 from optuna.trial import TrialState
 
 from mnist_classifier import resolve, tuning
 from mnist_classifier.errors import ConfigError
 from mnist_classifier.models import MODELS
+from mnist_classifier.tuning.report import write_tuning_report
 
 from .conftest import require
 
@@ -110,31 +119,6 @@ def test_random_search_counts_trials_across_runs(cli, files, tmp_path: Path) -> 
     assert not (out / "final").exists()
 
 
-def test_killed_study_resumes_without_repeating_completed_trials(cli, files, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    space, base = files
-    out = tmp_path / "out"
-    args = [sys.executable, "-m", "mnist_classifier", *tune_args(space, base, out, "--pruner", "none")]
-    env = os.environ | {"PYTHONUNBUFFERED": "1"}
-    process = subprocess.Popen([*args, "--no-final-train"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
-    assert process.stdout is not None
-    try:
-        for line in process.stdout:
-            if line.startswith(b"trial "):
-                break
-    finally:
-        process.send_signal(signal.SIGKILL)
-        process.wait()
-    before = {t.number: t.value for t in trials(out) if t.state == TrialState.COMPLETE}
-    assert before and len(before) < 4, "killed after the first completed trial, before the end"
-
-    result = cli(*tune_args(space, base, out, "--pruner", "none", "--no-final-train"))
-    assert result.code == 0, result.err
-    found = trials(out)
-    assert {t.number: t.value for t in found if t.number in before} == before, "completed trials are kept"
-    assert sorted(evaluated(found)) == sorted(grid_params()), "none repeated, the rest (and the killed one) done"
-    assert all(t.state != TrialState.RUNNING for t in found)
-
-
 def test_trial_claimed_before_its_first_heartbeat_is_failed_and_redone(  # type: ignore[no-untyped-def]
     cli, files, tmp_path: Path
 ) -> None:
@@ -189,21 +173,194 @@ def postgres() -> Iterator[str]:
         shutil.rmtree(root, ignore_errors=True)
 
 
-def test_two_workers_share_a_grid_through_postgresql(files, tmp_path: Path, postgres: str) -> None:
+SPACE12 = "hidden_units = [[16], [32]]\nlearning_rate = [3e-3, 1e-2]\ndropout = [0.0, 0.1, 0.2]\n"
+TINY = "epochs = 1\ntrain_samples = 1000\nbatch_size = 100\nthreads = 1\n"
+GATE = (
+    "import sys\nimport tensorflow\nimport mnist_classifier.tuning\nfrom mnist_classifier.cli import main\n"
+    "print('ready', flush=True)\nsys.stdin.readline()\nsys.argv[0] = 'mnist-classifier'\nmain()\n"
+)
+
+
+@pytest.fixture
+def grid12(tmp_path: Path) -> tuple[Path, Path]:
+    """A 12-point grid and base settings of about a second per trial."""
+    (tmp_path / "space12.toml").write_text(SPACE12)
+    (tmp_path / "tiny.toml").write_text(TINY)
+    return tmp_path / "space12.toml", tmp_path / "tiny.toml"
+
+
+def worker(space: Path, base: Path, out: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "mnist_classifier", *tune_args(space, base, out, "--pruner", "none", *extra)]
+
+
+def start_together(commands: list[list[str]]) -> list[tuple[int, str, str]]:
+    """Start the workers behind a barrier (each imports TensorFlow, reports ready, then waits for the go on its
+    stdin) so they open the study at the same instant; their exit codes and outputs."""
+    env = os.environ | {"PYTHONUNBUFFERED": "1"}
+    gated = [[sys.executable, "-c", GATE, *c[3:]] for c in commands]
+    pipes = subprocess.PIPE
+    workers = [subprocess.Popen(c, stdin=pipes, stdout=pipes, stderr=pipes, text=True, env=env) for c in gated]
+    for w in workers:
+        assert w.stdout is not None and w.stdout.readline() == "ready\n"
+    for w in workers:
+        assert w.stdin is not None
+        w.stdin.write("go\n")
+        w.stdin.flush()
+    outputs = [w.communicate(timeout=600) for w in workers]
+    return [(w.returncode, out, err) for w, (out, err) in zip(workers, outputs, strict=True)]
+
+
+def by_point(found: list[optuna.trial.FrozenTrial], states: tuple[TrialState, ...]) -> Counter[str]:
+    return Counter(json.dumps(t.params, sort_keys=True) for t in found if t.state in states)
+
+
+def assert_grid_done_once(found: list[optuna.trial.FrozenTrial], points: int = 12) -> None:
+    complete = by_point(found, (TrialState.COMPLETE, TrialState.PRUNED))
+    assert len(complete) == points and set(complete.values()) == {1}, f"each point once: {complete}"
+    assert not [t.number for t in found if t.state in (TrialState.RUNNING, TrialState.WAITING)]
+
+
+@functools.cache
+def reader(storage: str) -> RDBStorage:
+    """The test's one connection pool to a study database, opened under the workers' lock, as they open it (a pool
+    per poll would exhaust PostgreSQL's connections)."""
+    url = tuning.storage.parse_url(storage)
+    with tuning.storage.lock(url, "open"):
+        return tuning.storage.open_storage(url)
+
+
+def running_in(storage: str, study: str, pid: int) -> bool:
+    """Whether the worker `pid` runs a trial."""
+    try:
+        found = optuna.load_study(study_name=study, storage=reader(storage)).get_trials(deepcopy=False)
+    except KeyError:
+        return False
+    return any(t.state == TrialState.RUNNING and t.user_attrs.get("worker", "").endswith(f":{pid}") for t in found)
+
+
+def wait_for(condition: Callable[[], bool], process: subprocess.Popen[bytes], seconds: float = 120) -> None:
+    """Poll until `condition` holds (the process may exit first: then there is nothing to wait for)."""
+    deadline = time.monotonic() + seconds
+    while not condition() and process.poll() is None:
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.2)
+
+
+def four_workers_share_a_new_grid(grid12: tuple[Path, Path], tmp_path: Path, storage: str | None) -> str:
+    space, base = grid12
+    options = ["--no-final-train"] + (["--storage", storage] if storage else [])
+    results = start_together([worker(space, base, tmp_path / "out", *options) for _ in range(4)])
+    assert [code for code, _, _ in results] == [0, 0, 0, 0], [err[-2000:] for _, _, err in results]
+    storage = storage or f"sqlite:///{tmp_path / 'out' / 'study.db'}"
+    found = trials(tmp_path, storage=storage)
+    assert len([t for t in found if t.state == TrialState.COMPLETE]) == 12
+    assert_grid_done_once(found)
+    assert len({t.user_attrs["worker"] for t in found}) >= 2, "the workers shared the grid"
+    return storage
+
+
+def test_four_workers_started_together_evaluate_each_grid_point_once(grid12, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    storage = four_workers_share_a_new_grid(grid12, tmp_path, None)
+
+    from optuna_dashboard import wsgi
+
+    dashboard = httpx.Client(transport=httpx.WSGITransport(app=wsgi(storage)), base_url="http://dashboard")
+    studies = dashboard.get("/api/studies").json()["study_summaries"]
+    assert [s["study_name"] for s in studies] == ["dnn-mnist-grid"]
+    shown = dashboard.get(f"/api/studies/{studies[0]['study_id']}").json()["trials"]
+    values = {t.number: t.value for t in trials(tmp_path, storage=storage) if t.state == TrialState.COMPLETE}
+    assert {t["number"]: t["values"][0] for t in shown if t["state"] == "Complete"} == values
+
+
+def test_worker_with_other_threads_and_output_folder_joins_a_running_study(cli, grid12, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    space, base = grid12
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    options = ["--storage", storage, "--no-final-train"]
+    first = subprocess.Popen(worker(space, base, tmp_path / "a", *options), stdout=subprocess.DEVNULL)
+    wait_for(lambda: running_in(storage, "dnn-mnist-grid", first.pid), first)
+    other = tmp_path / "other.toml"
+    other.write_text(TINY.replace("threads = 1", "threads = 2"))
+    second = subprocess.run(worker(space, other, tmp_path / "b", *options), capture_output=True, text=True)
+    first.wait(300)
+    assert (first.returncode, second.returncode) == (0, 0), second.stderr[-2000:]
+    found = trials(tmp_path, storage=storage)
+    assert_grid_done_once(found)
+    assert len({t.user_attrs["worker"] for t in found}) == 2, "the joining worker did trials too"
+
+    other.write_text(TINY.replace("epochs = 1", "epochs = 2"))
+    refused = cli(*tune_args(space, other, tmp_path / "c", "--storage", storage))
+    assert refused.code == 2 and "was started with another epochs (1, now 2)" in refused.err
+
+
+def kill_ten_times(space: Path, base: Path, out: Path, storage: str) -> None:
+    """SIGKILL a worker at a random moment of a trial, ten times over one study, then let a worker finish it: every
+    grid point is complete exactly once and no completed trial is lost."""
+    command = worker(space, base, out, "--storage", storage, "--study", "killed", "--no-final-train")
+    rng = random.Random(7)
+    completed: dict[int, float | None] = {}
+    for _ in range(10):
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for(lambda p=process: running_in(storage, "killed", p.pid), process)  # type: ignore[misc]
+        time.sleep(rng.uniform(0, 2))
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        found = optuna.load_study(study_name="killed", storage=storage).trials
+        now = {t.number: t.value for t in found if t.state == TrialState.COMPLETE}
+        assert {n: now.get(n) for n in completed} == completed, "no completed trial lost"
+        completed |= now
+    final = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert final.returncode == 0, final.stderr[-2000:]
+    found = optuna.load_study(study_name="killed", storage=storage).trials
+    assert {n: t.value for t in found if (n := t.number) in completed} == completed
+    assert_grid_done_once(found)
+    assert sum(t.state == TrialState.FAIL for t in found) >= 3, "kills hit running trials, redone later"
+
+
+def test_workers_killed_ten_times_leave_every_grid_point_complete_once(grid12, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    space, base = grid12
+    kill_ten_times(space, base, tmp_path / "out", f"sqlite:///{tmp_path / 'study.db'}")
+
+
+def test_slow_heartbeat_within_the_grace_period_never_fails_a_live_trial(grid12, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """A worker frozen (SIGSTOP) for most of the grace period, its heartbeat that late, while another worker
+    checks for stale trials: its trial is not failed, and it completes it once it goes on."""
+    space, base = grid12
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    command = worker(space, base, tmp_path / "out", "--storage", storage, "--no-final-train")
+    frozen, other = (subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for _ in range(2))
+    wait_for(lambda: running_in(storage, "dnn-mnist-grid", frozen.pid), frozen)
+    with contextlib.closing(sqlite3.connect(tmp_path / "study.db", 30, isolation_level=None)) as db:
+        db.execute("BEGIN IMMEDIATE")  # so the worker is frozen between transactions, holding no lock of SQLite
+        frozen.send_signal(signal.SIGSTOP)
+    time.sleep(tuning.storage.GRACE_PERIOD - tuning.storage.HEARTBEAT_INTERVAL - 6)
+    frozen.send_signal(signal.SIGCONT)
+    assert [frozen.wait(300), other.wait(300)] == [0, 0]
+    found = trials(tmp_path, storage=storage)
+    assert not [t.number for t in found if t.state == TrialState.FAIL]
+    assert_grid_done_once(found)
+
+
+def test_two_workers_reaching_the_end_make_one_final_run(files, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     space, base = files
-    space.write_text(SPACE.replace("[3e-3, 1e-2]", "[1e-3, 3e-3, 1e-2]"))
-    options = ["--storage", postgres, "--study", "shared", "--pruner", "none", "--no-final-train"]
-    commands = [
-        [sys.executable, "-m", "mnist_classifier", *tune_args(space, base, tmp_path / f"worker{i}", *options)]
-        for i in range(2)
-    ]
-    workers = [subprocess.Popen(c, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for c in commands]
-    outputs = [w.communicate(timeout=300) for w in workers]
-    assert [w.returncode for w in workers] == [0, 0], [err[-2000:] for _, err in outputs]
-    found = trials(tmp_path, "shared", postgres)
-    points = evaluated(found)
-    assert len(points) == 6 and len(set(points)) == 6, "each grid point evaluated once in total"
-    assert len({t.user_attrs["worker"] for t in found}) == 2, "both workers did some"
+    out = tmp_path / "out"
+    results = start_together([worker(space, base, out) for _ in range(2)])
+    assert [code for code, _, _ in results] == [0, 0], [err[-2000:] for _, _, err in results]
+    outputs = "".join(out for _, out, _ in results)
+    assert outputs.count("retraining the best configuration") == 1
+    final = json.loads((out / "final" / "metrics.json").read_text())
+    assert final["split"] == "test" and final["accuracy"] > 0.8
+    page = (out / "report.html").read_text()
+    assert page.count("Plotly.newPlot") == 4 and 'href="final/report.html"' in page
+    assert not list(out.glob(".final-*")), "no staging folder left"
+
+
+def test_four_workers_started_together_share_a_grid_through_postgresql(grid12, tmp_path: Path, postgres: str) -> None:  # type: ignore[no-untyped-def]
+    four_workers_share_a_new_grid(grid12, tmp_path, postgres)
+
+
+def test_workers_killed_ten_times_through_postgresql(grid12, tmp_path: Path, postgres: str) -> None:  # type: ignore[no-untyped-def]
+    space, base = grid12
+    kill_ten_times(space, base, tmp_path / "out", postgres)
 
 
 def study_with(values: list[float], epochs: int) -> optuna.Study:
@@ -220,7 +377,7 @@ def test_report_escapes_names_and_notes_the_plots_it_cannot_draw(tmp_path: Path)
     plan = tuning.settings(resolve(), sampler="tpe", study="<b>x</b>", storage="sqlite:///:memory:", out=tmp_path)
     (tmp_path / "best_config.toml").write_text("note = '<script>alert(1)</script>'\n")
     rows = [{"rank": 1, "trial": 0, "state": "complete", "reason": "<i>why</i>"}]
-    page = tuning.write_tuning_report(study, plan, rows, list(rows[0]), study.best_trial, None).read_text()
+    page = write_tuning_report(study, plan, rows, list(rows[0]), study.best_trial, None).read_text()
     body = page.split("</head>")[1]
     assert "<h1>Study &lt;b&gt;x&lt;/b&gt;</h1>" in body and "<td>&lt;i&gt;why&lt;/i&gt;</td>" in body
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in body and "<script" not in body
@@ -242,14 +399,14 @@ def test_median_pruner_stops_a_trial_clearly_worse_than_the_median(tmp_path: Pat
 
 def test_failed_trial_is_recorded_and_the_study_goes_on(files, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     space, base = files
-    real = tuning.train
+    real = tuning.study.train
 
     def train(config, out, **kwargs):  # type: ignore[no-untyped-def]
         if config.hidden_units == [64] and config.learning_rate == 1e-2:
             raise MemoryError("out of memory (simulated)")
         return real(config, out, **kwargs)
 
-    monkeypatch.setattr(tuning, "train", train)
+    monkeypatch.setattr(tuning.study, "train", train)
     lines: list[str] = []
     plan = tuning.settings(resolve(base, epochs=1), space, "grid", "none", out=tmp_path / "out")
     result = tuning.tune(plan, lines.append)
@@ -269,7 +426,7 @@ def test_failed_trial_is_recorded_and_the_study_goes_on(files, tmp_path: Path, m
         ("dropout = [0.1, 'high']\n", "tpe", "'dropout' must be a number, got 'high'"),
         ("dropout = 0.2\n", "tpe", "'dropout' must be a list of values or a range"),
         ("learning_rate = { low = 1e-4, high = 1e-2 }\n", "grid", "'learning_rate' is a range; the grid sampler"),
-        ("dropout = [0.2, 1.5]\n", "random", "'dropout': --dropout must be in [0, 1), got 1.5"),
+        ("dropout = [0.2, 1.5]\n", "random", "'dropout': dropout must be in [0, 1), got 1.5"),
         ("optimizer = { low = 1, high = 2 }\n", "tpe", "'optimizer' is not numeric"),
         ("model = ['dnn']\n", "tpe", "'model' cannot be tuned; set it with --model"),
         ("batch_size = [64, 64]\n", "grid", "'batch_size' lists 64 twice"),
@@ -316,3 +473,14 @@ def test_shipped_spaces_are_valid(path: Path) -> None:
 def test_unknown_sampler_names_the_option() -> None:
     with pytest.raises(ConfigError, match="--sampler: unknown value 'bayes'"):
         tuning.settings(resolve(), sampler="bayes")
+
+
+def test_space_given_as_a_dict_is_checked_and_searched(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="space: 'neurons' is not a setting"):
+        tuning.read_space({"neurons": [1, 2]}, resolve(), "grid")
+    base = resolve(epochs=1, train_samples=1000, hidden_units=[16])
+    space = {"learning_rate": [1e-3, 3e-3]}
+    plan = tuning.settings(base, space=space, sampler="grid", trials=2, out=tmp_path, final_train=False)
+    result = tuning.tune(plan)
+    assert result.counts["complete"] == 2 and sorted(r["learning_rate"] for r in result.rows) == [1e-3, 3e-3]
+    assert "given in Python" in (tmp_path / "report.html").read_text()

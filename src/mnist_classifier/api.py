@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .config import TrainConfig, resolve
-from .errors import ConfigError, ImageError, RunError
-from .runs import CONFIG, ensemble_members, new_run_dir, read_history, read_json, read_metrics
+from .errors import ConfigError, ImageError
+from .runs import CONFIG, METRICS, check_run_dir, ensemble_members, new_run_dir, read_history, read_json, read_metrics
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -67,11 +67,10 @@ class Run:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        if not (self.path / CONFIG).is_file():
-            raise RunError(f"{self.path}: not a run directory (no config.json); give a folder that `train` wrote")
+        check_run_dir(self.path)
 
     def __repr__(self) -> str:
-        metrics = read_json(self.path / "metrics.json", missing_ok=True)
+        metrics = read_json(self.path / METRICS, missing_ok=True)
         accuracy = (
             f", {metrics.get('split', 'test')} accuracy {metrics['accuracy']:.2%}" if "accuracy" in metrics else ""
         )

@@ -250,11 +250,15 @@ def tune(
     epochs: Annotated[int | None, typer.Option(help="Epochs of each trial, unless the space varies them.")] = None,
     train_samples: TrainSamplesOpt = None,
     seed: Annotated[int | None, typer.Option(help="Seed of the split, the training and the samplers.")] = None,
+    threads: Annotated[
+        int | None, typer.Option(help="CPU threads of this worker (default: all cores); workers may differ.")
+    ] = None,
     config: Annotated[
         Path | None, typer.Option("--config", help="Settings the space leaves fixed (TOML/JSON).")
     ] = None,
 ) -> None:
-    """Search hyperparameters with Optuna; re-running the same command continues the study."""
+    """Search hyperparameters with Optuna; re-running the same command continues the study, and commands started
+    at once (on one or many machines, with the same --storage and --study) share it."""
     from .config import resolve
     from .tuning import settings, tune
 
@@ -266,6 +270,7 @@ def tune(
         epochs=epochs,
         train_samples=train_samples,
         seed=seed,
+        threads=threads,
     )
     plan = settings(base, space, sampler, pruner, trials, timeout, study, storage, out, final_train)
     console.print(f"study {plan.study} · {plan.sampler} sampler · {plan.pruner} pruner · {plan.out}", highlight=False)
@@ -287,7 +292,8 @@ def tune(
             f"final run: test accuracy [bold]{result.final_metrics['accuracy']:.2%}[/] · {result.final_dir}",
             highlight=False,
         )
-    console.print(f"leaderboard: {result.out / 'leaderboard.csv'} · report: {result.report}", highlight=False)
+    if result.report is not None:
+        console.print(f"leaderboard: {result.out / 'leaderboard.csv'} · report: {result.report}", highlight=False)
 
 
 @app.command("ensemble")
@@ -527,6 +533,15 @@ def serve(
     host: Annotated[str, typer.Option(help="Address to listen on; 0.0.0.0 exposes it to the network.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
     max_upload_mb: Annotated[float, typer.Option("--max-upload-mb", help="Largest request body accepted.")] = 5.0,
+    max_decode_mb: Annotated[
+        float,
+        typer.Option(
+            "--max-decode-mb",
+            help="Most memory one image may take once decoded, judged from its header before decoding (width x"
+            " height x 1 byte for grey, 1-bit and palette, 2 for 16-bit, 4 for colour); larger ones get 413."
+            " JPEGs decode reduced, so large photos fit.",
+        ),
+    ] = 64.0,
     access_log: Annotated[bool, typer.Option("--access-log", help="Log every request.")] = False,
 ) -> None:
     """Serve the model over HTTP: POST /predict, GET /model, GET /health, docs at /docs, a drawing page at /."""
@@ -537,10 +552,12 @@ def serve(
 
     if max_upload_mb <= 0:
         raise ConfigError(f"--max-upload-mb must be positive, got {max_upload_mb}")
+    if max_decode_mb <= 0:
+        raise ConfigError(f"--max-decode-mb must be positive, got {max_decode_mb}")
     if not 0 <= port <= 65535:
         raise ConfigError(f"--port must be between 0 and 65535, got {port}")
     single_threaded_ops()
-    application = create_app(load_predictor(model), int(max_upload_mb * 1024 * 1024))
+    application = create_app(load_predictor(model), int(max_upload_mb * 2**20), int(max_decode_mb * 2**20))
     console.print(f"serving {model} on http://{host}:{port}/ (docs at /docs); Ctrl+C stops", highlight=False)
     uvicorn.run(application, host=host, port=port, access_log=access_log, log_level="warning")
 

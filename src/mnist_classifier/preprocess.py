@@ -14,18 +14,19 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import ExifTags, Image, ImageOps
 from scipy import ndimage
 
 from .errors import ImageError, ImageTooLargeError, NotAnImageError
 
-# Pillow only warns about images between its limit and twice it; open_image refuses those itself (MAX_PIXELS is lower).
+# Pillow only warns about images between its limit and twice it; open_image refuses those itself by their cost.
 warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
 
 SIZE = 28
 BOX = 20
 CENTRE = 14.0  # MNIST's mean centre of mass, in pixel indices
-MAX_PIXELS = 50_000_000
+MAX_DECODE_BYTES = 64 * 2**20  # decoded pixels of one image, in bytes (a 16-megapixel RGB photo)
+BAND_PIXELS = 1_000_000  # large images are converted and reduced this many pixels at a time
 WORK_SIDE = 512  # larger images are reduced to this before the ink is found
 STROKE_RANGE = (2.0, 4.5)  # MNIST's stroke widths at the 20x20 scale, 5th to 95th percentile
 STROKE_TARGET = (2.4, 3.6)
@@ -39,23 +40,33 @@ def scale(images: np.ndarray) -> np.ndarray:
     return images.astype(np.float32) / np.float32(255)
 
 
-def open_image(source: bytes | Path) -> Image.Image:
-    """Decode an image, refusing what Pillow cannot read and anything over MAX_PIXELS before decoding it."""
+def decoded_bytes(mode: str, size: tuple[int, int]) -> int:
+    """The memory Pillow allocates to hold an image of this mode and size: 1 byte a pixel for 1-bit, grey and
+    palette images, 2 for 16-bit grey, 4 for everything else (RGB is stored padded to 4 bytes)."""
+    per_pixel = 1 if mode in ("1", "L", "P") else 2 if mode.startswith("I;16") else 4
+    return size[0] * size[1] * per_pixel
+
+
+def open_image(source: bytes | Path, max_bytes: int = MAX_DECODE_BYTES, *, load: bool = True) -> Image.Image:
+    """Decode an image, refusing what Pillow cannot read and anything whose decoded pixels would take more than
+    `max_bytes`, judged from the header before decoding. JPEGs are reduced while decoding (to at least WORK_SIDE),
+    so a large photo still fits. With `load=False`, only the header is read and checked."""
     if isinstance(source, bytes) and not source:
         raise ImageError("empty file; send an image such as a PNG or JPEG")
     try:
         image = Image.open(io.BytesIO(source) if isinstance(source, bytes) else source)
         width, height = image.size
-        if width * height > MAX_PIXELS:
-            raise ImageTooLargeError(
-                f"image is {width}x{height}: too many pixels to read (limit {MAX_PIXELS // 1_000_000} megapixels);"
-                " scale it down"
-            )
         if width < 1 or height < 1:
             raise ImageError(f"image is {width}x{height} pixels; it holds nothing to read")
-        if image.format == "JPEG":
-            image.draft("L", (WORK_SIDE, WORK_SIDE))
-        image.load()
+        image.draft("L", (WORK_SIDE, WORK_SIDE))  # JPEG only: decodes grey at 1/2, 1/4 or 1/8 scale
+        cost = decoded_bytes(image.mode, image.size)
+        if cost > max_bytes:
+            raise ImageTooLargeError(
+                f"image is {width}x{height} {image.mode}: too many pixels to read (decoding takes"
+                f" {cost / 2**20:,.0f} MiB, limit {max_bytes / 2**20:,.0f} MiB); scale it down"
+            )
+        if load:
+            image.load()
     except ImageError:
         raise
     except Image.DecompressionBombError:
@@ -75,16 +86,41 @@ def open_image(source: bytes | Path) -> Image.Image:
     return image
 
 
+def working_copy(image: Image.Image) -> Image.Image:
+    """The image upright (EXIF orientation) in one of three modes (RGBA if it has transparency, F for 16- and 32-bit
+    values, L otherwise), reduced by a whole factor so its longer side is under 2 * WORK_SIDE. It is converted and
+    reduced a band of rows at a time, so a large image costs little beyond its decoded pixels."""
+    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info:
+        mode = "RGBA"
+    elif image.mode in ("I", "F") or image.mode.startswith("I;"):
+        mode = "F"
+    else:
+        mode = "L"
+    factor = max(1, max(image.size) // WORK_SIDE)
+    width, height = image.size
+    work = Image.new(mode, (-(-width // factor), -(-height // factor)))
+    rows = factor * max(1, BAND_PIXELS // (width * factor))
+    for top in range(0, height, rows):
+        band = image.crop((0, top, width, min(top + rows, height)))
+        band = band.getchannel("L") if band.mode == "LAB" and mode == "L" else band.convert(mode)
+        work.paste(band.reduce(factor) if factor > 1 else band, (0, top // factor))
+    orientation = image.getexif().get(ExifTags.Base.Orientation)
+    if orientation:
+        work.getexif()[ExifTags.Base.Orientation] = orientation
+        ImageOps.exif_transpose(work, in_place=True)
+    return work
+
+
 def grey(image: Image.Image) -> np.ndarray:
     """Luminance in [0, 1] (1 is white), with transparency flattened onto a background that contrasts
     with the opaque pixels, reduced so its longer side is at most WORK_SIDE."""
-    image = ImageOps.exif_transpose(image) or image
-    if image.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
+    image = working_copy(image)
+    if image.mode == "F":
         values = np.asarray(image, np.float32)
         low, high = float(values.min()), float(values.max())
         image = Image.fromarray(((values - low) / max(high - low, 1e-6)).astype(np.float32), "F")
-    elif image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
-        rgba = np.asarray(image.convert("RGBA"), np.float32) / 255
+    elif image.mode == "RGBA":
+        rgba = np.asarray(image, np.float32) / 255
         alpha = rgba[..., 3]
         luma = rgba[..., :3] @ np.array([0.299, 0.587, 0.114], np.float32)
         if alpha.min() < 1:
@@ -93,8 +129,6 @@ def grey(image: Image.Image) -> np.ndarray:
             backdrop = 1.0 if ink_is_dark else 0.0
             luma = luma * alpha + backdrop * (1 - alpha)
         image = Image.fromarray(luma.astype(np.float32), "F")
-    else:
-        image = image.convert("L")
     if max(image.size) > WORK_SIDE:
         factor = WORK_SIDE / max(image.size)
         size = (max(1, round(image.width * factor)), max(1, round(image.height * factor)))
@@ -277,8 +311,13 @@ def as_is(image: Image.Image) -> np.ndarray:
 
 
 def load_digits(
-    source: bytes | Path, prepared: bool = True, multi_digit: bool = False, deskewing: bool = False
+    source: bytes | Path,
+    prepared: bool = True,
+    multi_digit: bool = False,
+    deskewing: bool = False,
+    max_bytes: int = MAX_DECODE_BYTES,
 ) -> list[np.ndarray]:
-    """Read an image (bytes or a file) and return the 28x28 uint8 arrays to feed a model."""
-    image = open_image(source)
+    """Read an image (bytes or a file) and return the 28x28 uint8 arrays to feed a model; `max_bytes` bounds
+    the memory its decoded pixels may take (see open_image)."""
+    image = open_image(source, max_bytes)
     return prepare(image, multi_digit, deskewing) if prepared else [as_is(image)]

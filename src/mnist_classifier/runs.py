@@ -252,10 +252,15 @@ def refuse_ensemble(path: Path, instead: str = "give a single run") -> None:
         raise RunError(f"{path} is an ensemble of {len(members)} runs; {instead}{example}")
 
 
+def check_run_dir(path: Path) -> None:
+    """A folder that `train` (or `ensemble`) wrote, or one line saying it is not."""
+    if not (path / CONFIG).is_file():
+        raise RunError(f"{path}: not a run directory (no config.json); give a folder that `train` wrote")
+
+
 def run_config(run_dir: Path) -> TrainConfig:
     """The settings a single run was trained with."""
-    if not (run_dir / CONFIG).is_file():
-        raise RunError(f"{run_dir}: not a run directory (no config.json); give a folder that `train` wrote")
+    check_run_dir(run_dir)
     refuse_ensemble(run_dir)
     return TrainConfig(**read_config_file(run_dir / CONFIG)).validate()
 

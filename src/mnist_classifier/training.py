@@ -1,7 +1,8 @@
 """Fit a model on a dataset's training split and write the run directory.
 
-The run directory gets config.json first, then model.keras each time validation accuracy
-improves (atomically, so a crash leaves the best complete model), then history.csv.
+The run directory gets config.json first; after each epoch history.csv, model.keras when validation accuracy
+improved, and the whole training state for `--resume` (each atomically, so a crash leaves complete files and a
+resumable run); at the end config.json records that training finished.
 """
 
 from __future__ import annotations

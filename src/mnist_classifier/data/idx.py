@@ -7,6 +7,7 @@ dimension, then the values in big-endian order. The reader checks every part of 
 from __future__ import annotations
 
 import gzip
+import math
 import zlib
 from pathlib import Path
 
@@ -71,14 +72,17 @@ def parse_idx(data: bytes, name: str = "IDX data") -> np.ndarray:
         raise DataError(f"{name}: truncated header ({len(data)} bytes, {ndim} dimensions need {header})")
     shape = tuple(int(d) for d in np.frombuffer(data, ">u4", count=ndim, offset=4))
     dtype = DTYPES[code]
-    expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    expected = math.prod(shape) * dtype.itemsize  # Python ints: a product of four 2**16 dimensions is 2**64
     actual = len(data) - header
     if actual != expected:
         raise DataError(
             f"{name}: payload is {actual} bytes but the header's shape {shape} needs {expected}"
             f" ({'truncated' if actual < expected else 'trailing data'})"
         )
-    array = np.frombuffer(data, dtype, offset=header).reshape(shape)
+    try:
+        array = np.frombuffer(data, dtype, offset=header).reshape(shape)
+    except ValueError:  # a zero dimension beside dimensions whose product NumPy cannot index
+        raise DataError(f"{name}: the header's shape {shape} is too large to hold") from None
     return array.astype(dtype.newbyteorder("="))
 
 

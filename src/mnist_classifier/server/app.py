@@ -2,6 +2,9 @@
 
 The model is loaded once (a Predictor) and called from one worker thread; requests that arrive
 while it is busy are batched into its next call, so concurrent requests are safe and cheap.
+Images are decoded in pools as large as the CPU count, never on the event loop, each within a
+memory budget; small images (digits, photos that JPEG decodes reduced) have their own pool, so large ones
+cannot delay them; when more requests are in flight than the queue holds, the server answers 503 at once.
 """
 
 from __future__ import annotations
@@ -9,29 +12,37 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import functools
 import io
 import json
+import logging
+import os
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import anyio
 import numpy as np
 from fastapi import FastAPI, HTTPException, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 from PIL import Image
 from pydantic import BaseModel
-from starlette.concurrency import run_in_threadpool
 
 from ..errors import ImageError, ImageTooLargeError, NotAnImageError
 from ..inference import Predictor
-from ..preprocess import load_digits
+from ..preprocess import MAX_DECODE_BYTES, decoded_bytes, load_digits, open_image
 
 STATIC = Path(__file__).parent / "static"
-INLINE_BYTES = 2048  # bodies this small (a 28x28 PNG) are decoded on the event loop; larger ones in a thread
+MAX_QUEUE = 64  # requests in flight at once (reading, decoding, waiting for the model); more get 503
+MAX_BATCH = 64  # images in one call of the model
+SMALL_IMAGE_BYTES = 4 * 2**20  # images that decode to at most this many bytes have a pool of their own
+RETRY_AFTER_SECONDS = 1
+log = logging.getLogger(__name__)
 
 
 class Digit(BaseModel):
@@ -60,6 +71,34 @@ class ModelInfo(BaseModel):
 
 class Health(BaseModel):
     status: str
+
+
+class Problem(BaseModel):
+    detail: str
+
+
+def problem(description: str, headers: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"model": Problem, "description": description} | ({"headers": headers} if headers else {})
+
+
+PREDICT_RESPONSES: dict[int | str, dict[str, Any]] = {
+    413: problem("The body is over the upload limit, or its image would take more memory to decode than allowed."),
+    415: problem("The content type is not an image, multipart or JSON, or the bytes are not an image."),
+    422: problem("The image is corrupt or holds no digit (a blank image), or the JSON or a parameter is invalid."),
+    500: problem("The model failed on the batch this request was in; the failure is logged."),
+    503: problem(
+        "Too many requests in flight; try again after Retry-After seconds.",
+        {"Retry-After": {"description": "Seconds to wait before retrying.", "schema": {"type": "integer"}}},
+    ),
+}
+
+
+class Busy(Exception):
+    """The server holds as many requests as its queue allows."""
+
+
+class BatchFailed(Exception):
+    """The model (or assembling its batch) raised; every request of that batch gets 500."""
 
 
 PREDICT_BODY: dict[str, Any] = {
@@ -95,33 +134,53 @@ PREDICT_BODY: dict[str, Any] = {
 
 
 class Batcher:
-    """Runs the model in one thread; calls that arrive while it is busy share its next batch."""
+    """Runs the model in one thread; calls that arrive while it is busy share its next batch (at most
+    `max_batch` images). At most `max_pending` calls wait; one more raises Busy. Whatever goes wrong with a
+    batch fails only that batch's calls, with BatchFailed, and is logged as one line."""
 
-    def __init__(self, predictor: Predictor) -> None:
+    def __init__(self, predictor: Predictor, max_pending: int = MAX_QUEUE, max_batch: int = MAX_BATCH) -> None:
         self.predictor = predictor
+        self.max_pending, self.max_batch = max_pending, max_batch
         self.executor = ThreadPoolExecutor(1, thread_name_prefix="model")
         self.pending: list[tuple[np.ndarray, asyncio.Future[np.ndarray]]] = []
         self.task: asyncio.Task[None] | None = None
 
     async def probabilities(self, images: np.ndarray) -> np.ndarray:
+        if len(self.pending) >= self.max_pending:
+            raise Busy(f"{len(self.pending)} requests are waiting for the model")
         future: asyncio.Future[np.ndarray] = asyncio.get_running_loop().create_future()
         self.pending.append((images, future))
         if self.task is None:
             self.task = asyncio.create_task(self.drain())
         return await future
 
+    def next_batch(self) -> list[tuple[np.ndarray, asyncio.Future[np.ndarray]]]:
+        """The oldest pending calls whose images fit in one batch (always at least one call)."""
+        count, size = 1, len(self.pending[0][0])
+        while count < len(self.pending) and size + len(self.pending[count][0]) <= self.max_batch:
+            size += len(self.pending[count][0])
+            count += 1
+        batch, self.pending = self.pending[:count], self.pending[count:]
+        return batch
+
     async def drain(self) -> None:
         loop = asyncio.get_running_loop()
         try:
             while self.pending:
-                batch, self.pending = self.pending, []
-                images = np.concatenate([scaled(images) for images, _ in batch])
+                batch = self.next_batch()
                 try:
+                    images = np.concatenate([scaled(images) for images, _ in batch])
                     probs = await loop.run_in_executor(self.executor, self.predictor.probabilities, images)
-                except Exception as e:
+                    if len(probs) != len(images):
+                        raise ValueError(f"the model returned {len(probs)} results for {len(images)} images")
+                except BaseException as e:
+                    failure = BatchFailed(f"{type(e).__name__}: {e}".splitlines()[0])
+                    log.error("prediction failed for a batch of %d requests: %s", len(batch), failure)
                     for _, future in batch:
                         if not future.done():
-                            future.set_exception(e)
+                            future.set_exception(failure)
+                    if not isinstance(e, Exception):
+                        raise
                     continue
                 at = 0
                 for images, future in batch:
@@ -130,15 +189,37 @@ class Batcher:
                     at += len(images)
         finally:
             self.task = None
+            for _, future in self.pending:  # only when the loop itself is cancelled (shutdown)
+                if not future.done():
+                    future.set_exception(BatchFailed("the server is shutting down"))
+            self.pending = []
 
 
 def scaled(images: np.ndarray) -> np.ndarray:
     return images.astype(np.float32) / np.float32(255) if images.dtype == np.uint8 else images
 
 
-def create_app(predictor: Predictor, max_upload_bytes: int = 5 * 1024 * 1024) -> FastAPI:
-    """The API around one loaded model; request bodies over `max_upload_bytes` get 413."""
-    batcher = Batcher(predictor)
+def decode_threads() -> int:
+    """The CPU cores this process may use: decoding more images at once only adds memory."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def create_app(
+    predictor: Predictor,
+    max_upload_bytes: int = 5 * 1024 * 1024,
+    max_decode_bytes: int = MAX_DECODE_BYTES,
+    threads: int | None = None,
+    max_queue: int = MAX_QUEUE,
+    max_batch: int = MAX_BATCH,
+) -> FastAPI:
+    """The API around one loaded model. Request bodies over `max_upload_bytes` get 413, and so do images whose
+    decoded pixels would take more than `max_decode_bytes` (judged from their header); `threads` images (default:
+    one per core) are decoded at once; beyond `max_queue` requests in flight, 503 with Retry-After; the model sees
+    at most `max_batch` images a call."""
+    batcher = Batcher(predictor, max_queue, max_batch)
+    decoders = anyio.CapacityLimiter(threads or decode_threads())  # headers, and images up to SMALL_IMAGE_BYTES
+    large_decoders = anyio.CapacityLimiter(threads or decode_threads())  # so large ones never delay small ones
+    in_flight = 0
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -152,6 +233,24 @@ def create_app(predictor: Predictor, max_upload_bytes: int = 5 * 1024 * 1024) ->
         lifespan=lifespan,
     )
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.exception_handler(Busy)
+    async def busy(request: Request, error: Busy) -> JSONResponse:
+        return JSONResponse(
+            {"detail": f"server busy ({error}); retry after {RETRY_AFTER_SECONDS} s"},
+            503,
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+        )
+
+    @app.exception_handler(BatchFailed)
+    async def batch_failed(request: Request, error: BatchFailed) -> JSONResponse:
+        return JSONResponse({"detail": "the model failed on this request's batch (logged); try again"}, 500)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:
+        first = error.errors()[0] if error.errors() else {}
+        where = " ".join(str(part) for part in first.get("loc", ()))
+        return JSONResponse({"detail": f"{where}: {first.get('msg', 'invalid')}".splitlines()[0]}, 422)
 
     @app.exception_handler(ImageError)
     async def image_error(request: Request, error: ImageError) -> JSONResponse:
@@ -182,9 +281,7 @@ def create_app(predictor: Predictor, max_upload_bytes: int = 5 * 1024 * 1024) ->
             parameters=predictor.parameters,
         )
 
-    @app.post(
-        "/predict", openapi_extra=PREDICT_BODY, responses={413: {}, 415: {}, 422: {}}, response_model_exclude_none=True
-    )
+    @app.post("/predict", openapi_extra=PREDICT_BODY, responses=PREDICT_RESPONSES, response_model_exclude_none=True)
     async def predict(
         request: Request,
         multi_digit: bool = Query(False, description="Read a number written in a row: one result per digit."),
@@ -193,6 +290,18 @@ def create_app(predictor: Predictor, max_upload_bytes: int = 5 * 1024 * 1024) ->
     ) -> Digit | Number:
         """Read the digit in an uploaded image (multipart `file`, raw image body, or JSON `image` in base64),
         or in a JSON `pixels` 28x28 array; images are prepared MNIST-style first."""
+        nonlocal in_flight
+        if in_flight >= max_queue:
+            raise Busy(f"{in_flight} requests in flight")
+        in_flight += 1
+        try:
+            return await read_and_predict(request, multi_digit, deskew, include_input)
+        finally:
+            in_flight -= 1
+
+    async def read_and_predict(
+        request: Request, multi_digit: bool, deskew: bool, include_input: bool
+    ) -> Digit | Number:
         kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if kind not in ("multipart/form-data", "application/json", "application/octet-stream") and not kind.startswith(
             "image/"
@@ -213,11 +322,11 @@ def create_app(predictor: Predictor, max_upload_bytes: int = 5 * 1024 * 1024) ->
             body = decode_base64(document.get("image"))
         elif kind == "multipart/form-data":
             body = await uploaded_file(request, body)
-        if len(body) <= INLINE_BYTES:
-            digits = load_digits(body, True, multi_digit, deskew)
-        else:
-            digits = await run_in_threadpool(load_digits, body, True, multi_digit, deskew)
-        images = np.stack(digits)
+        header = functools.partial(open_image, body, max_decode_bytes, load=False)
+        image = await anyio.to_thread.run_sync(header, limiter=decoders)
+        small = decoded_bytes(image.mode, image.size) <= SMALL_IMAGE_BYTES
+        read = functools.partial(load_digits, body, True, multi_digit, deskew, max_decode_bytes)
+        images = np.stack(await anyio.to_thread.run_sync(read, limiter=decoders if small else large_decoders))
         return respond(predictor, images, await batcher.probabilities(images), multi_digit, include_input)
 
     return app
@@ -240,19 +349,24 @@ async def read_body(request: Request, limit: int) -> bytes:
 
 
 async def uploaded_file(request: Request, body: bytes) -> bytes:
-    """The bytes of the multipart field `file` of an already-read body."""
+    """The bytes of the multipart field `file` of an already-read body; the parsed form (and any file it
+    spooled to disk) is closed before returning."""
 
     async def replay() -> dict[str, Any]:
         return {"type": "http.request", "body": body, "more_body": False}
 
     try:
-        form = await Request(request.scope, replay).form(max_files=1, max_fields=10)
+        form = await Request(request.scope, replay).form(max_files=1, max_fields=8, max_part_size=64 * 1024)
     except Exception as e:  # the multipart parser raises several types for malformed bodies
-        raise HTTPException(422, f"malformed multipart body ({e})") from None
-    upload = form.get("file")
-    if upload is None or isinstance(upload, str):
-        raise HTTPException(422, "multipart body has no file field named 'file'")
-    return await upload.read()
+        detail = getattr(e, "detail", None) or str(e) or type(e).__name__
+        raise HTTPException(422, f"malformed multipart body ({detail})".splitlines()[0]) from None
+    try:
+        upload = form.get("file")
+        if upload is None or isinstance(upload, str):
+            raise HTTPException(422, "multipart body has no file field named 'file'")
+        return await upload.read()
+    finally:
+        await form.close()
 
 
 def parse_json(body: bytes) -> dict[str, Any]:
