@@ -77,3 +77,25 @@ def test_tensorflow_starts_without_noise_on_stderr() -> None:
     )
     done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, check=True)
     assert (done.stdout, done.stderr) == ("3\n", "after\n")
+
+
+@pytest.mark.parametrize(
+    ("command", "message"),
+    [
+        (
+            ["predict", "{run}", "{image}", "--save-preprocessed", "/proc/forbidden"],
+            "--save-preprocessed: cannot create",
+        ),
+        (["export", "{run}", "--format", "onnx", "--out", "/proc/forbidden/model.onnx"], "--out: cannot create"),
+        (["train", "--epochs", "1", "--out", "{image}"], "is a file; choose a folder"),
+    ],
+)
+def test_unwritable_output_paths_are_one_line(
+    cli, dnn_run: Path, tmp_path: Path, command: list[str], message: str
+) -> None:  # type: ignore[no-untyped-def]
+    from PIL import Image
+
+    image = tmp_path / "digit.png"
+    Image.new("L", (28, 28)).save(image)
+    result = cli(*(part.format(run=dnn_run, image=image) for part in command))
+    assert result.code == 2 and result.err.count("\n") == 1 and message in result.err, result.err

@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from .errors import ConfigError, MnistClassifierError, SettingError
-from .utils import atomic_path, import_tensorflow_quietly
+from .utils import atomic_path, create_folder, import_tensorflow_quietly
 
 if TYPE_CHECKING:
     import numpy as np
@@ -508,7 +508,7 @@ class PreprocessedSaver:
     """Writes the 28x28 arrays fed to the model as PNG files named after their source, never overwriting each other."""
 
     def __init__(self, folder: Path) -> None:
-        folder.mkdir(parents=True, exist_ok=True)
+        create_folder(folder, "--save-preprocessed")
         self.folder = folder
         self.used: set[str] = set()
 

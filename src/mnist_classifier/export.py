@@ -16,6 +16,7 @@ from .errors import ConfigError, ExportError
 from .inference import Predictor
 from .preprocess import scale
 from .runs import run_config
+from .utils import create_folder
 
 FORMATS = ("keras", "savedmodel", "onnx", "tflite")
 Runner = Callable[[np.ndarray], np.ndarray]
@@ -108,7 +109,7 @@ def export_run(run_dir: Path, format: str, out: Path, limit: int | None = None) 
     predictor = Predictor(run_dir)
     data = load_dataset(config.dataset, Path(config.data_dir) if config.data_dir else None)
     images = data.x_test[:limit]
-    out.parent.mkdir(parents=True, exist_ok=True)
+    create_folder(out.parent, "--out")
     try:
         write(predictor, format, out)
         agree, worst = compare(predictor.probabilities, runner(format, out), images)

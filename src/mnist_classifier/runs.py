@@ -22,7 +22,7 @@ import numpy as np
 
 from .config import TrainConfig, read_config_file, to_dict
 from .errors import ConfigError, RunError
-from .utils import atomic_path, write_json, write_text
+from .utils import atomic_path, create_folder, write_json, write_text
 
 if TYPE_CHECKING:
     import keras
@@ -186,28 +186,17 @@ def new_run_dir(out: Path | None, *name: str) -> Path:
             raise ConfigError(
                 f"--out: {out} already holds a run; choose another folder (an interrupted run continues with --resume)"
             )
-        create_folder(out, exist_ok=True)
+        create_folder(out, "--out")
         return out
     base = Path("runs") / f"{'-'.join(name)}-{dt.datetime.now():%Y%m%d-%H%M%S}"
     for n in itertools.count(1):
         path = base.with_name(f"{base.name}-{n}") if n > 1 else base
         try:
-            create_folder(path, exist_ok=False)
+            create_folder(path, "--out", exist_ok=False)
             return path
         except FileExistsError:
             continue
     raise AssertionError("unreachable")
-
-
-def create_folder(path: Path, exist_ok: bool) -> None:
-    try:
-        path.mkdir(parents=True, exist_ok=exist_ok)
-    except FileExistsError:
-        if not exist_ok:
-            raise
-        raise ConfigError(f"--out: {path} is a file; choose a folder") from None
-    except OSError as e:
-        raise ConfigError(f"--out: cannot create {path} ({e.strerror}); choose a folder you can write to") from None
 
 
 def write_config(run_dir: Path, config: TrainConfig, meta: dict[str, Any]) -> None:

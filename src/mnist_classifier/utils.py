@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from .errors import WriteError
+from .errors import ConfigError, WriteError
 
 
 @contextlib.contextmanager
@@ -28,6 +28,19 @@ def atomic_path(path: Path) -> Iterator[Path]:
         ) from None
     finally:
         tmp_path.unlink(missing_ok=True)
+
+
+def create_folder(path: Path, option: str, exist_ok: bool = True) -> None:
+    """mkdir -p for a folder a user named with `option`; a file in the way or no permission is one line. With
+    `exist_ok` False an existing folder raises FileExistsError (to pick another name)."""
+    try:
+        path.mkdir(parents=True, exist_ok=exist_ok)
+    except FileExistsError:
+        if not exist_ok and path.is_dir():
+            raise
+        raise ConfigError(f"{option}: {path} is a file; choose a folder") from None
+    except OSError as e:
+        raise ConfigError(f"{option}: cannot create {path} ({e.strerror}); choose a folder you can write to") from None
 
 
 def write_bytes(path: Path, data: bytes) -> None:
