@@ -36,6 +36,7 @@ class ExportCheck:
 
 def write(predictor: Predictor, format: str, out: Path) -> None:
     model = predictor.model
+    model(np.zeros((1, *model.input_shape[1:]), np.float32))  # Keras exports only a model that has been called
     if format == "keras":
         model.save(out)
     elif format == "savedmodel":
