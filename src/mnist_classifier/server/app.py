@@ -322,11 +322,17 @@ def create_app(
             body = decode_base64(document.get("image"))
         elif kind == "multipart/form-data":
             body = await uploaded_file(request, body)
-        header = functools.partial(open_image, body, max_decode_bytes, load=False)
-        image = await anyio.to_thread.run_sync(header, limiter=decoders)
-        small = decoded_bytes(image.mode, image.size) <= SMALL_IMAGE_BYTES
         read = functools.partial(load_digits, body, True, multi_digit, deskew, max_decode_bytes)
-        images = np.stack(await anyio.to_thread.run_sync(read, limiter=decoders if small else large_decoders))
+
+        def read_if_small() -> list[np.ndarray] | None:
+            """The image's digits if it is small once decoded (one thread hop for the common case), else None."""
+            image = open_image(body, max_decode_bytes, load=False)
+            return read() if decoded_bytes(image.mode, image.size) <= SMALL_IMAGE_BYTES else None
+
+        digits = await anyio.to_thread.run_sync(read_if_small, limiter=decoders)
+        if digits is None:
+            digits = await anyio.to_thread.run_sync(read, limiter=large_decoders)
+        images = np.stack(digits)
         return respond(predictor, images, await batcher.probabilities(images), multi_digit, include_input)
 
     return app
