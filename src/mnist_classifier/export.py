@@ -13,7 +13,7 @@ import numpy as np
 
 from .data import load_dataset
 from .errors import ConfigError, ExportError
-from .inference import Predictor
+from .inference import DefaultCalibrationWarning, Predictor
 from .preprocess import scale
 from .runs import run_config
 from .utils import create_folder
@@ -52,7 +52,9 @@ def write(predictor: Predictor, format: str, out: Path) -> None:
 def runner(format: str, out: Path) -> Runner:
     """A function that runs the exported file in its own runtime on a float32 batch."""
     if format == "keras":
-        exported = Predictor(out)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DefaultCalibrationWarning)  # only its probabilities are compared
+            exported = Predictor(out)
         return exported.probabilities
     if format == "savedmodel":
         import tensorflow as tf
