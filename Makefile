@@ -26,9 +26,9 @@ test: $(STAMP)
 serve: $(STAMP)
 	$(BIN)/mnist-classifier serve $(or $(RUN),$(shell ls -td runs/*/ 2>/dev/null | head -1),runs/none)
 
-# benchmarks/validation.py compares runs you name, so it is run by hand
+# benchmarks/validation.py compares runs you name, so it is run by hand; benchmarks/_*.py are their shared helpers
 bench: $(STAMP)
-	for script in $(filter-out benchmarks/validation.py,$(wildcard benchmarks/*.py)); do $(BIN)/python $$script || exit 1; done
+	for script in $(filter-out benchmarks/validation.py benchmarks/_%.py,$(wildcard benchmarks/*.py)); do $(BIN)/python $$script || exit 1; done
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .mypy_cache .ruff_cache

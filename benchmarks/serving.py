@@ -19,40 +19,25 @@ import json
 import math
 import os
 import platform
-import socket
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
+from _serve import CLI, free_port, served, train_model
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 from rich.console import Console
 from rich.table import Table
 
 from mnist_classifier.data import load_dataset
 
-CLI = [sys.executable, "-m", "mnist_classifier"]
 FONT_FOLDERS = (Path("/usr/share/fonts"), Path("/usr/local/share/fonts"))
 # Handwriting-style fonts from Debian packages (fonts-humor-sans, fonts-dkg-handwriting, fonts-breip,
 # fonts-comic-neue; not fonts-femkeklaver, whose digits are outlines); DejaVu and Liberation stand in without them.
 HANDWRITING = ("Humor-Sans", "dkg", "Breip", "ComicNeue-Regular", "ComicNeue-Bold", "ComicNeue-Italic")
 FALLBACK = ("DejaVuSans-Oblique", "DejaVuSans", "LiberationSans-Italic", "DejaVuSansCondensed-Oblique")
-
-
-def train_model(folder: Path) -> Path:
-    run = folder / "dnn"
-    subprocess.run([*CLI, "train", "--out", str(run)], check=True, stdout=subprocess.DEVNULL)
-    return run
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def multipart_request(port: int, png: bytes) -> bytes:
@@ -104,23 +89,10 @@ def bench_server(run: Path, count: int, clients: int) -> dict[str, float]:
         Image.fromarray(image).save(buffer, "PNG")
         pngs.append(buffer.getvalue())
     port = free_port()
-    server = subprocess.Popen([*CLI, "serve", str(run), "--port", str(port)], stdout=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1)
-                break
-            except OSError:
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise RuntimeError("the server did not start") from None
-                time.sleep(0.2)
+    with served(run, port):
         requests = [(multipart_request(port, pngs[i % 500]), int(data.y_test[i % 500])) for i in range(count)]
         asyncio.run(load(port, requests[:400], clients))
         latencies, (errors, correct), seconds = asyncio.run(load(port, requests, clients))
-    finally:
-        server.terminate()
-        server.wait(30)
     ms = sorted(x * 1000 for x in latencies)
     return {
         "requests": len(ms),
@@ -301,7 +273,7 @@ def main() -> None:
         folder = Path(tmp)
         os.environ["MNIST_CLASSIFIER_CACHE"] = str(folder / "cache")  # predict's ONNX copies start from nothing
         run = args.model_run or train_model(folder)
-        served = bench_server(run, args.requests, args.clients)
+        http = bench_server(run, args.requests, args.clients)
         (folder / "mnist").mkdir()
         listed = bench_folder(run, folder / "mnist", args.files)
         (folder / "real").mkdir()
@@ -312,14 +284,14 @@ def main() -> None:
     for column in ("measure", "result", "target"):
         table.add_column(column, justify="right" if column != "measure" else "left")
     table.add_row(
-        f"HTTP, {args.clients} clients, {served['requests']:,} PNG requests: median latency",
-        f"{served['median_ms']:.1f} ms",
+        f"HTTP, {args.clients} clients, {http['requests']:,} PNG requests: median latency",
+        f"{http['median_ms']:.1f} ms",
         "≤ 10 ms",
     )
-    table.add_row("HTTP: 99th percentile latency", f"{served['p99_ms']:.1f} ms", "≤ 50 ms")
-    table.add_row("HTTP: throughput", f"{served['per_second']:,.0f} req/s", "≥ 300 req/s")
-    table.add_row("HTTP: errors (non-200)", f"{served['errors']}", "0")
-    table.add_row("HTTP: correct digits", f"{served['accuracy']:.2%}", "")
+    table.add_row("HTTP: 99th percentile latency", f"{http['p99_ms']:.1f} ms", "≤ 50 ms")
+    table.add_row("HTTP: throughput", f"{http['per_second']:,.0f} req/s", "≥ 300 req/s")
+    table.add_row("HTTP: errors (non-200)", f"{http['errors']}", "0")
+    table.add_row("HTTP: correct digits", f"{http['accuracy']:.2%}", "")
     table.add_row(
         f"predict on {listed['files']:,} PNG files, whole command, median of 3 ({listed['seconds']:.1f} s)",
         f"{listed['per_second']:,.0f} images/s",

@@ -21,35 +21,18 @@ import io
 import math
 import os
 import platform
-import socket
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from _serve import HOST, free_port, served, train_model
 from PIL import Image, ImageDraw
 from rich.console import Console
 from rich.table import Table
 
 from mnist_classifier.data import load_dataset
-
-CLI = [sys.executable, "-m", "mnist_classifier"]
-HOST = "127.0.0.1"
-
-
-def train_model(folder: Path) -> Path:
-    run = folder / "dnn"
-    subprocess.run([*CLI, "train", "--out", str(run)], check=True, stdout=subprocess.DEVNULL)
-    return run
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
 
 
 def rss_mb(pid: int) -> float:
@@ -176,17 +159,7 @@ def main() -> None:
         ]
         steady = [valid[i] if i % 5 else bad[(i // 5) % len(bad)] for i in range(len(valid))]
         attack = [(name, request(port, body, "image/png")) for name, body in hostile.items()]
-        server = subprocess.Popen([*CLI, "serve", str(run), "--port", str(port)], stdout=subprocess.DEVNULL)
-        try:
-            deadline = time.monotonic() + 120
-            while True:
-                try:
-                    urllib.request.urlopen(f"http://{HOST}:{port}/health", timeout=1)
-                    break
-                except OSError:
-                    if time.monotonic() > deadline or server.poll() is not None:
-                        raise RuntimeError("the server did not start") from None
-                    time.sleep(0.2)
+        with served(run, port) as server:
             asyncio.run(run_phase(port, server.pid, [(8, valid)], 5))  # warm-up
             rss_start = rss_mb(server.pid)
             soak, soak_peak = asyncio.run(run_phase(port, server.pid, [(8, steady)], args.minutes * 60))
@@ -194,9 +167,6 @@ def main() -> None:
             rss_before_attack = rss_end
             hit, attack_peak = asyncio.run(run_phase(port, server.pid, [(16, attack), (4, valid)], args.attack_seconds))
             rss_after_attack = rss_mb(server.pid)
-        finally:
-            server.terminate()
-            server.wait(30)
 
     table = Table(title=f"soak and attack, model {run.name}, {machine}, server on {HOST}")
     for column in ("measure", "result", "target"):
