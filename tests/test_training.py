@@ -110,7 +110,7 @@ def test_a_resumed_run_is_the_run_it_would_have_been(cli, tmp_path: Path, monkey
         assert [r[key] for r in rows[0]] == [r[key] for r in rows[1]], key
     assert not (tmp_path / "cut" / "resume.npz").exists() and (tmp_path / "cut" / "metrics.json").is_file()
     assert cli("train", "--resume", str(tmp_path / "cut")).err.endswith(
-        "its training finished; there is nothing to resume\n"
+        "its training finished and was evaluated; there is nothing to resume\n"
     )
     assert "give it alone" in cli("train", "--resume", str(tmp_path / "cut"), "--epochs", "3").err
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .config import TrainConfig, resolve
-from .errors import ConfigError, ImageError
+from .errors import ConfigError, ImageError, RunError
 from .runs import CONFIG, METRICS, check_run_dir, ensemble_members, new_run_dir, read_history, read_json, read_metrics
 
 if TYPE_CHECKING:
@@ -207,12 +207,14 @@ def train(
 
 
 def resume(path: str | Path, verbose: int | str = "auto") -> Run:
-    """Continue a run whose training was interrupted, from its last completed epoch; then evaluate it and write its
-    report, as `train` would have."""
+    """Continue a run that was interrupted, from its last completed epoch (or, killed after training, from its
+    evaluation); then evaluate it and write its report, as `train` would have."""
     from .evaluation import evaluate_run
     from .report import write_report
     from .training import resume as resume_training
 
+    if (Path(path) / METRICS).is_file():
+        raise RunError(f"{path}: its training finished and was evaluated; there is nothing to resume")
     run_dir = resume_training(Path(path), verbose)
     evaluate_run(run_dir)
     write_report(run_dir)

@@ -23,6 +23,7 @@ import tensorflow as tf
 
 from . import calibrate
 from .augment import Augmentation, augment
+from .calibration import CALIBRATION
 from .config import TrainConfig
 from .data import Dataset, load_dataset, split_validation
 from .errors import RunError
@@ -213,11 +214,14 @@ def train(
 
 def resume(run_dir: Path, verbose: int | str = "auto") -> Path:
     """Continue a run that was interrupted (killed, out of power) from its last completed epoch: model, optimizer
-    state and schedule step, and the data order and augmentation of the epochs left are those it would have had."""
+    state and schedule step, and the data order and augmentation of the epochs left are those it would have had.
+    A run killed after its training gets the calibration training would have fitted last, if it lacks it."""
     config = run_config(run_dir)
-    if training_finished(run_dir):
-        raise RunError(f"{run_dir}: its training finished; there is nothing to resume")
-    return fit(config, run_dir, verbose, (), True)
+    if not training_finished(run_dir):
+        return fit(config, run_dir, verbose, (), True)
+    if not (run_dir / CALIBRATION).is_file():
+        calibrate.fit(run_dir)
+    return run_dir
 
 
 def fit(
