@@ -86,6 +86,10 @@ def train(
     elastic: Annotated[float | None, typer.Option(help="Augmentation: elastic distortion strength (alpha).")] = None,
     elastic_sigma: Annotated[float | None, typer.Option(help="Smoothness of the elastic distortion.")] = None,
     label_smoothing: Annotated[float | None, typer.Option(help="Label smoothing, e.g. 0.1.")] = None,
+    outliers: Annotated[
+        float | None,
+        typer.Option(help="Non-digits per digit in each batch, taught to get no confident digit; 0 for none."),
+    ] = None,
     weight_decay: Annotated[float | None, typer.Option(help="Decoupled weight decay; 0 for none.")] = None,
     jit_compile: Annotated[
         bool | None, typer.Option("--jit-compile/--no-jit-compile", help="Compile training steps with XLA.")
@@ -146,6 +150,7 @@ def train(
         elastic=elastic,
         elastic_sigma=elastic_sigma,
         label_smoothing=label_smoothing,
+        outliers=outliers,
         weight_decay=weight_decay,
         jit_compile=jit_compile,
         threads=threads,

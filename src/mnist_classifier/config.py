@@ -119,6 +119,8 @@ class TrainConfig:
     elastic: float = setting(0.0, Interval(0, 100, "left"))
     elastic_sigma: float = setting(4.0, Interval(0, 28, "neither"))
     label_smoothing: float = setting(0.0, FRACTION)
+    # outlier exposure: non-digits per digit in each batch, trained toward equal probabilities (digit datasets only)
+    outliers: float = setting(0.25, FRACTION)
     weight_decay: float = setting(0.0, FRACTION)
     jit_compile: bool = False
     threads: int = setting(dataclasses.MISSING, POSITIVE, factory=lambda: os.cpu_count() or 1)

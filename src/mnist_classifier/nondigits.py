@@ -1,10 +1,13 @@
-"""Synthetic images that are not digits (letters, scribbles, shapes, noise, textures), prepared as a model sees them.
+"""Synthetic images that are not digits (letters, scribbles, shapes, silhouettes, noise, textures), as a model sees
+them.
 
-They are what the out-of-distribution method is chosen and checked on: `validation_set` draws them with the fonts
-that ship inside Matplotlib (DejaVu, STIX, Computer Modern), so it exists wherever the package is installed.
-benchmarks/ood.py draws its own with other fonts and seeds, so that its figures never come from the set the
-method was tuned on. Every image goes through preprocess.prepare, the MNIST-style preparation that `predict`
-and the server apply to a user's image.
+Three sets, kept apart. `training_pool` is what training shows the model as things to answer with uniform
+probabilities (outlier exposure); `validation_set` is what the verdict's score and thresholds are chosen on. Both
+draw letters with fonts that ship inside Matplotlib, so they exist wherever the package is installed, but each
+with its own fonts and seeds. benchmarks/ood.py draws its own with other fonts and seeds, so that its figures
+never come from a set the method was trained or tuned on. Letters, scribbles and shapes go through
+preprocess.prepare, the MNIST-style preparation that `predict` and the server apply to a user's image; the
+RAW_KINDS are resized only, as arrays given to the Python API or the server's `pixels`.
 """
 
 from __future__ import annotations
@@ -17,35 +20,55 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
-from .errors import ImageError
+from .data.datasets import cache_dir
+from .errors import ImageError, WriteError
 from .preprocess import prepare
+from .utils import atomic_path
 
 # Letters that look like digits in many hands (O 0, I l 1, S s 5, Z z 2, B 8, G g q 9 6, b 6): never counted as
 # non-digits, since reading them as digits is not a mistake.
 LOOK_ALIKES = "OoIlSsZzBGgqb"
 LETTERS = "".join(c for c in string.ascii_letters if c not in LOOK_ALIKES)
 KINDS = ("letters", "scribbles", "shapes", "noise", "textures")
-RAW_KINDS = (
-    "noise",
-    "textures",
-)  # the preparation finds no ink in most of them: they matter as arrays given to the API
+# as arrays given to the API: the preparation finds no ink in most noise and textures, and fills the frame with a
+# silhouette's outline
+RAW_KINDS = ("noise", "textures", "silhouettes")
 CANVAS = 96
 Maker = Callable[[np.random.Generator], Image.Image]
 
 
-def matplotlib_fonts() -> list[Path]:
-    """The validation set's fonts: those shipped with Matplotlib (a dependency), so always installed."""
+VALIDATION_FONTS = (
+    "DejaVuSans",
+    "DejaVuSans-Bold",
+    "DejaVuSans-Oblique",
+    "DejaVuSerif",
+    "DejaVuSerif-Italic",
+    "DejaVuSansMono",
+    "STIXGeneral",
+    "STIXGeneralItalic",
+    "cmr10",
+    "cmss10",
+)
+TRAINING_FONTS = (
+    "DejaVuSans-BoldOblique",
+    "DejaVuSansMono-Bold",
+    "DejaVuSansMono-Oblique",
+    "DejaVuSerif-Bold",
+    "DejaVuSerif-BoldItalic",
+    "STIXGeneralBol",
+    "STIXGeneralBolIta",
+    "cmb10",
+    "cmti10",
+    "cmtt10",
+)
+POOL_VERSION = 3  # bump when what training_pool draws changes: the cached pools are keyed by it
+
+
+def matplotlib_fonts(names: Sequence[str] = VALIDATION_FONTS) -> list[Path]:
+    """Fonts shipped with Matplotlib (a dependency), so always installed: by default the validation set's."""
     import matplotlib
 
     folder = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
-    names: tuple[str, ...] = (
-        "DejaVuSans",
-        "DejaVuSans-Bold",
-        "DejaVuSans-Oblique",
-        "DejaVuSerif",
-        "DejaVuSerif-Italic",
-    )
-    names += ("DejaVuSansMono", "STIXGeneral", "STIXGeneralItalic", "cmr10", "cmss10")
     return [folder / f"{name}.ttf" for name in names if (folder / f"{name}.ttf").is_file()]
 
 
@@ -137,7 +160,31 @@ def texture(rng: np.random.Generator) -> Image.Image:
     return Image.fromarray(np.clip(image, 0, 255).astype(np.uint8), "L")
 
 
-MAKERS: dict[str, Maker] = {"scribbles": scribble, "shapes": shape, "noise": noise, "textures": texture}
+def silhouette(rng: np.random.Generator) -> Image.Image:
+    """A photo of an object cut out on black: one or two large filled outlines, lit unevenly, with some texture."""
+    canvas = Image.new("L", (CANVAS, CANVAS), 0)
+    draw = ImageDraw.Draw(canvas)
+    for _ in range(int(rng.integers(1, 3))):
+        cx, cy = rng.uniform(35, CANVAS - 35, 2)
+        corners = int(rng.integers(4, 12))
+        angles = np.linspace(0, 2 * np.pi, corners, endpoint=False) + rng.uniform(-0.3, 0.3, corners)
+        radii = rng.uniform(22, 42, corners) * rng.uniform(0.45, 1, 2)[:, None]
+        points = [(cx + rx * np.cos(a), cy + ry * np.sin(a)) for rx, ry, a in zip(*radii, angles, strict=True)]
+        draw.polygon(points, fill=255)
+    mask = np.asarray(canvas.filter(ImageFilter.GaussianBlur(1.0)), np.float32) / 255
+    ys, xs = np.mgrid[0:CANVAS, 0:CANVAS] / CANVAS
+    light = rng.uniform(90, 230) + rng.uniform(-60, 60) * (xs - 0.5) + rng.uniform(-60, 60) * (ys - 0.5)
+    values = mask * (light + rng.normal(0, rng.uniform(2, 25), mask.shape))
+    return Image.fromarray(np.clip(values, 0, 255).astype(np.uint8), "L")
+
+
+MAKERS: dict[str, Maker] = {
+    "scribbles": scribble,
+    "shapes": shape,
+    "noise": noise,
+    "textures": texture,
+    "silhouettes": silhouette,
+}
 
 
 def prepared(images: Sequence[Image.Image]) -> tuple[np.ndarray, int]:
@@ -179,6 +226,36 @@ def validation_set(per_kind: int = 200, seed: int = 1) -> dict[str, np.ndarray]:
     for i, kind in enumerate(MAKERS, 1):
         sets[kind] = generated(kind, per_kind, seed * 1000 + i, raw=kind in RAW_KINDS)[0]
     return sets
+
+
+def training_pool(count: int, seed: int = 0) -> np.ndarray:
+    """`count` non-digits (N, 28, 28) uint8 for outlier exposure: letters in TRAINING_FONTS, scribbles and shapes
+    (prepared), shapes, noise and textures (raw). Drawn once per size and seed, then kept in the cache folder."""
+    path = cache_dir() / "nondigits" / f"pool-v{POOL_VERSION}-{count}-{seed}.npy"
+    try:
+        pool = np.load(path, allow_pickle=False)
+        if pool.shape == (count, 28, 28) and pool.dtype == np.uint8:
+            return pool
+    except (OSError, ValueError):
+        pass
+    shares = {"letters": 0.35, "scribbles": 0.15, "shapes": 0.15, "raw shapes": 0.05, "noise": 0.05, "textures": 0.05}
+    shares["silhouettes"] = 0.2
+    sizes = {kind: int(count * share) for kind, share in shares.items()}
+    sizes["letters"] += count - sum(sizes.values())
+    parts = [letters(matplotlib_fonts(TRAINING_FONTS), sizes["letters"], seed)[0]]
+    for i, kind in enumerate(sizes, 500):  # raw shapes fill the frame, as a photo of an object given as an array
+        if kind != "letters":
+            maker, raw = kind.removeprefix("raw "), kind.startswith("raw ") or kind in RAW_KINDS
+            parts.append(generated(maker, sizes[kind], seed * 1000 + i, raw=raw)[0])
+    pool = np.concatenate(parts)
+    if len(pool) < count:  # the preparation refused a few: fill up with noise, which it never sees
+        pool = np.concatenate([pool, generated("noise", count - len(pool), seed * 1000 + 599, raw=True)[0]])
+    try:
+        with atomic_path(path) as tmp, open(tmp, "wb") as f:
+            np.save(f, pool)
+    except (OSError, WriteError):  # an unwritable cache only costs drawing the pool again next time
+        pass
+    return pool
 
 
 def font_digits(fonts: Sequence[Path], count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -276,16 +276,15 @@ def model_file(path: Path) -> Path:
 
 
 def load_model(path: Path) -> keras.Model:
-    """A run's (or a .keras file's) model, loaded in Keras' safe mode: no arbitrary code runs."""
+    """A run's (or a .keras file's) model for inference, loaded in Keras' safe mode: no arbitrary code runs. Its
+    training set-up (optimizer, loss, metrics) is not restored: `--resume` rebuilds it from the config."""
     import keras
 
     from .layers import Deskew
-    from .schedules import OneCycle
 
     file = model_file(path)
     try:
-        objects = {"OneCycle": OneCycle, "Deskew": Deskew}
-        return keras.saving.load_model(file, custom_objects=objects, safe_mode=True)
+        return keras.saving.load_model(file, custom_objects={"Deskew": Deskew}, safe_mode=True, compile=False)
     except Exception as e:  # Keras raises many types for a corrupt or foreign file
         reason = (str(e).splitlines() or [type(e).__name__])[0][:200]
         raise RunError(f"{file}: not a readable Keras model ({reason})") from None

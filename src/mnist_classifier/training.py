@@ -21,11 +21,12 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from . import calibrate
+from . import calibrate, nondigits
 from .augment import Augmentation, augment
 from .calibration import CALIBRATION
 from .config import TrainConfig
 from .data import Dataset, load_dataset, split_validation
+from .data.datasets import DIGITS
 from .errors import RunError
 from .models import build_model
 from .preprocess import scale
@@ -43,6 +44,8 @@ from .runs import (
 )
 from .schedules import OneCycle
 from .utils import atomic_path
+
+OUTLIER_POOL = 10_000  # non-digits drawn for outlier exposure (fewer for a small training set)
 
 
 @dataclass
@@ -79,21 +82,36 @@ def augmentation(config: TrainConfig) -> Augmentation:
 
 
 def training_data(
-    config: TrainConfig, x: np.ndarray, y: np.ndarray, num_classes: int, start_epoch: int = 0
+    config: TrainConfig,
+    x: np.ndarray,
+    y: np.ndarray,
+    num_classes: int,
+    start_epoch: int = 0,
+    outliers: np.ndarray | None = None,
 ) -> tf.data.Dataset:
     """Shuffled one-hot batches for the epochs from `start_epoch` on, augmented on the fly in parallel with training.
 
     Each batch is gathered by index and transformed as a whole (one vectorised map call per batch),
     with stateless randomness keyed by (seed, step), so seeded runs repeat exactly, resumed ones included
-    (the batches of the epochs done are skipped as indices, before any image is touched)."""
+    (the batches of the epochs done are skipped as indices, before any image is touched). With `outliers`
+    (non-digits), each batch also gets `config.outliers` times its size of them, drawn at random, whose target
+    is the same probability for every class (outlier exposure)."""
     aug = augmentation(config)
     images, labels = tf.constant(x), tf.one_hot(y, num_classes)
+    extra = round(config.batch_size * config.outliers) if outliers is not None and len(outliers) else 0
+    pool = tf.constant(outliers if extra else np.zeros((1, *x.shape[1:]), np.float32))
+    uniform = tf.fill([extra, num_classes], 1 / num_classes)
 
     def load(step: tf.Tensor, index: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        batch = tf.gather(images, index)
+        seed = tf.stack([tf.constant(config.seed, tf.int64), step])
+        batch, targets = tf.gather(images, index), tf.gather(labels, index)
+        if extra:
+            pick = tf.random.stateless_uniform([extra], -seed - 1, maxval=len(pool), dtype=tf.int64)
+            batch = tf.concat([batch, tf.gather(pool, pick)], 0)
+            targets = tf.concat([targets, uniform], 0)
         if aug.active:
-            batch = augment(batch, aug, tf.stack([tf.constant(config.seed, tf.int64), step]))
-        return batch, tf.gather(labels, index)
+            batch = augment(batch, aug, seed)
+        return batch, targets
 
     order = tf.data.Dataset.range(len(x)).shuffle(len(x), seed=config.seed, reshuffle_each_iteration=True)
     steps = -(-len(x) // config.batch_size)
@@ -127,6 +145,26 @@ def make_optimizer(config: TrainConfig, steps: int) -> keras.optimizers.Optimize
     if config.optimizer == "rmsprop":
         return keras.optimizers.RMSprop(lr, **decay)
     return keras.optimizers.SGD(lr, momentum=0.9, nesterov=True, **decay)
+
+
+class DigitAccuracy(keras.metrics.Mean):
+    """Accuracy over the digits of a batch: the non-digits of outlier exposure (equal targets) have no right class."""
+
+    def __init__(self, name: str = "accuracy", **kwargs: Any) -> None:
+        super().__init__(name=name, **kwargs)
+
+    def update_state(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> None:
+        ops = keras.ops
+        labelled = ops.cast(ops.max(y_true, axis=-1) > 0.5, "float32")
+        hit = ops.cast(ops.argmax(y_true, axis=-1) == ops.argmax(y_pred, axis=-1), "float32")
+        super().update_state(hit, sample_weight=labelled)
+
+
+def outlier_pool(config: TrainConfig, dataset: Dataset, train_size: int) -> np.ndarray | None:
+    """The non-digits shown in training (scaled to [0, 1]), for a digit dataset with outlier exposure on."""
+    if not config.outliers or tuple(dataset.class_names) != DIGITS or dataset.x_train.shape[1:] != (28, 28):
+        return None
+    return scale(nondigits.training_pool(min(OUTLIER_POOL, max(train_size // 2, 1))))
 
 
 class BestCheckpoint(keras.callbacks.Callback):
@@ -241,7 +279,7 @@ def fit(
     model.compile(
         optimizer=make_optimizer(config, config.epochs * steps_per_epoch),
         loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
-        metrics=["accuracy"],
+        metrics=[DigitAccuracy()],
         jit_compile=config.jit_compile,
     )
     rows: list[dict[str, float]] = []
@@ -263,7 +301,14 @@ def fit(
         write_config(run_dir, config, meta | {"status": "training"})
     checkpoint = BestCheckpoint(run_dir if save_model else None, config.patience, rows)
     model.fit(
-        training_data(config, data.x_train, data.y_train, dataset.num_classes, len(rows)),
+        training_data(
+            config,
+            data.x_train,
+            data.y_train,
+            dataset.num_classes,
+            len(rows),
+            outlier_pool(config, dataset, len(data.x_train)),
+        ),
         initial_epoch=len(rows),
         epochs=config.epochs,
         steps_per_epoch=steps_per_epoch,
