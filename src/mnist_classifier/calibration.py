@@ -108,6 +108,11 @@ def verdicts(
     ]
 
 
+def overall(verdicts: list[str]) -> str:
+    """A number's verdict: not a digit if any of its digits is not, else not sure if any is not sure."""
+    return next((v for v in ("not_a_digit", "uncertain") if v in verdicts), "digit")
+
+
 def threshold(name: str, value: str | float | None) -> float | None:
     """A threshold given by a user: a number in [0, 1], else a ConfigError that names the option."""
     if value is None:
