@@ -119,7 +119,7 @@ def threshold(name: str, value: str | float | None) -> float | None:
         return None
     try:
         number = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: an int too large for a float
         raise ConfigError(f"{name}: expected a number between 0 and 1, got {value!r}") from None
     if not 0.0 <= number <= 1.0:
         raise ConfigError(f"{name} must be between 0 and 1, got {value}")

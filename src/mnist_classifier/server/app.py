@@ -333,8 +333,8 @@ def create_app(
     ) -> Digit | Number:
         """Read the digit in an uploaded image (multipart `file`, raw image body, or JSON `image` in base64),
         or in a JSON `pixels` 28x28 array; images are prepared MNIST-style first. Each digit carries a verdict.
-        A JSON body may also carry the options (multi_digit, deskew, reject, the thresholds); a query parameter
-        given too wins."""
+        A JSON body may also carry the options: multi_digit and deskew true, reject false, the thresholds (a query
+        parameter wins)."""
         nonlocal in_flight
         if in_flight >= max_queue:
             raise Busy(f"{in_flight} requests in flight")
