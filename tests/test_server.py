@@ -15,6 +15,7 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
+from mnist_classifier.calibration import FALLBACK, VERDICTS
 from mnist_classifier.data import load_dataset
 from mnist_classifier.inference import Predictor
 from mnist_classifier.preprocess import load_digits
@@ -40,6 +41,7 @@ def digits() -> tuple[np.ndarray, np.ndarray]:
 
 def check_digit(body: dict, label: int) -> None:
     assert body["digit"] == str(label)
+    assert body["verdict"] in VERDICTS
     assert len(body["probabilities"]) == 10 and abs(sum(body["probabilities"]) - 1) < 1e-4
     assert body["confidence"] == max(body["probabilities"])
 
@@ -50,6 +52,12 @@ def test_health_model_docs_and_page(client: TestClient, dnn_run: Path) -> None:
     assert info["name"] == dnn_run.name and info["architecture"] == "dnn" and info["dataset"] == "mnist"
     assert 0.9 < info["test_accuracy"] <= 1 and info["trained"].startswith("20")
     assert info["input_shape"] == [28, 28] and info["classes"] == list("0123456789")
+    stored = Predictor(dnn_run).calibration
+    assert info["calibrated"] is True
+    assert (info["reject_threshold"], info["confidence_threshold"]) == (
+        stored.reject_threshold,
+        stored.confidence_threshold,
+    )
     docs = client.get("/docs")
     assert docs.status_code == 200 and "swagger" in docs.text.lower()
     assert re.findall(r'(?:src|href)="(https?:[^"]*)"', docs.text) == [], "the docs work offline: no CDN"
@@ -57,6 +65,16 @@ def test_health_model_docs_and_page(client: TestClient, dnn_run: Path) -> None:
     schema = client.get("/openapi.json").json()
     assert set(schema["paths"]) == {"/health", "/model", "/predict"}
     assert "multipart/form-data" in schema["paths"]["/predict"]["post"]["requestBody"]["content"]
+    for model in ("Digit", "Number"):
+        verdict = schema["components"]["schemas"][model]["properties"]["verdict"]
+        assert verdict["enum"] == list(VERDICTS) and "not_a_digit" in verdict["description"]
+    parameters = {p["name"]: p["schema"] for p in schema["paths"]["/predict"]["post"]["parameters"]}
+    assert parameters["reject"]["type"] == "boolean"
+    for name in ("reject_threshold", "confidence_threshold"):
+        number = next(s for s in parameters[name]["anyOf"] if s["type"] == "number")
+        assert (number["minimum"], number["maximum"]) == (0, 1)
+    json_body = schema["paths"]["/predict"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert {"reject", "reject_threshold", "confidence_threshold"} <= set(json_body["properties"])
     page = client.get("/")
     assert page.status_code == 200 and "<canvas" in page.text and "/static/app.js" in page.text
     for asset in ("/static/app.js", "/static/style.css"):
@@ -114,6 +132,117 @@ def test_deskew_option_straightens_what_the_model_sees(
     np.testing.assert_array_equal(seen["query"], expected)
     np.testing.assert_array_equal(seen["json"], expected)
     assert np.abs(seen["plain"].astype(int) - expected).sum() > 1000
+
+
+def pixels(image: np.ndarray) -> list:
+    return (image / 255).tolist()
+
+
+def test_every_reading_carries_a_verdict_of_calibrated_probabilities(
+    client: TestClient, dnn_run: Path, digits: tuple[np.ndarray, np.ndarray]
+) -> None:
+    """The verdicts and calibrated probabilities are the library's (Predictor.judge) for the same pixels; a
+    Fashion-MNIST boot is not a digit."""
+    predictor = Predictor(dnn_run)
+    boot = load_dataset("fashion-mnist").x_test[0]
+    images = np.concatenate([digits[0][:5], boot[None]])
+    judged = predictor.judge(images)
+    for image, probs, verdict in zip(images, judged.probabilities, judged.verdicts, strict=True):
+        body = client.post("/predict", json={"pixels": pixels(image)}).json()
+        assert body["verdict"] == verdict and body["digit"] == str(probs.argmax())
+        np.testing.assert_allclose(body["probabilities"], probs, atol=1e-6)
+    assert judged.verdicts[0] == "digit" and judged.verdicts[-1] == "not_a_digit"
+
+
+def test_reject_false_answers_the_argmax_as_a_digit(
+    client: TestClient, dnn_run: Path, digits: tuple[np.ndarray, np.ndarray]
+) -> None:
+    boot = load_dataset("fashion-mnist").x_test[0]
+    images = np.concatenate([digits[0][:3], boot[None]])
+    argmax = Predictor(dnn_run).probabilities(images).argmax(axis=1)
+    for image, expected in zip(images, argmax, strict=True):
+        for response in (
+            client.post("/predict?reject=false", content=png(image), headers={"content-type": "image/png"}),
+            client.post("/predict", json={"pixels": pixels(image), "reject": False}),
+        ):
+            assert response.status_code == 200, response.text
+            body = response.json()
+            assert body["verdict"] == "digit" and body["digit"] == str(expected)
+
+
+def test_thresholds_decide_the_verdicts(
+    client: TestClient, dnn_run: Path, digits: tuple[np.ndarray, np.ndarray]
+) -> None:
+    """typicality < reject_threshold: not a digit, so 1 rejects all but a digit as typical as the most typical
+    validation digits (typicality exactly 1); confidence < confidence_threshold: not sure, so 1 doubts all but a
+    calibrated probability of exactly 1; 0 accepts everything."""
+    images = digits[0][:10]
+    typicality = Predictor(dnn_run).judge(images).typicality
+    for image, typical in zip(images, typicality, strict=True):
+        upload = {"content": png(image), "headers": {"content-type": "image/png"}}
+        body = client.post("/predict?reject_threshold=1", json={"pixels": pixels(image)}).json()
+        assert body["verdict"] == ("not_a_digit" if typical < 1 else "digit")
+        body = client.post("/predict", json={"pixels": pixels(image), "reject_threshold": 1}).json()
+        assert body["verdict"] == ("not_a_digit" if typical < 1 else "digit")
+        body = client.post("/predict?reject_threshold=0&confidence_threshold=1", **upload).json()
+        assert body["verdict"] == ("uncertain" if body["confidence"] < 1 else "digit")
+        body = client.post("/predict?reject_threshold=0&confidence_threshold=0", **upload).json()
+        assert body["verdict"] == "digit"
+        body = client.post(
+            "/predict?reject_threshold=0",
+            json={"pixels": pixels(image), "reject_threshold": 1, "confidence_threshold": 0},
+        ).json()
+        assert body["verdict"] == "digit", "a query parameter wins over the same key in the JSON body"
+    assert (typicality < 1).sum() >= 8
+
+
+def test_a_number_has_a_verdict_of_its_own(client: TestClient, digits: tuple[np.ndarray, np.ndarray]) -> None:
+    page = Image.new("L", (430, 220), 255)
+    for i in range(2):
+        page.paste(Image.fromarray(255 - digits[0][i]).resize((170, 170)), (20 + i * 210, 25))
+    upload = {"files": {"file": ("n.png", png(page), "image/png")}}
+    body = client.post("/predict?multi_digit=true", **upload).json()
+    each = [d["verdict"] for d in body["digits"]]
+    assert len(each) == 2 and set(each) <= set(VERDICTS)
+    assert body["verdict"] == (
+        "not_a_digit" if "not_a_digit" in each else "uncertain" if "uncertain" in each else "digit"
+    )
+    body = client.post("/predict?multi_digit=true&reject_threshold=0&confidence_threshold=1", **upload).json()
+    assert body["verdict"] == "uncertain" or all(d["confidence"] == 1 for d in body["digits"])
+    body = client.post("/predict?multi_digit=true&reject=false&reject_threshold=1", **upload).json()
+    assert body["verdict"] == "digit" and [d["verdict"] for d in body["digits"]] == ["digit", "digit"]
+
+
+@pytest.mark.parametrize("value", ["1.5", "-0.1", "abc", "nan", "inf", ""])
+@pytest.mark.parametrize("name", ["reject_threshold", "confidence_threshold"])
+def test_a_bad_threshold_in_the_query_is_422(
+    client: TestClient, digits: tuple[np.ndarray, np.ndarray], name: str, value: str
+) -> None:
+    response = client.post(f"/predict?{name}={value}", content=png(digits[0][0]), headers={"content-type": "image/png"})
+    assert response.status_code == 422, response.text
+    detail = response.json()["detail"]
+    assert detail.startswith(f"query {name}: ") and "\n" not in detail
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ({"reject_threshold": 1.5}, '"reject_threshold" must be between 0 and 1, got 1.5'),
+        ({"reject_threshold": -0.1}, '"reject_threshold" must be between 0 and 1, got -0.1'),
+        ({"confidence_threshold": "0.5"}, '"confidence_threshold" must be a number between 0 and 1'),
+        ({"confidence_threshold": True}, '"confidence_threshold" must be a number between 0 and 1'),
+        ({"reject_threshold": [0.5]}, '"reject_threshold" must be a number between 0 and 1'),
+        ({"reject_threshold": 10**400}, '"reject_threshold": expected a number between 0 and 1, got 1000'),
+        ({"reject": "no"}, '"reject" must be true or false'),
+    ],
+)
+def test_a_bad_option_in_the_json_body_is_422(
+    client: TestClient, digits: tuple[np.ndarray, np.ndarray], extra: dict, message: str
+) -> None:
+    response = client.post("/predict", json={"pixels": pixels(digits[0][0]), **extra})
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"].startswith(message) and "\n" not in response.json()["detail"]
+    assert client.post("/predict?reject=maybe", json={"pixels": pixels(digits[0][0])}).status_code == 422
 
 
 @pytest.mark.parametrize(
@@ -223,9 +352,9 @@ def test_batcher_survives_a_request_cancelled_while_batched(dnn_run: Path) -> No
     images = load_dataset("mnist").x_test[:3]
     predictor = Predictor(dnn_run)
 
-    async def main() -> list[np.ndarray]:
+    async def main() -> list[tuple[np.ndarray, np.ndarray]]:
         batcher = Batcher(predictor)
-        tasks = [asyncio.create_task(batcher.probabilities(images[i : i + 1])) for i in range(3)]
+        tasks = [asyncio.create_task(batcher.assess(images[i : i + 1])) for i in range(3)]
         await asyncio.sleep(0)
         tasks[1].cancel()
         try:
@@ -234,23 +363,25 @@ def test_batcher_survives_a_request_cancelled_while_batched(dnn_run: Path) -> No
             batcher.executor.shutdown()
 
     first, third = asyncio.run(main())
-    expected = predictor.probabilities(images)
-    np.testing.assert_allclose(first[0], expected[0], atol=1e-6)
-    np.testing.assert_allclose(third[0], expected[2], atol=1e-6)
+    probs, distances = predictor.assess(images)
+    np.testing.assert_allclose(first[0][0], probs[0], atol=1e-6)
+    np.testing.assert_allclose(third[0][0], probs[2], atol=1e-6)
+    np.testing.assert_allclose([first[1][0], third[1][0]], distances[[0, 2]], rtol=1e-4)
 
 
 class FakePredictor:
-    """A stand-in for Predictor without TensorFlow: uniform probabilities after `delay` seconds, and a
-    RuntimeError from every call whose number is in `failing` (counted from 0)."""
+    """A stand-in for Predictor without TensorFlow: uniform probabilities (distance 0) after `delay` seconds, and
+    a RuntimeError from every call whose number is in `failing` (counted from 0)."""
 
     name, architecture, meta, metrics, parameters = "fake", "dnn", {}, {}, 0
     input_shape = (28, 28)
     class_names = tuple("0123456789")
+    calibration = FALLBACK
 
     def __init__(self, delay: float = 0.0, failing: frozenset[int] = frozenset()) -> None:
         self.delay, self.failing, self.calls, self.sizes = delay, failing, 0, []
 
-    def probabilities(self, images: np.ndarray) -> np.ndarray:
+    def assess(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         import time
 
         call, self.calls = self.calls, self.calls + 1
@@ -258,7 +389,7 @@ class FakePredictor:
         time.sleep(self.delay)
         if call in self.failing:
             raise RuntimeError("injected failure in the forward pass")
-        return np.full((len(images), 10), 0.1, np.float32)
+        return np.full((len(images), 10), 0.1, np.float32), np.zeros(len(images))
 
 
 def post_all(app: object, requests: list[dict], timeout: float = 60) -> list[httpx.Response]:
@@ -306,18 +437,18 @@ def test_a_batch_of_mismatched_shapes_fails_with_500_not_a_hang() -> None:
         batcher = Batcher(FakePredictor())  # type: ignore[arg-type]
         try:
             calls = [
-                batcher.probabilities(np.zeros((1, 28, 28), np.uint8)),
-                batcher.probabilities(np.zeros((1, 32, 32), np.float32)),
+                batcher.assess(np.zeros((1, 28, 28), np.uint8)),
+                batcher.assess(np.zeros((1, 32, 32), np.float32)),
             ]
             results = await asyncio.wait_for(asyncio.gather(*calls, return_exceptions=True), 10)
-            return [*results, await asyncio.wait_for(batcher.probabilities(np.zeros((2, 28, 28), np.uint8)), 10)]
+            return [*results, await asyncio.wait_for(batcher.assess(np.zeros((2, 28, 28), np.uint8)), 10)]
         finally:
             batcher.executor.shutdown()
 
     first, second, after = asyncio.run(main())
     assert isinstance(first, BatchFailed) and isinstance(second, BatchFailed)
     assert "ValueError" in str(first)
-    assert isinstance(after, np.ndarray) and after.shape == (2, 10)
+    assert isinstance(after, tuple) and after[0].shape == (2, 10) and after[1].shape == (2,)
 
 
 def test_batches_are_capped() -> None:
@@ -331,9 +462,9 @@ def test_batches_are_capped() -> None:
         batcher = Batcher(predictor, max_batch=5)  # type: ignore[arg-type]
         try:
             sizes = [1, 3, 2, 4, 1, 7, 1]
-            calls = [batcher.probabilities(np.zeros((n, 28, 28), np.uint8)) for n in sizes]
+            calls = [batcher.assess(np.zeros((n, 28, 28), np.uint8)) for n in sizes]
             results = await asyncio.wait_for(asyncio.gather(*calls), 10)
-            assert [len(r) for r in results] == sizes
+            assert [(len(probs), len(distances)) for probs, distances in results] == [(n, n) for n in sizes]
         finally:
             batcher.executor.shutdown()
 

@@ -108,13 +108,18 @@ def verdicts(
     ]
 
 
+def overall(verdicts: list[str]) -> str:
+    """A number's verdict: not a digit if any of its digits is not, else not sure if any is not sure."""
+    return next((v for v in ("not_a_digit", "uncertain") if v in verdicts), "digit")
+
+
 def threshold(name: str, value: str | float | None) -> float | None:
     """A threshold given by a user: a number in [0, 1], else a ConfigError that names the option."""
     if value is None:
         return None
     try:
         number = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: an int too large for a float
         raise ConfigError(f"{name}: expected a number between 0 and 1, got {value!r}") from None
     if not 0.0 <= number <= 1.0:
         raise ConfigError(f"{name} must be between 0 and 1, got {value}")

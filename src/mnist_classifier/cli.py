@@ -459,12 +459,9 @@ def predict(
         sys.exit(2)
 
 
-def overall(verdicts: list[str]) -> str:
-    """A number's verdict: not a digit if any of its digits is not, else not sure if any is not sure."""
-    return next((v for v in ("not_a_digit", "uncertain") if v in verdicts), "digit")
-
-
 def reading_json(predictor: Predictor, reading: Reading, top_k: int, multi_digit: bool) -> dict:
+    from .calibration import overall
+
     verdicts = reading.verdicts or ["digit"] * len(reading.indices)
     digits = [
         {
@@ -492,6 +489,8 @@ SAID = {"digit": "", "uncertain": "not sure: ", "not_a_digit": "not a digit: "}
 
 
 def reading_line(predictor: Predictor, reading: Reading, top_k: int, multi_digit: bool) -> str:
+    from .calibration import overall
+
     verdicts = reading.verdicts or ["digit"] * len(reading.indices)
     if multi_digit:
         labels = [predictor.class_names[i] for i in reading.indices]

@@ -20,8 +20,9 @@ import os
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import anyio
 import numpy as np
@@ -31,10 +32,11 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 from PIL import Image
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
-from ..errors import ImageError, ImageTooLargeError, NotAnImageError
-from ..inference import Predictor
+from ..calibration import Calibration, overall, threshold, with_thresholds
+from ..errors import ConfigError, ImageError, ImageTooLargeError, NotAnImageError
+from ..inference import Judgement, Predictor, judgement
 from ..preprocess import MAX_DECODE_BYTES, decoded_bytes, load_digits, open_image
 
 STATIC = Path(__file__).parent / "static"
@@ -45,16 +47,26 @@ RETRY_AFTER_SECONDS = 1
 log = logging.getLogger(__name__)
 
 
+Verdict = Literal["digit", "uncertain", "not_a_digit"]  # calibration.VERDICTS
+VERDICT = (
+    "digit: answered; uncertain: a digit, but its calibrated confidence is below the confidence threshold (two"
+    " classes close); not_a_digit: unlike the digits the model knows (typicality below the reject threshold)."
+    " With reject=false, always digit."
+)
+
+
 class Digit(BaseModel):
-    digit: str
-    confidence: float
-    probabilities: list[float]
-    input: str | None = None
+    digit: str = Field(description="The most probable class.")
+    verdict: Verdict = Field(description=VERDICT)
+    confidence: float = Field(description="The digit's calibrated probability.")
+    probabilities: list[float] = Field(description="Every class's calibrated probability (temperature-scaled).")
+    input: str | None = Field(None, description="The 28x28 image fed to the model (base64 PNG), on request.")
 
 
 class Number(BaseModel):
     number: str
-    confidence: float
+    verdict: Verdict = Field(description="not_a_digit if any digit is, else uncertain if any digit is, else digit.")
+    confidence: float = Field(description="The product of the digits' confidences.")
     digits: list[Digit]
 
 
@@ -67,6 +79,11 @@ class ModelInfo(BaseModel):
     input_shape: list[int]
     classes: list[str]
     parameters: int
+    calibrated: bool = Field(description="Whether the thresholds were fitted for this model (else defaults).")
+    reject_threshold: float = Field(description="Not a digit below this typicality, unless a request gives its own.")
+    confidence_threshold: float = Field(
+        description="Not sure below this calibrated confidence, unless a request gives its own."
+    )
 
 
 class Health(BaseModel):
@@ -124,6 +141,9 @@ PREDICT_BODY: dict[str, Any] = {
                         },
                         "multi_digit": {"type": "boolean"},
                         "deskew": {"type": "boolean"},
+                        "reject": {"type": "boolean"},
+                        "reject_threshold": {"type": "number", "minimum": 0, "maximum": 1},
+                        "confidence_threshold": {"type": "number", "minimum": 0, "maximum": 1},
                     },
                 }
             },
@@ -131,6 +151,9 @@ PREDICT_BODY: dict[str, Any] = {
         },
     }
 }
+
+
+Assessed = tuple[np.ndarray, np.ndarray]  # raw probabilities (N, classes) and distances (N,), as Predictor.assess
 
 
 class Batcher:
@@ -142,19 +165,20 @@ class Batcher:
         self.predictor = predictor
         self.max_pending, self.max_batch = max_pending, max_batch
         self.executor = ThreadPoolExecutor(1, thread_name_prefix="model")
-        self.pending: list[tuple[np.ndarray, asyncio.Future[np.ndarray]]] = []
+        self.pending: list[tuple[np.ndarray, asyncio.Future[Assessed]]] = []
         self.task: asyncio.Task[None] | None = None
 
-    async def probabilities(self, images: np.ndarray) -> np.ndarray:
+    async def assess(self, images: np.ndarray) -> Assessed:
+        """The images' raw probabilities and distances (Predictor.assess), from the batch they join."""
         if len(self.pending) >= self.max_pending:
             raise Busy(f"{len(self.pending)} requests are waiting for the model")
-        future: asyncio.Future[np.ndarray] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[Assessed] = asyncio.get_running_loop().create_future()
         self.pending.append((images, future))
         if self.task is None:
             self.task = asyncio.create_task(self.drain())
         return await future
 
-    def next_batch(self) -> list[tuple[np.ndarray, asyncio.Future[np.ndarray]]]:
+    def next_batch(self) -> list[tuple[np.ndarray, asyncio.Future[Assessed]]]:
         """The oldest pending calls whose images fit in one batch (always at least one call)."""
         count, size = 1, len(self.pending[0][0])
         while count < len(self.pending) and size + len(self.pending[count][0]) <= self.max_batch:
@@ -170,8 +194,8 @@ class Batcher:
                 batch = self.next_batch()
                 try:
                     images = np.concatenate([scaled(images) for images, _ in batch])
-                    probs = await loop.run_in_executor(self.executor, self.predictor.probabilities, images)
-                    if len(probs) != len(images):
+                    probs, distances = await loop.run_in_executor(self.executor, self.predictor.assess, images)
+                    if len(probs) != len(images) or len(distances) != len(images):
                         raise ValueError(f"the model returned {len(probs)} results for {len(images)} images")
                 except BaseException as e:
                     failure = BatchFailed(f"{type(e).__name__}: {e}".splitlines()[0])
@@ -185,7 +209,7 @@ class Batcher:
                 at = 0
                 for images, future in batch:
                     if not future.done():  # a request whose client went away is cancelled
-                        future.set_result(probs[at : at + len(images)])
+                        future.set_result((probs[at : at + len(images)], distances[at : at + len(images)]))
                     at += len(images)
         finally:
             self.task = None
@@ -279,6 +303,9 @@ def create_app(
             input_shape=list(predictor.input_shape),
             classes=list(predictor.class_names),
             parameters=predictor.parameters,
+            calibrated=predictor.calibration.fitted,
+            reject_threshold=predictor.calibration.reject_threshold,
+            confidence_threshold=predictor.calibration.confidence_threshold,
         )
 
     @app.post("/predict", openapi_extra=PREDICT_BODY, responses=PREDICT_RESPONSES, response_model_exclude_none=True)
@@ -287,21 +314,38 @@ def create_app(
         multi_digit: bool = Query(False, description="Read a number written in a row: one result per digit."),
         deskew: bool = Query(False, description="Straighten slanted digits before predicting."),
         include_input: bool = Query(False, description="Also return each 28x28 image fed to the model (base64 PNG)."),
+        reject: bool = Query(
+            True, description="Give verdicts (not_a_digit, uncertain); false: every verdict is digit (the argmax)."
+        ),
+        reject_threshold: float | None = Query(
+            None,
+            ge=0,
+            le=1,
+            description="Not a digit below this typicality (the share of validation digits that look as unusual);"
+            " default: the model's (GET /model).",
+        ),
+        confidence_threshold: float | None = Query(
+            None,
+            ge=0,
+            le=1,
+            description="Not sure below this calibrated confidence; default: the model's (GET /model).",
+        ),
     ) -> Digit | Number:
         """Read the digit in an uploaded image (multipart `file`, raw image body, or JSON `image` in base64),
-        or in a JSON `pixels` 28x28 array; images are prepared MNIST-style first."""
+        or in a JSON `pixels` 28x28 array; images are prepared MNIST-style first. Each digit carries a verdict.
+        A JSON body may also carry the options: multi_digit and deskew true, reject false, the thresholds (a query
+        parameter wins)."""
         nonlocal in_flight
         if in_flight >= max_queue:
             raise Busy(f"{in_flight} requests in flight")
         in_flight += 1
         try:
-            return await read_and_predict(request, multi_digit, deskew, include_input)
+            options = Options(multi_digit, deskew, include_input, reject, reject_threshold, confidence_threshold)
+            return await read_and_predict(request, options)
         finally:
             in_flight -= 1
 
-    async def read_and_predict(
-        request: Request, multi_digit: bool, deskew: bool, include_input: bool
-    ) -> Digit | Number:
+    async def read_and_predict(request: Request, options: Options) -> Digit | Number:
         kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if kind not in ("multipart/form-data", "application/json", "application/octet-stream") and not kind.startswith(
             "image/"
@@ -314,15 +358,13 @@ def create_app(
             raise HTTPException(422, "empty request body; send an image or JSON")
         if kind == "application/json":
             document = parse_json(body)
-            multi_digit = multi_digit or document.get("multi_digit") is True
-            deskew = deskew or document.get("deskew") is True
+            options = options.with_json(document)
             if "pixels" in document:
-                images = pixels_array(document["pixels"], predictor.input_shape)[None]
-                return respond(predictor, images, await batcher.probabilities(images), False, include_input)
+                return await answer(pixels_array(document["pixels"], predictor.input_shape)[None], options, False)
             body = decode_base64(document.get("image"))
         elif kind == "multipart/form-data":
             body = await uploaded_file(request, body)
-        read = functools.partial(load_digits, body, True, multi_digit, deskew, max_decode_bytes)
+        read = functools.partial(load_digits, body, True, options.multi_digit, options.deskew, max_decode_bytes)
 
         def read_if_small() -> list[np.ndarray] | None:
             """The image's digits if it is small once decoded (one thread hop for the common case), else None."""
@@ -332,10 +374,63 @@ def create_app(
         digits = await anyio.to_thread.run_sync(read_if_small, limiter=decoders)
         if digits is None:
             digits = await anyio.to_thread.run_sync(read, limiter=large_decoders)
-        images = np.stack(digits)
-        return respond(predictor, images, await batcher.probabilities(images), multi_digit, include_input)
+        return await answer(np.stack(digits), options, options.multi_digit)
+
+    async def answer(images: np.ndarray, options: Options, multi_digit: bool) -> Digit | Number:
+        """The images read by the model in a shared batch, then judged with this request's thresholds."""
+        raw, distances = await batcher.assess(images)
+        judged = judgement(raw, distances, options.calibration(predictor.calibration), options.reject)
+        return respond(predictor, images, judged, multi_digit, options.include_input)
 
     return app
+
+
+@dataclass(frozen=True)
+class Options:
+    """A request's options: its query parameters, then (Options.with_json) its JSON body's."""
+
+    multi_digit: bool
+    deskew: bool
+    include_input: bool
+    reject: bool
+    reject_threshold: float | None
+    confidence_threshold: float | None
+
+    def with_json(self, document: dict[str, Any]) -> Options:
+        """A JSON body's options added: true turns multi_digit/deskew on, false turns reject off; a threshold
+        counts where the query gives none. Bad values get 422."""
+        reject = document.get("reject", True)
+        if not isinstance(reject, bool):
+            raise HTTPException(422, '"reject" must be true or false')
+        reject_threshold = json_threshold(document, "reject_threshold")
+        confidence_threshold = json_threshold(document, "confidence_threshold")
+        return replace(
+            self,
+            multi_digit=self.multi_digit or document.get("multi_digit") is True,
+            deskew=self.deskew or document.get("deskew") is True,
+            reject=self.reject and reject,
+            reject_threshold=reject_threshold if self.reject_threshold is None else self.reject_threshold,
+            confidence_threshold=(
+                confidence_threshold if self.confidence_threshold is None else self.confidence_threshold
+            ),
+        )
+
+    def calibration(self, stored: Calibration) -> Calibration:
+        """The model's calibration, with this request's thresholds where it gives any."""
+        if self.reject_threshold is None and self.confidence_threshold is None:
+            return stored
+        return with_thresholds(stored, self.reject_threshold, self.confidence_threshold)
+
+
+def json_threshold(document: dict[str, Any], name: str) -> float | None:
+    """A threshold from a JSON body: absent or null is None, a number in [0, 1] itself, anything else 422."""
+    value = document.get(name)
+    if isinstance(value, bool) or not isinstance(value, int | float | None):
+        raise HTTPException(422, f'"{name}" must be a number between 0 and 1')
+    try:
+        return threshold(f'"{name}"', value)
+    except ConfigError as e:
+        raise HTTPException(422, str(e)) from None
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -419,21 +514,23 @@ def pixels_array(value: Any, shape: tuple[int, ...]) -> np.ndarray:
 
 
 def respond(
-    predictor: Predictor, images: np.ndarray, probs: np.ndarray, multi_digit: bool, include_input: bool
+    predictor: Predictor, images: np.ndarray, judged: Judgement, multi_digit: bool, include_input: bool
 ) -> Digit | Number:
     digits = [
         Digit(
             digit=predictor.class_names[int(p.argmax())],
+            verdict=verdict,  # type: ignore[arg-type]  # one of VERDICTS
             confidence=float(p.max()),
             probabilities=p.tolist(),
             input=png_base64(image) if include_input else None,
         )
-        for image, p in zip(images, probs, strict=True)
+        for image, p, verdict in zip(images, judged.probabilities, judged.verdicts, strict=True)
     ]
     if not multi_digit:
         return digits[0]
     return Number(
         number="".join(d.digit for d in digits),
+        verdict=overall(judged.verdicts),  # type: ignore[arg-type]
         confidence=float(np.prod([d.confidence for d in digits])),
         digits=digits,
     )

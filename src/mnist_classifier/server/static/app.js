@@ -39,6 +39,7 @@ function clearCanvas() {
 function showEmpty(text) {
   prediction.textContent = "?";
   prediction.dataset.state = "empty";
+  delete prediction.dataset.verdict;
   confidence.textContent = text;
   seen.clearRect(0, 0, 28, 28);
   bars.querySelectorAll(".bar").forEach((row) => {
@@ -48,10 +49,22 @@ function showEmpty(text) {
   });
 }
 
+// The big answer and the line beside it, for each verdict.
+function answer(result) {
+  if (result.verdict === "not_a_digit") return ["×", "not a digit"];
+  if (result.verdict === "uncertain") {
+    const second = result.probabilities.map((p, i) => [p, classes[i]]).sort((a, b) => b[0] - a[0])[1][1];
+    return [`${result.digit}?`, `not sure (${result.digit} or ${second}?)`];
+  }
+  return [result.digit, `${(result.confidence * 100).toFixed(1)}% sure`];
+}
+
 function show(result) {
-  prediction.textContent = result.digit;
+  const [big, line] = answer(result);
+  prediction.textContent = big;
   prediction.dataset.state = "ready";
-  confidence.textContent = `${(result.confidence * 100).toFixed(1)}% sure`;
+  prediction.dataset.verdict = result.verdict;
+  confidence.textContent = line;
   const best = result.probabilities.indexOf(Math.max(...result.probabilities));
   bars.querySelectorAll(".bar").forEach((row, i) => {
     const p = result.probabilities[i];
