@@ -5,8 +5,9 @@ share of validation digits that scored as unlike as it or more, a p-value in [0,
 `uncertain`: a digit, but its calibrated confidence (the top probability after temperature scaling) is below the
 confidence threshold, so two classes are close. `digit` otherwise. The score is the Mahalanobis distance of the
 network's penultimate features to the nearest class mean (one covariance shared by the classes, fitted on training
-features) or the top probability, whichever calibrate.py measured to separate digits from its validation non-digits
-better. A run trained before this existed has no calibration.json: it gets FALLBACK, defaults on the top probability.
+features) or the model's own top probability, whichever calibrate.py measured to separate digits from its
+validation non-digits better. A run trained before this existed has no calibration.json: it gets FALLBACK, defaults
+on the top probability.
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ class Calibration:
         """How unlike a digit each image is (higher: less like one)."""
         if self.score == "mahalanobis" and features is not None and self.means is not None:
             return mahalanobis(features, self.means, self.precision, self.offsets)
-        return 1.0 - self.scaled(probabilities).max(axis=1, initial=0.0)
+        return 1.0 - probabilities.max(axis=1, initial=0.0)
 
     @functools.cached_property
     def offsets(self) -> np.ndarray | None:
@@ -70,7 +71,7 @@ class Calibration:
 
     def typicality(self, distance: np.ndarray) -> np.ndarray:
         """The share of validation digits at least this far: 1 for the most digit-like, near 0 for outliers.
-        Without a reference (FALLBACK), the calibrated top probability."""
+        Without a reference (FALLBACK), the model's top probability."""
         if self.reference is None or not len(self.reference):
             return 1.0 - distance
         return 1.0 - np.searchsorted(self.reference, distance, side="left") / len(self.reference)
@@ -82,10 +83,10 @@ FALLBACK = Calibration()
 def temperature_scaled(probabilities: np.ndarray, temperature: float) -> np.ndarray:
     if temperature == 1.0:
         return probabilities
-    logits = np.log(np.clip(probabilities, 1e-38, 1.0)) / temperature
-    logits -= logits.max(axis=1, keepdims=True)
-    out = np.exp(logits)
-    return (out / out.sum(axis=1, keepdims=True)).astype(np.float32)
+    """softmax(log p / T), computed as p^(1/T) normalised: the same, in three array operations. It cannot
+    underflow to all zeros: the top probability is at least 1/classes and T is at least e^-3 (fit_temperature)."""
+    powered = np.power(probabilities, np.float32(1 / temperature), dtype=np.float32)
+    return powered / powered.sum(axis=1, keepdims=True)
 
 
 def mahalanobis(

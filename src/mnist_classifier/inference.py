@@ -59,20 +59,20 @@ class Predictor:
         self.model = load_model(path)
         model = self.model
         reader = with_features(model)
-
-        @tf.function(input_signature=[tf.TensorSpec((None, *model.input_shape[1:]), tf.float32)])
-        def compiled(x: tf.Tensor) -> Any:
-            return reader(x, training=False)
-
-        concrete = compiled.get_concrete_function()
+        signature = [tf.TensorSpec((None, *model.input_shape[1:]), tf.float32)]
+        probabilities = tf.function(lambda x: model(x, training=False), input_signature=signature)
+        both = tf.function(lambda x: reader(x, training=False), input_signature=signature)
+        only = probabilities.get_concrete_function()
+        with_penultimate = both.get_concrete_function()
 
         def forward(x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-            out = concrete(tf.constant(x))
+            out = with_penultimate(tf.constant(x))
             return (out[0].numpy(), out[1].numpy()) if isinstance(out, list | tuple) else (out.numpy(), None)
 
         self._setup(path, batch_size, model.input_shape[1:], model.output_shape[-1])
         self.architecture, self.parameters = model.name, int(model.count_params())
         self._both: Forward = forward
+        self._probabilities: Callable[[np.ndarray], np.ndarray] = lambda x: only(tf.constant(x)).numpy()
         self._forward(np.zeros((1, *self.input_shape), np.float32))
 
     def _setup(self, path: Path, batch_size: int, input_shape: Sequence[int], classes: int) -> None:
@@ -99,12 +99,16 @@ class Predictor:
             )
 
     def _forward(self, x: np.ndarray) -> np.ndarray:
-        return self._both(x)[0]
+        return self._probabilities(x)
 
     def _assess(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """A batch's raw probabilities and distances (higher: less like a digit)."""
-        probs, features = self._both(x)
-        return probs, self.calibration.distance(probs, features)
+        """A batch's raw probabilities and distances (higher: less like a digit); the penultimate features are
+        computed only for a score that needs them."""
+        if self.calibration.score == "mahalanobis":
+            probs, features = self._both(x)
+            return probs, self.calibration.distance(probs, features)
+        probs = self._probabilities(x)
+        return probs, self.calibration.distance(probs, None)
 
     def _checked(self, images: np.ndarray) -> np.ndarray:
         images = np.asarray(images)
@@ -129,6 +133,8 @@ class Predictor:
     def assess(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Raw probabilities (N, classes) and distances (N,) of images; see `probabilities` for what images may be."""
         x = self._checked(images)
+        if 0 < len(x) <= self.batch_size:
+            return self._assess(x)
         parts = [self._assess(x[i : i + self.batch_size]) for i in range(0, len(x), self.batch_size)]
         if not parts:
             return np.zeros((0, len(self.class_names)), np.float32), np.zeros(0)
@@ -204,6 +210,7 @@ class OnnxPredictor(Predictor):
         forward, input_shape, classes = onnx_cache.session(onnx_file)
         self._setup(path, batch_size, input_shape, classes)
         self._both = forward
+        self._probabilities = lambda x: forward(x)[0]
 
 
 class EnsemblePredictor(Predictor):

@@ -258,6 +258,17 @@ def training_pool(count: int, seed: int = 0) -> np.ndarray:
     return pool
 
 
+def blends(images: np.ndarray, labels: np.ndarray, count: int, seed: int) -> np.ndarray:
+    """`count` images of two digits of different classes in one, averaged or drawn over each other: no single digit
+    is the answer."""
+    rng = np.random.default_rng(seed)
+    first, second = rng.integers(len(images), size=(2, 2 * count))
+    differ = labels[first] != labels[second]
+    a, b = images[first[differ][:count]], images[second[differ][:count]]
+    averaged = rng.random(len(a))[:, None, None] < 0.5
+    return np.where(averaged, (a.astype(np.float32) + b) / 2, np.maximum(a, b)).astype(images.dtype)
+
+
 def font_digits(fonts: Sequence[Path], count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Digits drawn like the letters (printed, photographed), prepared, with their labels: digits unlike MNIST's."""
     rng = np.random.default_rng(seed)

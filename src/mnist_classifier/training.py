@@ -160,11 +160,14 @@ class DigitAccuracy(keras.metrics.Mean):
         super().update_state(hit, sample_weight=labelled)
 
 
-def outlier_pool(config: TrainConfig, dataset: Dataset, train_size: int) -> np.ndarray | None:
-    """The non-digits shown in training (scaled to [0, 1]), for a digit dataset with outlier exposure on."""
+def outlier_pool(config: TrainConfig, dataset: Dataset, data: Splits) -> np.ndarray | None:
+    """The non-digits shown in training (in [0, 1]) for a digit dataset with outlier exposure on: the drawn pool, and
+    a fifth as many blends of two training digits."""
     if not config.outliers or tuple(dataset.class_names) != DIGITS or dataset.x_train.shape[1:] != (28, 28):
         return None
-    return scale(nondigits.training_pool(min(OUTLIER_POOL, max(train_size // 2, 1))))
+    size = min(OUTLIER_POOL, max(len(data.x_train) // 2, 1))
+    mixed = nondigits.blends(data.x_train, data.y_train, size // 5, config.seed)
+    return np.concatenate([scale(nondigits.training_pool(size)), mixed])
 
 
 class BestCheckpoint(keras.callbacks.Callback):
@@ -307,7 +310,7 @@ def fit(
             data.y_train,
             dataset.num_classes,
             len(rows),
-            outlier_pool(config, dataset, len(data.x_train)),
+            outlier_pool(config, dataset, data),
         ),
         initial_epoch=len(rows),
         epochs=config.epochs,
