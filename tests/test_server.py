@@ -142,10 +142,10 @@ def test_every_reading_carries_a_verdict_of_calibrated_probabilities(
     client: TestClient, dnn_run: Path, digits: tuple[np.ndarray, np.ndarray]
 ) -> None:
     """The verdicts and calibrated probabilities are the library's (Predictor.judge) for the same pixels; a
-    Fashion-MNIST boot is not a digit."""
+    Fashion-MNIST pullover is not a digit."""
     predictor = Predictor(dnn_run)
-    boot = load_dataset("fashion-mnist").x_test[0]
-    images = np.concatenate([digits[0][:5], boot[None]])
+    pullover = load_dataset("fashion-mnist").x_test[1]
+    images = np.concatenate([digits[0][:5], pullover[None]])
     judged = predictor.judge(images)
     for image, probs, verdict in zip(images, judged.probabilities, judged.verdicts, strict=True):
         body = client.post("/predict", json={"pixels": pixels(image)}).json()
