@@ -70,7 +70,7 @@ def validation_images(predictor: Predictor) -> tuple[dict[str, np.ndarray], np.n
 
 
 def candidates(predictor: Predictor, x_train: np.ndarray, y_train: np.ndarray, temperature: float) -> list[Calibration]:
-    base = Calibration(temperature=temperature, confidence_threshold=CONFIDENCE_THRESHOLD, fitted=True)
+    base = Calibration(temperature=temperature, score="top_two", confidence_threshold=CONFIDENCE_THRESHOLD, fitted=True)
     if isinstance(predictor, EnsemblePredictor):
         return [dataclasses.replace(base, score="members"), base]
     _, features = predictor.features(x_train)

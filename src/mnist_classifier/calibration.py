@@ -5,9 +5,9 @@ share of validation digits that scored as unlike as it or more, a p-value in [0,
 `uncertain`: a digit, but its calibrated confidence (the top probability after temperature scaling) is below the
 confidence threshold, so two classes are close. `digit` otherwise. The score is the Mahalanobis distance of the
 network's penultimate features to the nearest class mean (one covariance shared by the classes, fitted on training
-features) or the model's own top probability, whichever calibrate.py measured to separate digits from its
-validation non-digits better. A run trained before this existed has no calibration.json: it gets FALLBACK, defaults
-on the top probability.
+features) or the model's own probability of its two likeliest classes, whichever calibrate.py measured to separate
+digits from its validation non-digits better. A run trained before this existed has no calibration.json: it gets
+FALLBACK, defaults on the top probability.
 """
 
 from __future__ import annotations
@@ -26,7 +26,10 @@ from .utils import atomic_path, write_json
 
 CALIBRATION, FEATURE_STATS = "calibration.json", "calibration.npz"
 VERDICTS = ("digit", "uncertain", "not_a_digit")
-SCORES = ("mahalanobis", "max_probability", "members")  # members: an ensemble's mean of its members' atypicality
+# top_two: the probability of the two likeliest classes (low when it is spread over many: unlike every digit; a
+# digit between two classes keeps it high, and is `uncertain` instead); members: an ensemble's mean of its members'
+# atypicality; max_probability: the top probability, the default of runs calibrated before
+SCORES = ("mahalanobis", "top_two", "members", "max_probability")
 BINS = 15
 
 
@@ -60,6 +63,8 @@ class Calibration:
         """How unlike a digit each image is (higher: less like one)."""
         if self.score == "mahalanobis" and features is not None and self.means is not None:
             return mahalanobis(features, self.means, self.precision, self.offsets)
+        if self.score == "top_two" and probabilities.shape[1] > 2:
+            return 1.0 - np.partition(probabilities, -2, axis=1)[:, -2:].sum(axis=1)
         return 1.0 - probabilities.max(axis=1, initial=0.0)
 
     @functools.cached_property
