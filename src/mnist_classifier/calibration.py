@@ -81,6 +81,18 @@ class Calibration:
             return 1.0 - distance
         return 1.0 - np.searchsorted(self.reference, distance, side="left") / len(self.reference)
 
+    @functools.cached_property
+    def reject_beyond(self) -> float | None:
+        """The distance past which a reading is not a digit: `typicality(d) < reject_threshold` exactly when
+        `d > reject_beyond`, found once so that judging an image needs no search (None without a reference)."""
+        if self.reference is None or not len(self.reference):
+            return None
+        n = len(self.reference)
+        below = 1.0 - np.arange(n + 1) / n < self.reject_threshold  # typicality with k reference values under d
+        if not below.any():
+            return np.inf
+        return float(self.reference[int(below.argmax()) - 1])  # the k-th smallest must lie under d
+
 
 FALLBACK = Calibration()
 
@@ -104,13 +116,13 @@ def mahalanobis(
     return ((fp * f).sum(axis=1)[:, None] - 2 * fp @ means.T + offsets).min(axis=1)
 
 
-def verdicts(
-    confidence: np.ndarray, typicality: np.ndarray, reject_threshold: float, confidence_threshold: float
-) -> list[str]:
-    """Each reading's verdict from its calibrated confidence and its typicality."""
+def verdicts(confidence: np.ndarray, distance: np.ndarray, calibration: Calibration) -> list[str]:
+    """Each reading's verdict from its calibrated confidence and its distance."""
+    beyond, sure = calibration.reject_beyond, calibration.confidence_threshold
+    far = distance > beyond if beyond is not None else calibration.typicality(distance) < calibration.reject_threshold
     return [
-        "not_a_digit" if t < reject_threshold else "uncertain" if c < confidence_threshold else "digit"
-        for c, t in zip(confidence.tolist(), typicality.tolist(), strict=True)
+        "not_a_digit" if f else "uncertain" if c < sure else "digit"
+        for c, f in zip(confidence.tolist(), far.tolist(), strict=True)
     ]
 
 

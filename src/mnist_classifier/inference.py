@@ -297,21 +297,25 @@ def with_features(model: Any) -> Any:
 
 @dataclass
 class Judgement:
-    """Images judged: calibrated probabilities (N, classes), typicality (N,) in [0, 1] and verdicts."""
+    """Images judged: calibrated probabilities (N, classes), distances (N,) and verdicts."""
 
     probabilities: np.ndarray
-    typicality: np.ndarray
+    distance: np.ndarray
     verdicts: list[str]
+    calibration: Calibration
+
+    @property
+    def typicality(self) -> np.ndarray:
+        """Each image's typicality in [0, 1] (see Calibration.typicality)."""
+        return self.calibration.typicality(self.distance)
 
 
 def judgement(raw: np.ndarray, distance: np.ndarray, calibration: Calibration, reject: bool = True) -> Judgement:
     probs = calibration.scaled(raw)
-    typicality = calibration.typicality(distance)
     if not reject:
-        return Judgement(probs, typicality, ["digit"] * len(probs))
-    confidence = probs.max(axis=1, initial=0.0)
-    verdicts = calib.verdicts(confidence, typicality, calibration.reject_threshold, calibration.confidence_threshold)
-    return Judgement(probs, typicality, verdicts)
+        return Judgement(probs, distance, ["digit"] * len(probs), calibration)
+    verdicts = calib.verdicts(probs.max(axis=1, initial=0.0), distance, calibration)
+    return Judgement(probs, distance, verdicts, calibration)
 
 
 @dataclass
