@@ -86,6 +86,14 @@ def test_missing_download_says_where_to_put_files(monkeypatch: pytest.MonkeyPatc
     assert not any((datasets.cache_dir() / "fashion-mnist").glob("*")), "nothing half-downloaded is kept"
 
 
+def test_without_allow_download_nothing_is_fetched(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    spec = dataclasses.replace(datasets.REGISTRY["fashion-mnist"], folders=(tmp_path / "nowhere",))
+    monkeypatch.setitem(datasets.REGISTRY, "fashion-mnist", spec)
+    monkeypatch.setattr(datasets, "download", lambda spec: pytest.fail("a download was attempted"))
+    with pytest.raises(DataError, match="fashion-mnist is not on this machine, and downloading it was not allowed"):
+        load_dataset("fashion-mnist", allow_download=False)
+
+
 def test_unknown_dataset() -> None:
     with pytest.raises(DataError, match="unknown dataset 'nope'"):
         load_dataset("nope")

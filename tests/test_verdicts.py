@@ -15,6 +15,9 @@ from mnist_classifier import calibration, load_run, nondigits
 from mnist_classifier.calibrate import fit_temperature
 from mnist_classifier.data import load_dataset, split_validation
 from mnist_classifier.inference import DefaultCalibrationWarning, Predictor
+from mnist_classifier.report import write_report
+
+from .conftest import require
 
 
 @pytest.fixture(scope="module")
@@ -102,6 +105,51 @@ def test_the_stored_calibration_reloads(dnn_run: Path, predictor: Predictor) -> 
     metrics = json.loads((dnn_run / "metrics.json").read_text())["verdicts"]
     assert metrics["calibrated"] and metrics["ece_after"] < metrics["ece_before"]
     assert 0.9 < metrics["coverage"] < 1 and metrics["auroc_validation_nondigits"] > 0.8
+
+
+def test_evaluate_measures_the_verdicts_on_sets_never_used_for_training_or_calibration(dnn_run: Path) -> None:
+    verdicts = json.loads((dnn_run / "metrics.json").read_text())["verdicts"]
+    held_out = verdicts["held_out"]
+    assert set(held_out) == {"fashion-mnist", "letters", *nondigits.MAKERS}
+    for kind in ("letters", *nondigits.MAKERS):
+        figures = held_out[kind]
+        assert 190 <= figures["n"] <= 200, kind
+        assert all(0 <= figures[key] <= 1 for key in ("auroc", "rejected", "answered")), figures
+        assert figures["rejected"] + figures["answered"] <= 1
+        assert figures["auroc"] > 0.9 and figures["rejected"] > 0.5, (kind, figures)
+    accuracy = json.loads((dnn_run / "metrics.json").read_text())["accuracy"]
+    assert verdicts["accuracy_raw"] == verdicts["accuracy_calibrated"] == pytest.approx(accuracy, abs=1e-4)
+
+
+def test_the_held_out_figures_include_fashion_mnist_when_installed(dnn_run: Path) -> None:
+    require(Path("/usr/share/datasets/fashion-mnist").is_dir(), "Debian's dataset-fashion-mnist is not installed")
+    fashion = json.loads((dnn_run / "metrics.json").read_text())["verdicts"]["held_out"]["fashion-mnist"]
+    assert fashion["n"] == 10_000
+    assert fashion["auroc"] > 0.9 and 0.5 < fashion["rejected"] <= 1 and 0 <= fashion["answered"] < 0.5
+
+
+def test_the_report_shows_the_held_out_figures(dnn_run: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    shutil.copytree(dnn_run, run)
+    page = write_report(run).read_text()
+    assert "Not a digit, on sets the model never saw" in page
+    table = page[page.index("Not a digit, on sets") : page.index("Per-class results")]
+    assert "<td>letters</td><td>200</td>" in table and "<td>silhouettes</td>" in table
+    assert "Accuracy with the calibrated probabilities" in table and "+0.00 points" in table
+    metrics = json.loads((run / "metrics.json").read_text())
+    metrics["verdicts"]["held_out"]["fashion-mnist"] = {"available": False}
+    (run / "metrics.json").write_text(json.dumps(metrics))
+    assert "<td>Fashion-MNIST test</td><td>not on this machine</td>" in write_report(run).read_text()
+
+
+def test_held_out_letters_use_fonts_of_their_own_and_no_held_out_image_is_a_validation_image() -> None:
+    fonts = set(nondigits.HELD_OUT_FONTS)
+    assert not fonts & set(nondigits.TRAINING_FONTS) and not fonts & set(nondigits.VALIDATION_FONTS)
+    assert len(nondigits.matplotlib_fonts(nondigits.HELD_OUT_FONTS)) == len(fonts), "the fonts ship with Matplotlib"
+    held_out, validation = nondigits.held_out_set(), nondigits.validation_set()
+    assert set(held_out) == set(validation) == {"letters", *nondigits.MAKERS}
+    seen = {image.tobytes() for images in validation.values() for image in images}
+    assert not any(image.tobytes() in seen for images in held_out.values() for image in images)
 
 
 def test_an_old_run_without_calibration_still_predicts_and_says_so_once(cli, dnn_run: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

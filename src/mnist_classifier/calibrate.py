@@ -22,8 +22,9 @@ from . import calibration as calib
 from . import nondigits
 from .calibration import Calibration
 from .data import load_dataset, split_validation
-from .errors import RunError
-from .inference import DefaultCalibrationWarning, EnsemblePredictor, Predictor, load_predictor
+from .data.datasets import DIGITS
+from .errors import DataError, RunError
+from .inference import DefaultCalibrationWarning, EnsemblePredictor, Predictor, judgement, load_predictor
 from .runs import ensemble_members, read_json, run_config
 
 TRAIN_FEATURES = 20_000  # training images whose penultimate features give the class means and covariance
@@ -33,6 +34,7 @@ MAX_REJECT = 0.05  # the reject threshold: at most 5% of validation digits turne
 FONT_DIGITS_KEPT = 0.8  # ...and at least 80% of the printed digits (harder than photos of handwriting) answered
 CONFIDENCE_THRESHOLD = 0.6
 MARGIN = 0.02  # the first candidate (the feature-space score) stays unless another beats its mean AUROC by this
+HELD_OUT_FASHION = 10_000  # Fashion-MNIST test images in the held-out figures
 
 
 def fit_temperature(probabilities: np.ndarray, labels: np.ndarray) -> float:
@@ -64,7 +66,7 @@ def auroc(digits: np.ndarray, others: np.ndarray) -> float:
 def validation_images(predictor: Predictor) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
     """The validation non-digits by kind, and printed digits (for a model of the ten digits; else None)."""
     others = nondigits.validation_set(NONDIGITS_PER_KIND)
-    digits = predictor.class_names == tuple(str(i) for i in range(10))
+    digits = predictor.class_names == DIGITS
     fonts = nondigits.matplotlib_fonts()
     return others, nondigits.font_digits(fonts, FONT_DIGITS, seed=3)[0] if digits and fonts else None
 
@@ -129,10 +131,9 @@ def fit(folder: Path) -> dict[str, Any]:
 def verdict_figures(predictor: Predictor, x: np.ndarray, y: np.ndarray, points: int = 100) -> dict[str, Any]:
     """What `evaluate` records of the verdicts on (x, y): ECE and reliability bins before and after scaling, the
     operating point (coverage and accuracy of the images answered as digits at the stored thresholds), the
-    risk-coverage curve (accuracy of the most confident share of images) and the AUROC against the validation
-    non-digits measured when the calibration was fitted."""
-    from .inference import judgement
-
+    risk-coverage curve (accuracy of the most confident share of images), the accuracy before and after scaling,
+    the AUROC against the validation non-digits measured when the calibration was fitted, and for a model of the
+    ten digits, `held_out_figures`."""
     calibration = predictor.calibration
     raw, distance = predictor.assess(x)
     judged = judgement(raw, distance, calibration)
@@ -146,7 +147,7 @@ def verdict_figures(predictor: Predictor, x: np.ndarray, y: np.ndarray, points: 
     answered = verdicts == "digit"
     stored = read_json(predictor_folder(predictor) / calib.CALIBRATION, missing_ok=True).get("figures", {})
     chosen = stored.get("candidates", {}).get(calibration.score, {})
-    return {
+    figures = {
         "calibrated": calibration.fitted,
         "temperature": calibration.temperature,
         "score": calibration.score,
@@ -163,7 +164,35 @@ def verdict_figures(predictor: Predictor, x: np.ndarray, y: np.ndarray, points: 
         "risk_coverage": {"coverage": [(i + 1) / len(y) for i in at.tolist()], "accuracy": cumulative[at].tolist()},
         "auroc_validation_nondigits": chosen.get("auroc_mean"),
         "auroc_validation_nondigits_by_kind": chosen.get("auroc"),
+        "accuracy_raw": float(np.mean(raw.argmax(axis=1) == y)),
+        "accuracy_calibrated": float(correct.mean()),
     }
+    if predictor.class_names == DIGITS and predictor.input_shape == (28, 28):
+        figures["held_out"] = held_out_figures(predictor, distance)
+    return figures
+
+
+def held_out_figures(predictor: Predictor, digit_distance: np.ndarray) -> dict[str, dict[str, Any]]:
+    """Per set never used for training or calibration (Fashion-MNIST test where it is on this machine: never
+    downloaded for this; nondigits.held_out_set): its size, the AUROC between it and the evaluated digits (their
+    distances given), and the shares of it judged not a digit and answered as a digit."""
+    sets: dict[str, np.ndarray] = {}
+    figures: dict[str, dict[str, Any]] = {}
+    try:
+        sets["fashion-mnist"] = load_dataset("fashion-mnist", allow_download=False).x_test[:HELD_OUT_FASHION]
+    except DataError:
+        figures["fashion-mnist"] = {"available": False}
+    sets |= nondigits.held_out_set(NONDIGITS_PER_KIND)
+    for name, images in sets.items():
+        raw, distance = predictor.assess(images)
+        verdicts = np.array(judgement(raw, distance, predictor.calibration).verdicts)
+        figures[name] = {
+            "n": len(images),
+            "auroc": auroc(digit_distance, distance),
+            "rejected": float(np.mean(verdicts == "not_a_digit")),
+            "answered": float(np.mean(verdicts == "digit")),
+        }
+    return figures
 
 
 def predictor_folder(predictor: Predictor) -> Path:

@@ -1,13 +1,13 @@
 """Synthetic images that are not digits (letters, scribbles, shapes, silhouettes, noise, textures), as a model sees
 them.
 
-Three sets, kept apart. `training_pool` is what training shows the model as things to answer with uniform
-probabilities (outlier exposure); `validation_set` is what the verdict's score and thresholds are chosen on. Both
-draw letters with fonts that ship inside Matplotlib, so they exist wherever the package is installed, but each
-with its own fonts and seeds. benchmarks/ood.py draws its own with other fonts and seeds, so that its figures
-never come from a set the method was trained or tuned on. Letters, scribbles and shapes go through
-preprocess.prepare, the MNIST-style preparation that `predict` and the server apply to a user's image; the
-RAW_KINDS are resized only, as arrays given to the Python API or the server's `pixels`.
+Sets kept apart, each with its own letter fonts (all shipped inside Matplotlib, so installed wherever the package
+is) and its own seeds. `training_pool` is what training shows the model as things to answer with uniform
+probabilities (outlier exposure); `validation_set` is what the verdict's score and thresholds are chosen on;
+`held_out_set` is what `evaluate` measures them on. benchmarks/ood.py draws its own, with handwriting fonts and
+seed 20, for the official figures. Letters, scribbles and shapes go through preprocess.prepare, the MNIST-style
+preparation that `predict` and the server apply to a user's image; the RAW_KINDS are resized only, as arrays
+given to the Python API or the server's `pixels`.
 """
 
 from __future__ import annotations
@@ -61,6 +61,7 @@ TRAINING_FONTS = (
     "cmti10",
     "cmtt10",
 )
+HELD_OUT_FONTS = ("cmmi10",)  # Computer Modern math italic: a-z and A-Z in a hand seen nowhere else
 POOL_VERSION = 3  # bump when what training_pool draws changes: the cached pools are keyed by it
 
 
@@ -219,9 +220,19 @@ def generated(kind: str, count: int, seed: int, raw: bool = False) -> tuple[np.n
 
 
 def validation_set(per_kind: int = 200, seed: int = 1) -> dict[str, np.ndarray]:
-    """The non-digits the method is chosen and its figures in metrics.json measured on: letters in Matplotlib's
-    fonts, and the other kinds from their own seeds (noise and textures as raw arrays)."""
-    fonts = matplotlib_fonts()
+    """The non-digits the method's score and thresholds are chosen on: letters in VALIDATION_FONTS, and the other
+    kinds from their own seeds (noise, textures and silhouettes as raw arrays)."""
+    return drawn_set(matplotlib_fonts(VALIDATION_FONTS), per_kind, seed)
+
+
+def held_out_set(per_kind: int = 200, seed: int = 7) -> dict[str, np.ndarray]:
+    """Non-digits that neither training nor calibration sees, for the figures `evaluate` records: letters in
+    HELD_OUT_FONTS, the other kinds from seeds of their own."""
+    return drawn_set(matplotlib_fonts(HELD_OUT_FONTS), per_kind, seed)
+
+
+def drawn_set(fonts: Sequence[Path], per_kind: int, seed: int) -> dict[str, np.ndarray]:
+    """`per_kind` images of each kind by name: letters in `fonts` (none without fonts), then MAKERS' kinds."""
     sets = {"letters": letters(fonts, per_kind, seed)[0]} if fonts else {}
     for i, kind in enumerate(MAKERS, 1):
         sets[kind] = generated(kind, per_kind, seed * 1000 + i, raw=kind in RAW_KINDS)[0]

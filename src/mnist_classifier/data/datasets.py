@@ -149,8 +149,9 @@ def verify(spec: DatasetSpec, part: str, content: bytes, name: str = "") -> str:
     return digest
 
 
-def locate(name: str, data_dir: Path | None) -> tuple[DatasetSpec, dict[str, Path]]:
-    """The spec and the four files of a dataset, from --data-dir, a known folder or the mirror."""
+def locate(name: str, data_dir: Path | None, allow_download: bool = True) -> tuple[DatasetSpec, dict[str, Path]]:
+    """The spec and the four files of a dataset, from --data-dir, a known folder or the mirror (without
+    `allow_download`, a copy downloaded before or a DataError)."""
     if name not in REGISTRY and data_dir is None:
         raise DataError(f"unknown dataset {name!r}: choose one of {', '.join(REGISTRY)} or give --data-dir")
     spec = REGISTRY.get(name) or DatasetSpec(name, {}, DIGITS)
@@ -164,12 +165,18 @@ def locate(name: str, data_dir: Path | None) -> tuple[DatasetSpec, dict[str, Pat
         files = find_files(folder)
         if files is not None:
             return spec, files
+    if not allow_download:
+        files = find_files(cache_dir() / spec.name)
+        if files is None:
+            raise DataError(f"{spec.name} is not on this machine, and downloading it was not allowed")
+        return spec, files
     return spec, download(spec)
 
 
-def load_dataset(name: str = "mnist", data_dir: Path | None = None) -> Dataset:
-    """Load a dataset's verified arrays, from the cache when these exact files were verified before."""
-    spec, files = locate(name, data_dir)
+def load_dataset(name: str = "mnist", data_dir: Path | None = None, allow_download: bool = True) -> Dataset:
+    """Load a dataset's verified arrays, from the cache when these exact files were verified before; without
+    `allow_download`, only from this machine."""
+    spec, files = locate(name, data_dir, allow_download)
     key = hashlib.sha256()
     for part in PARTS:
         key.update(files[part].read_bytes())

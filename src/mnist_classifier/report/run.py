@@ -52,6 +52,24 @@ def _verdict_cards(verdicts: dict[str, Any] | None) -> list[dict[str, Any]]:
     ]
 
 
+def _held_out(verdicts: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Per set the model never saw: its images, the AUROC against the evaluated digits, and the shares rejected as
+    not a digit and answered as a digit; and the accuracy with calibrated probabilities beside the raw one."""
+    if not verdicts or not verdicts.get("held_out"):
+        return None
+    rows = []
+    for name, s in verdicts["held_out"].items():
+        label = "Fashion-MNIST test" if name == "fashion-mnist" else name
+        if "n" not in s:
+            rows.append([label, "not on this machine", "—", "—", "—"])
+        else:
+            rows.append([label, f"{s['n']:,}", f"{s['auroc']:.3f}", percent(s["rejected"]), percent(s["answered"])])
+    raw, calibrated = verdicts["accuracy_raw"], verdicts["accuracy_calibrated"]  # written with held_out
+    accuracy = f"Accuracy with the calibrated probabilities: {percent(calibrated)} ({percent(raw)} raw: scaling keeps"
+    accuracy += f" every argmax, {100 * (calibrated - raw):+.2f} points)."
+    return {"rows": rows, "accuracy": accuracy}
+
+
 def _classes(metrics: dict[str, Any]) -> dict[str, Any]:
     """Precision, recall, F1 and support per class, the weakest class (lowest F1) marked."""
     per_class, macro, keys = metrics["per_class"], metrics.get("macro_avg"), ("precision", "recall", "f1")
@@ -100,6 +118,7 @@ def render_html(config: dict[str, Any], metrics: dict[str, Any], pngs: dict[str,
             {"caption": CAPTIONS[name], "src": data_uri(png), "wide": not name.startswith("confusion")}
             for name, png in pngs.items()
         ],
+        held_out=_held_out(metrics.get("verdicts")),
         classes=_classes(metrics),
         pairs=_pairs(metrics),
         settings=[[k, format_value(v)] for k, v in config.items() if k != "meta"],
