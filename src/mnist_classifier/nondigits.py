@@ -12,6 +12,7 @@ given to the Python API or the server's `pixels`.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import string
 from collections.abc import Callable, Sequence
@@ -222,20 +223,24 @@ def generated(kind: str, count: int, seed: int, raw: bool = False) -> tuple[np.n
 def validation_set(per_kind: int = 200, seed: int = 1) -> dict[str, np.ndarray]:
     """The non-digits the method's score and thresholds are chosen on: letters in VALIDATION_FONTS, and the other
     kinds from their own seeds (noise, textures and silhouettes as raw arrays)."""
-    return drawn_set(matplotlib_fonts(VALIDATION_FONTS), per_kind, seed)
+    return drawn_set(tuple(matplotlib_fonts(VALIDATION_FONTS)), per_kind, seed)
 
 
 def held_out_set(per_kind: int = 200, seed: int = 7) -> dict[str, np.ndarray]:
     """Non-digits that neither training nor calibration sees, for the figures `evaluate` records: letters in
     HELD_OUT_FONTS, the other kinds from seeds of their own."""
-    return drawn_set(matplotlib_fonts(HELD_OUT_FONTS), per_kind, seed)
+    return drawn_set(tuple(matplotlib_fonts(HELD_OUT_FONTS)), per_kind, seed)
 
 
-def drawn_set(fonts: Sequence[Path], per_kind: int, seed: int) -> dict[str, np.ndarray]:
-    """`per_kind` images of each kind by name: letters in `fonts` (none without fonts), then MAKERS' kinds."""
+@functools.cache
+def drawn_set(fonts: tuple[Path, ...], per_kind: int, seed: int) -> dict[str, np.ndarray]:
+    """`per_kind` images of each kind by name: letters in `fonts` (none without fonts), then MAKERS' kinds. Drawn
+    once per process (a few seconds), read-only."""
     sets = {"letters": letters(fonts, per_kind, seed)[0]} if fonts else {}
     for i, kind in enumerate(MAKERS, 1):
         sets[kind] = generated(kind, per_kind, seed * 1000 + i, raw=kind in RAW_KINDS)[0]
+    for images in sets.values():
+        images.setflags(write=False)
     return sets
 
 
