@@ -187,3 +187,16 @@ def test_fashion_mnist_trains_one_epoch(tmp_path: Path) -> None:
     metrics = evaluate_run(run_dir)
     assert metrics["dataset"] == "fashion-mnist" and metrics["accuracy"] > 0.80
     assert "Ankle boot" in metrics["per_class"]
+
+
+def test_a_run_from_before_outlier_exposure_resumes_without_it(tmp_path: Path) -> None:
+    from mnist_classifier.config import TrainConfig, to_dict
+    from mnist_classifier.runs import run_config, write_config
+
+    write_config(tmp_path, TrainConfig(epochs=3), {"status": "training"})
+    assert run_config(tmp_path).outliers == 0.25
+    settings = json.loads((tmp_path / "config.json").read_text())
+    del settings["outliers"]
+    (tmp_path / "config.json").write_text(json.dumps(settings))
+    assert run_config(tmp_path).outliers == 0.0
+    assert to_dict(run_config(tmp_path)) == to_dict(TrainConfig(epochs=3, outliers=0.0))
