@@ -92,3 +92,14 @@ def test_predict_starts_without_tensorflow_once_cached(dnn_run: Path, tmp_path: 
     assert runs[0].stdout.splitlines()[-1].startswith("True"), runs[0]
     assert runs[1].stdout.splitlines()[-1] == "False False", runs[1]
     assert runs[0].stdout.split()[1] == runs[1].stdout.split()[1] == "7"
+
+
+def test_the_compiled_top_two_distance_is_the_calibrations(dnn_run: Path) -> None:
+    """The Keras predictor computes the top_two distance inside its compiled forward pass; it must equal the
+    calibration's own (NumPy) definition, which the ONNX and ensemble predictors use."""
+    predictor = Predictor(dnn_run)
+    assert predictor.calibration.score == "top_two"
+    x = load_dataset("mnist").x_test[:500]
+    probs, distance = predictor.assess(x)
+    np.testing.assert_allclose(probs, predictor.probabilities(x), atol=1e-6)
+    np.testing.assert_allclose(distance, predictor.calibration.distance(probs, None), atol=1e-6)

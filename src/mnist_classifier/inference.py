@@ -52,6 +52,8 @@ def single_threaded_ops() -> None:
 class Predictor:
     """A model loaded once with a compiled forward pass; safe to call from several threads."""
 
+    _top_two: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]] | None = None  # probabilities and distance
+
     def __init__(self, path: Path, batch_size: int = 1024) -> None:
         import_tensorflow_quietly()
         import tensorflow as tf
@@ -60,19 +62,30 @@ class Predictor:
         model = self.model
         reader = with_features(model)
         signature = [tf.TensorSpec((None, *model.input_shape[1:]), tf.float32)]
+
+        def scored(x: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:  # the top_two distance in the graph: no NumPy pass
+            probs = model(x, training=False)
+            return probs, 1.0 - tf.reduce_sum(tf.math.top_k(probs, 2).values, axis=1)
+
         probabilities = tf.function(lambda x: model(x, training=False), input_signature=signature)
         both = tf.function(lambda x: reader(x, training=False), input_signature=signature)
         only = probabilities.get_concrete_function()
         with_penultimate = both.get_concrete_function()
+        with_top_two = tf.function(scored, input_signature=signature).get_concrete_function()
 
         def forward(x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
             out = with_penultimate(tf.constant(x))
             return (out[0].numpy(), out[1].numpy()) if isinstance(out, list | tuple) else (out.numpy(), None)
 
+        def top_two(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            probs, distance = with_top_two(tf.constant(x))
+            return probs.numpy(), distance.numpy()
+
         self._setup(path, batch_size, model.input_shape[1:], model.output_shape[-1])
         self.architecture, self.parameters = model.name, int(model.count_params())
         self._both: Forward = forward
         self._probabilities: Callable[[np.ndarray], np.ndarray] = lambda x: only(tf.constant(x)).numpy()
+        self._top_two = top_two if len(self.class_names) > 2 else None
         self._forward(np.zeros((1, *self.input_shape), np.float32))
 
     def _setup(self, path: Path, batch_size: int, input_shape: Sequence[int], classes: int) -> None:
@@ -107,6 +120,8 @@ class Predictor:
         if self.calibration.score == "mahalanobis":
             probs, features = self._both(x)
             return probs, self.calibration.distance(probs, features)
+        if self.calibration.score == "top_two" and self._top_two is not None:
+            return self._top_two(x)
         probs = self._probabilities(x)
         return probs, self.calibration.distance(probs, None)
 
@@ -314,7 +329,7 @@ def judgement(raw: np.ndarray, distance: np.ndarray, calibration: Calibration, r
     probs = calibration.scaled(raw)
     if not reject:
         return Judgement(probs, distance, ["digit"] * len(probs), calibration)
-    verdicts = calib.verdicts(probs.max(axis=1, initial=0.0), distance, calibration)
+    verdicts = calib.verdicts(probs.max(axis=1), distance, calibration)
     return Judgement(probs, distance, verdicts, calibration)
 
 
