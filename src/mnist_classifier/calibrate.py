@@ -122,7 +122,9 @@ def fit(folder: Path) -> dict[str, Any]:
         "chosen_by": "mean AUROC, validation digits vs the validation non-digits of nondigits.validation_set",
         "candidates": scores,
         "validation_ece_before": calib.expected_calibration_error(raw_val, y_val)[0],
-        "validation_ece_after": calib.expected_calibration_error(chosen.scaled(raw_val), y_val)[0],
+        "validation_ece_after": calib.expected_calibration_error(calib.temperature_scaled(raw_val, temperature), y_val)[
+            0
+        ],
     }
     calib.save(folder, chosen, figures)
     return chosen.settings() | {"figures": figures}

@@ -55,10 +55,6 @@ class Calibration:
             "confidence_threshold": self.confidence_threshold,
         }
 
-    def scaled(self, probabilities: np.ndarray) -> np.ndarray:
-        """The probabilities after temperature scaling: softmax(log p / T), the same as softmax(logits / T)."""
-        return temperature_scaled(probabilities, self.temperature)
-
     def distance(self, probabilities: np.ndarray, features: np.ndarray | None) -> np.ndarray:
         """How unlike a digit each image is (higher: less like one)."""
         if self.score == "mahalanobis" and features is not None and self.means is not None:
@@ -100,7 +96,8 @@ FALLBACK = Calibration()
 def temperature_scaled(probabilities: np.ndarray, temperature: float) -> np.ndarray:
     if temperature == 1.0:
         return probabilities
-    """softmax(log p / T), computed as p^(1/T) normalised: the same, in three array operations. It cannot
+    """The probabilities after temperature scaling: softmax(log p / T), the same as softmax(logits / T), computed
+    as p^(1/T) normalised: the same, in three array operations. It cannot
     underflow to all zeros: the top probability is at least 1/classes and T is at least e^-3 (fit_temperature)."""
     powered = np.power(probabilities, np.float32(1 / temperature), dtype=np.float32)
     return powered / powered.sum(axis=1, keepdims=True)

@@ -63,9 +63,9 @@ class Predictor:
         reader = with_features(model)
         signature = [tf.TensorSpec((None, *model.input_shape[1:]), tf.float32)]
 
-        def scored(x: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:  # the top_two distance in the graph: no NumPy pass
+        def scored(x: tf.Tensor) -> tf.Tensor:  # the top_two distance as an extra column: no NumPy pass
             probs = model(x, training=False)
-            return probs, 1.0 - tf.reduce_sum(tf.math.top_k(probs, 2).values, axis=1)
+            return tf.concat([probs, 1.0 - tf.reduce_sum(tf.math.top_k(probs, 2).values, axis=1, keepdims=True)], 1)
 
         probabilities = tf.function(lambda x: model(x, training=False), input_signature=signature)
         both = tf.function(lambda x: reader(x, training=False), input_signature=signature)
@@ -78,8 +78,8 @@ class Predictor:
             return (out[0].numpy(), out[1].numpy()) if isinstance(out, list | tuple) else (out.numpy(), None)
 
         def top_two(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-            probs, distance = with_top_two(tf.constant(x))
-            return probs.numpy(), distance.numpy()
+            out = with_top_two(tf.constant(x)).numpy()
+            return out[:, :-1], out[:, -1]
 
         self._setup(path, batch_size, model.input_shape[1:], model.output_shape[-1])
         self.architecture, self.parameters = model.name, int(model.count_params())
@@ -326,7 +326,7 @@ class Judgement:
 
 
 def judgement(raw: np.ndarray, distance: np.ndarray, calibration: Calibration, reject: bool = True) -> Judgement:
-    probs = calibration.scaled(raw)
+    probs = calib.temperature_scaled(raw, calibration.temperature)
     if not reject:
         return Judgement(probs, distance, ["digit"] * len(probs), calibration)
     verdicts = calib.verdicts(probs.max(axis=1), distance, calibration)
