@@ -37,7 +37,7 @@ import serving
 
 from mnist_classifier import nondigits
 from mnist_classifier.calibration import expected_calibration_error
-from mnist_classifier.data import load_dataset
+from mnist_classifier.data import Dataset, load_dataset
 from mnist_classifier.image_files import load_file
 from mnist_classifier.inference import DefaultCalibrationWarning, Predictor, judgement, load_predictor
 
@@ -70,14 +70,15 @@ def real_digits(count: int) -> tuple[np.ndarray, np.ndarray, int]:
     return np.stack(images), np.array(labels), refused
 
 
-def out_of_distribution(per_kind: int, fashion: int) -> tuple[dict[str, tuple[np.ndarray, int]], list[str]]:
+def out_of_distribution(
+    per_kind: int, fashion: int, mnist: Dataset
+) -> tuple[dict[str, tuple[np.ndarray, int]], list[str]]:
     """Each OOD set's images and how many the preparation refused; and the letter fonts."""
     fonts, handwriting = serving.fonts()
     sets = {"Fashion-MNIST": (load_dataset("fashion-mnist").x_test[:fashion], 0)}
     sets["letters"] = nondigits.letters(fonts, per_kind, SEED)
     for i, kind in enumerate(nondigits.MAKERS, 1):
         sets[kind] = nondigits.generated(kind, per_kind, SEED * 1000 + i, raw=kind in nondigits.RAW_KINDS)
-    mnist = load_dataset("mnist")
     sets["blends"] = (nondigits.blends(mnist.x_test, mnist.y_test, per_kind, SEED), 0)
     return sets, [f.stem for f in fonts] + ([] if handwriting else ["(no handwriting font installed)"])
 
@@ -154,7 +155,7 @@ def main() -> None:
     machine = f"{os.cpu_count()} cores, {platform.processor() or platform.machine()}"
     mnist = load_dataset("mnist")
     real, real_labels, real_refused = real_digits(args.real)
-    others, fonts = out_of_distribution(args.per_kind, args.fashion)
+    others, fonts = out_of_distribution(args.per_kind, args.fashion, mnist)
     console.print(
         f"letters: {nondigits.LETTERS} ({len(nondigits.LETTERS)}); left out as digit look-alikes:"
         f" {' '.join(nondigits.LOOK_ALIKES)}; fonts: {', '.join(fonts)}",
