@@ -33,6 +33,9 @@ def test_compiled_forward_matches_keras_predict(dnn_run: Path) -> None:
         (np.zeros((2, 27, 28), np.uint8), "expected images of shape"),
         (np.full((1, 28, 28), np.nan, np.float32), "finite and within"),
         (np.full((1, 28, 28), 2.0, np.float32), "finite and within"),
+        (np.where(np.eye(28, dtype=bool), np.nan, 0.5)[None], "finite and within"),  # NaN among valid pixels
+        (np.full((1, 28, 28), -np.inf), "finite and within"),
+        (np.full((1, 28, 28), -0.1), "finite and within"),
     ],
 )
 def test_bad_arrays(dnn_run: Path, images: np.ndarray, message: str) -> None:

@@ -94,11 +94,11 @@ FALLBACK = Calibration()
 
 
 def temperature_scaled(probabilities: np.ndarray, temperature: float) -> np.ndarray:
-    if temperature == 1.0:
-        return probabilities
     """The probabilities after temperature scaling: softmax(log p / T), the same as softmax(logits / T), computed
     as p^(1/T) normalised: the same, in three array operations. It cannot underflow to all zeros: the top
     probability is at least 1/classes and T is at least e^-3 (fit_temperature)."""
+    if temperature == 1.0:
+        return probabilities
     powered = np.power(probabilities, np.float32(1 / temperature), dtype=np.float32)
     return powered / powered.sum(axis=1, keepdims=True)
 

@@ -131,8 +131,10 @@ class Predictor:
             images = images[None]
         if images.shape[1:] != self.input_shape:
             raise ImageError(f"expected images of shape {self.input_shape}, got {images.shape[1:]}")
-        x = scale(images) if images.dtype == np.uint8 else images.astype(np.float32)
-        if not np.all(np.isfinite(x)) or x.min(initial=0) < 0 or x.max(initial=0) > 1:
+        if images.dtype == np.uint8:  # in [0, 1] once scaled: nothing to check
+            return scale(images)
+        x = images.astype(np.float32)
+        if not (x.min(initial=0) >= 0 and x.max(initial=0) <= 1):  # NaN fails both comparisons
             raise ImageError("pixel values must be finite and within [0, 1] (or uint8 0..255)")
         return x
 
