@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 import serving
 
 from mnist_classifier import nondigits
-from mnist_classifier.calibration import expected_calibration_error
+from mnist_classifier.calibration import expected_calibration_error, temperature_scaled
 from mnist_classifier.data import Dataset, load_dataset
 from mnist_classifier.image_files import load_file
 from mnist_classifier.inference import DefaultCalibrationWarning, Predictor, judgement, load_predictor
@@ -136,7 +136,7 @@ def measure(predictor: Predictor, sets: dict[str, tuple[np.ndarray, int]], ids: 
     results: dict[str, dict] = {}
     for name, (images, refused) in sets.items():
         raw, distance = predictor.assess(images)
-        judged = judgement(raw, distance, predictor.calibration)
+        judged = judgement(temperature_scaled(raw, predictor.calibration.temperature), distance, predictor.calibration)
         verdicts = np.array(judged.verdicts)
         results[name] = {
             "today": raw.max(axis=1),

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from mnist_classifier import calibration as calib
 from mnist_classifier.data import load_dataset
 from mnist_classifier.errors import ImageError, RunError
 from mnist_classifier.inference import OnnxPredictor, Predictor, fast_predictor
@@ -98,11 +99,19 @@ def test_predict_starts_without_tensorflow_once_cached(dnn_run: Path, tmp_path: 
 
 
 def test_the_compiled_top_two_distance_is_the_calibrations(dnn_run: Path) -> None:
-    """The Keras predictor computes the top_two distance inside its compiled forward pass; it must equal the
-    calibration's own (NumPy) definition, which the ONNX and ensemble predictors use."""
+    """The Keras predictor computes the top_two distance and the temperature scaling inside its compiled forward
+    pass; they must equal the calibration's own (NumPy) definitions, which the ONNX and ensemble predictors use."""
     predictor = Predictor(dnn_run)
     assert predictor.calibration.score == "top_two"
     x = load_dataset("mnist").x_test[:500]
     probs, distance = predictor.assess(x)
     np.testing.assert_allclose(probs, predictor.probabilities(x), atol=1e-6)
     np.testing.assert_allclose(distance, predictor.calibration.distance(probs, None), atol=1e-6)
+    for temperature in (0.5, predictor.calibration.temperature, 2.0):
+        scaled, same = predictor.assess(x, temperature)
+        np.testing.assert_allclose(scaled, calib.temperature_scaled(probs, temperature), atol=1e-6)
+        np.testing.assert_array_equal(same, distance)
+    judged = predictor.judge(x)
+    np.testing.assert_allclose(
+        judged.probabilities, calib.temperature_scaled(probs, judged.calibration.temperature), atol=1e-6
+    )

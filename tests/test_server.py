@@ -363,7 +363,7 @@ def test_batcher_survives_a_request_cancelled_while_batched(dnn_run: Path) -> No
             batcher.executor.shutdown()
 
     first, third = asyncio.run(main())
-    probs, distances = predictor.assess(images)
+    probs, distances = predictor.assess(images, predictor.calibration.temperature)
     np.testing.assert_allclose(first[0][0], probs[0], atol=1e-6)
     np.testing.assert_allclose(third[0][0], probs[2], atol=1e-6)
     np.testing.assert_allclose([first[1][0], third[1][0]], distances[[0, 2]], rtol=1e-4)
@@ -381,7 +381,7 @@ class FakePredictor:
     def __init__(self, delay: float = 0.0, failing: frozenset[int] = frozenset()) -> None:
         self.delay, self.failing, self.calls, self.sizes = delay, failing, 0, []
 
-    def assess(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def assess(self, images: np.ndarray, temperature: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
         import time
 
         call, self.calls = self.calls, self.calls + 1

@@ -138,7 +138,7 @@ def verdict_figures(predictor: Predictor, x: np.ndarray, y: np.ndarray, points: 
     ten digits, `held_out_figures`."""
     calibration = predictor.calibration
     raw, distance = predictor.assess(x)
-    judged = judgement(raw, distance, calibration)
+    judged = judgement(calib.temperature_scaled(raw, calibration.temperature), distance, calibration)
     verdicts = np.array(judged.verdicts)
     correct = judged.probabilities.argmax(axis=1) == y
     ece_before, bins_before = calib.expected_calibration_error(raw, y)
@@ -186,8 +186,8 @@ def held_out_figures(predictor: Predictor, digit_distance: np.ndarray) -> dict[s
         figures["fashion-mnist"] = {"available": False}
     sets |= nondigits.held_out_set(NONDIGITS_PER_KIND)
     for name, images in sets.items():
-        raw, distance = predictor.assess(images)
-        verdicts = np.array(judgement(raw, distance, predictor.calibration).verdicts)
+        probs, distance = predictor.assess(images, predictor.calibration.temperature)
+        verdicts = np.array(judgement(probs, distance, predictor.calibration).verdicts)
         figures[name] = {
             "n": len(images),
             "auroc": auroc(digit_distance, distance),

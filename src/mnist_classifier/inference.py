@@ -10,6 +10,7 @@ model in batches.
 
 from __future__ import annotations
 
+import functools
 import os
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -52,7 +53,7 @@ def single_threaded_ops() -> None:
 class Predictor:
     """A model loaded once with a compiled forward pass; safe to call from several threads."""
 
-    _top_two: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]] | None = None  # probabilities and distance
+    _top_two: Callable[[np.ndarray, float], tuple[np.ndarray, np.ndarray]] | None = None  # see _assess
 
     def __init__(self, path: Path, batch_size: int = 1024) -> None:
         import_tensorflow_quietly()
@@ -63,22 +64,32 @@ class Predictor:
         reader = with_features(model)
         signature = [tf.TensorSpec((None, *model.input_shape[1:]), tf.float32)]
 
-        def scored(x: tf.Tensor) -> tf.Tensor:  # the top_two distance as an extra column: no NumPy pass
+        def scored(x: tf.Tensor, temperature: float) -> tf.Tensor:
+            """The probabilities scaled by `temperature` and the top_two distance (of the model's own) as an extra
+            column, in one compiled pass: NumPy after TensorFlow's call costs more than this arithmetic."""
             probs = model(x, training=False)
-            return tf.concat([probs, 1.0 - tf.reduce_sum(tf.math.top_k(probs, 2).values, axis=1, keepdims=True)], 1)
+            distance = 1.0 - tf.reduce_sum(tf.math.top_k(probs, 2).values, axis=1, keepdims=True)
+            if temperature != 1.0:
+                powered = tf.pow(probs, 1.0 / temperature)
+                probs = powered / tf.reduce_sum(powered, axis=1, keepdims=True)
+            return tf.concat([probs, distance], 1)
+
+        @functools.lru_cache(maxsize=4)  # one graph per temperature in use: the stored one, and 1 (raw)
+        def compiled(temperature: float) -> Callable[[tf.Tensor], tf.Tensor]:
+            graph = tf.function(lambda x: scored(x, temperature), input_signature=signature)
+            return graph.get_concrete_function()
 
         probabilities = tf.function(lambda x: model(x, training=False), input_signature=signature)
         both = tf.function(lambda x: reader(x, training=False), input_signature=signature)
         only = probabilities.get_concrete_function()
         with_penultimate = both.get_concrete_function()
-        with_top_two = tf.function(scored, input_signature=signature).get_concrete_function()
 
         def forward(x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
             out = with_penultimate(tf.constant(x))
             return (out[0].numpy(), out[1].numpy()) if isinstance(out, list | tuple) else (out.numpy(), None)
 
-        def top_two(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-            out = with_top_two(tf.constant(x)).numpy()
+        def top_two(x: np.ndarray, temperature: float) -> tuple[np.ndarray, np.ndarray]:
+            out = compiled(temperature)(tf.constant(x)).numpy()
             return out[:, :-1], out[:, -1]
 
         self._setup(path, batch_size, model.input_shape[1:], model.output_shape[-1])
@@ -87,6 +98,7 @@ class Predictor:
         self._probabilities: Callable[[np.ndarray], np.ndarray] = lambda x: only(tf.constant(x)).numpy()
         self._top_two = top_two if len(self.class_names) > 2 else None
         self._forward(np.zeros((1, *self.input_shape), np.float32))
+        self._assess(np.zeros((1, *self.input_shape), np.float32), self.calibration.temperature)
 
     def _setup(self, path: Path, batch_size: int, input_shape: Sequence[int], classes: int) -> None:
         folder = path if path.is_dir() else path.parent
@@ -114,16 +126,17 @@ class Predictor:
     def _forward(self, x: np.ndarray) -> np.ndarray:
         return self._probabilities(x)
 
-    def _assess(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """A batch's raw probabilities and distances (higher: less like a digit); the penultimate features are
-        computed only for a score that needs them."""
+    def _assess(self, x: np.ndarray, temperature: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+        """A batch's probabilities scaled by `temperature` (1: the model's own) and distances (higher: less like
+        a digit; always of the model's own probabilities); the penultimate features are computed only for a score
+        that needs them."""
+        if self.calibration.score == "top_two" and self._top_two is not None:
+            return self._top_two(x, temperature)
         if self.calibration.score == "mahalanobis":
             probs, features = self._both(x)
-            return probs, self.calibration.distance(probs, features)
-        if self.calibration.score == "top_two" and self._top_two is not None:
-            return self._top_two(x)
-        probs = self._probabilities(x)
-        return probs, self.calibration.distance(probs, None)
+        else:
+            probs, features = self._probabilities(x), None
+        return calib.temperature_scaled(probs, temperature), self.calibration.distance(probs, features)
 
     def _checked(self, images: np.ndarray) -> np.ndarray:
         images = np.asarray(images)
@@ -147,12 +160,13 @@ class Predictor:
         features = None if parts[0][1] is None else np.concatenate([f for _, f in parts])
         return np.concatenate([p for p, _ in parts]), features
 
-    def assess(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Raw probabilities (N, classes) and distances (N,) of images; see `probabilities` for what images may be."""
+    def assess(self, images: np.ndarray, temperature: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+        """Probabilities (N, classes) scaled by `temperature` (1: the model's own) and distances (N,) of images;
+        see `probabilities` for what images may be."""
         x = self._checked(images)
         if 0 < len(x) <= self.batch_size:
-            return self._assess(x)
-        parts = [self._assess(x[i : i + self.batch_size]) for i in range(0, len(x), self.batch_size)]
+            return self._assess(x, temperature)
+        parts = [self._assess(x[i : i + self.batch_size], temperature) for i in range(0, len(x), self.batch_size)]
         if not parts:
             return np.zeros((0, len(self.class_names)), np.float32), np.zeros(0)
         return np.concatenate([p for p, _ in parts]), np.concatenate([d for _, d in parts])
@@ -161,8 +175,8 @@ class Predictor:
         """Calibrated probabilities, typicality and a verdict for each image; `calibration` replaces the stored one
         (other thresholds), and without `reject` every reading is a digit (the raw argmax)."""
         calibration = calibration or self.calibration
-        raw, distance = self.assess(images)
-        return judgement(raw, distance, calibration, reject)
+        probs, distance = self.assess(images, calibration.temperature)
+        return judgement(probs, distance, calibration, reject)
 
     def probabilities(self, images: np.ndarray) -> np.ndarray:
         """The model's own class probabilities (N, classes), before calibration, for images (N, H, W): uint8 0..255
@@ -245,13 +259,16 @@ class EnsemblePredictor(Predictor):
     def _forward(self, x: np.ndarray) -> np.ndarray:
         return ensemble_probabilities(self.members, x, self.tta)
 
-    def _assess(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The members' mean probabilities, and as distance the mean of the members' atypicality (1 - typicality)."""
+    def _assess(self, x: np.ndarray, temperature: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+        """The members' mean probabilities (scaled by `temperature`), and as distance the mean of the members'
+        atypicality (1 - typicality)."""
         assessed = [member._assess(x) for member in self.members]
         probs = self._forward(x) if self.tta else np.mean([p for p, _ in assessed], axis=0)
         atypical = [1.0 - m.calibration.typicality(d) for m, (_, d) in zip(self.members, assessed, strict=True)]
         distance = np.mean(atypical, axis=0)
-        return probs, distance if self.calibration.score == "members" else self.calibration.distance(probs, None)
+        if self.calibration.score != "members":
+            distance = self.calibration.distance(probs, None)
+        return calib.temperature_scaled(probs, temperature), distance
 
 
 def tta_views(images: np.ndarray) -> list[np.ndarray]:
@@ -327,8 +344,9 @@ class Judgement:
         return self.calibration.typicality(self.distance)
 
 
-def judgement(raw: np.ndarray, distance: np.ndarray, calibration: Calibration, reject: bool = True) -> Judgement:
-    probs = calib.temperature_scaled(raw, calibration.temperature)
+def judgement(probs: np.ndarray, distance: np.ndarray, calibration: Calibration, reject: bool = True) -> Judgement:
+    """The judgement of readings from their calibrated probabilities (`Predictor.assess` with the calibration's
+    temperature) and distances."""
     if not reject:
         return Judgement(probs, distance, ["digit"] * len(probs), calibration)
     verdicts = calib.verdicts(probs.max(axis=1), distance, calibration)

@@ -153,7 +153,7 @@ PREDICT_BODY: dict[str, Any] = {
 }
 
 
-Assessed = tuple[np.ndarray, np.ndarray]  # raw probabilities (N, classes) and distances (N,), as Predictor.assess
+Assessed = tuple[np.ndarray, np.ndarray]  # calibrated probabilities (N, classes) and distances (N,): Predictor.assess
 
 
 class Batcher:
@@ -169,7 +169,8 @@ class Batcher:
         self.task: asyncio.Task[None] | None = None
 
     async def assess(self, images: np.ndarray) -> Assessed:
-        """The images' raw probabilities and distances (Predictor.assess), from the batch they join."""
+        """The images' calibrated probabilities and distances (Predictor.assess with the stored temperature), from
+        the batch they join."""
         if len(self.pending) >= self.max_pending:
             raise Busy(f"{len(self.pending)} requests are waiting for the model")
         future: asyncio.Future[Assessed] = asyncio.get_running_loop().create_future()
@@ -194,7 +195,10 @@ class Batcher:
                 batch = self.next_batch()
                 try:
                     images = np.concatenate([scaled(images) for images, _ in batch])
-                    probs, distances = await loop.run_in_executor(self.executor, self.predictor.assess, images)
+                    temperature = self.predictor.calibration.temperature
+                    probs, distances = await loop.run_in_executor(
+                        self.executor, self.predictor.assess, images, temperature
+                    )
                     if len(probs) != len(images) or len(distances) != len(images):
                         raise ValueError(f"the model returned {len(probs)} results for {len(images)} images")
                 except BaseException as e:
@@ -378,8 +382,8 @@ def create_app(
 
     async def answer(images: np.ndarray, options: Options, multi_digit: bool) -> Digit | Number:
         """The images read by the model in a shared batch, then judged with this request's thresholds."""
-        raw, distances = await batcher.assess(images)
-        judged = judgement(raw, distances, options.calibration(predictor.calibration), options.reject)
+        probs, distances = await batcher.assess(images)
+        judged = judgement(probs, distances, options.calibration(predictor.calibration), options.reject)
         return respond(predictor, images, judged, multi_digit, options.include_input)
 
     return app
