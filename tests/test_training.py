@@ -15,8 +15,9 @@ import numpy as np
 import pytest
 
 from mnist_classifier import resolve
+from mnist_classifier.data import load_dataset
 from mnist_classifier.evaluation import evaluate_run
-from mnist_classifier.runs import load_model
+from mnist_classifier.runs import load_model, run_meta
 from mnist_classifier.training import BestCheckpoint, train
 
 from .conftest import require
@@ -187,6 +188,21 @@ def test_fashion_mnist_trains_one_epoch(tmp_path: Path) -> None:
     metrics = evaluate_run(run_dir)
     assert metrics["dataset"] == "fashion-mnist" and metrics["accuracy"] > 0.80
     assert "Ankle boot" in metrics["per_class"]
+    assert run_meta(run_dir)["train_size"] == 54_000  # no printed digits among the clothes
+
+
+def test_printed_digits_join_the_training_digits() -> None:
+    from mnist_classifier.training import prepare
+
+    mnist = load_dataset("mnist")
+    plain = prepare(resolve(train_samples=5000, printed_digits=0), mnist)
+    data = prepare(resolve(train_samples=5000), mnist)  # 1,000 by default, at most one per 50 digits
+    assert len(data.x_train) == len(data.y_train) == 5100
+    np.testing.assert_array_equal(data.x_train[:5000], plain.x_train)
+    np.testing.assert_array_equal(data.x_val, plain.x_val)
+    assert list(data.y_train[5000:5012]) == [*range(10), 0, 1]
+    assert data.x_train.dtype == np.float32 and data.x_train.min() >= 0 and data.x_train.max() <= 1
+    assert data.x_train[5000:].max(axis=(1, 2)).min() > 0.5  # each holds ink
 
 
 def test_a_run_from_before_outlier_exposure_resumes_without_it(tmp_path: Path) -> None:
@@ -194,9 +210,8 @@ def test_a_run_from_before_outlier_exposure_resumes_without_it(tmp_path: Path) -
     from mnist_classifier.runs import run_config, write_config
 
     write_config(tmp_path, TrainConfig(epochs=3), {"status": "training"})
-    assert run_config(tmp_path).outliers == 0.25
+    assert (run_config(tmp_path).outliers, run_config(tmp_path).printed_digits) == (0.25, 1000)
     settings = json.loads((tmp_path / "config.json").read_text())
-    del settings["outliers"]
+    del settings["outliers"], settings["printed_digits"]
     (tmp_path / "config.json").write_text(json.dumps(settings))
-    assert run_config(tmp_path).outliers == 0.0
-    assert to_dict(run_config(tmp_path)) == to_dict(TrainConfig(epochs=3, outliers=0.0))
+    assert to_dict(run_config(tmp_path)) == to_dict(TrainConfig(epochs=3, outliers=0.0, printed_digits=0))

@@ -90,6 +90,10 @@ def train(
         float | None,
         typer.Option(help="Non-digits per digit in each batch, taught to get no confident digit; 0 for none."),
     ] = None,
+    printed_digits: Annotated[
+        int | None,
+        typer.Option(help="Printed digits added to the training digits, so that such digits are answered; 0 for none."),
+    ] = None,
     weight_decay: Annotated[float | None, typer.Option(help="Decoupled weight decay; 0 for none.")] = None,
     jit_compile: Annotated[
         bool | None, typer.Option("--jit-compile/--no-jit-compile", help="Compile training steps with XLA.")
@@ -151,6 +155,7 @@ def train(
         elastic_sigma=elastic_sigma,
         label_smoothing=label_smoothing,
         outliers=outliers,
+        printed_digits=printed_digits,
         weight_decay=weight_decay,
         jit_compile=jit_compile,
         threads=threads,

@@ -244,16 +244,31 @@ def drawn_set(fonts: tuple[Path, ...], per_kind: int, seed: int) -> dict[str, np
     return sets
 
 
-def training_pool(count: int, seed: int = 0) -> np.ndarray:
-    """`count` non-digits (N, 28, 28) uint8 for outlier exposure: letters in TRAINING_FONTS, scribbles and shapes
-    (prepared), shapes, noise and textures (raw). Drawn once per size and seed, then kept in the cache folder."""
-    path = cache_dir() / "nondigits" / f"pool-v{POOL_VERSION}-{count}-{seed}.npy"
+def cached(name: str, count: int, draw: Callable[[], np.ndarray]) -> np.ndarray:
+    """`count` images (N, 28, 28) uint8 that `draw` makes, drawn once and then kept in the cache folder."""
+    path = cache_dir() / "nondigits" / f"{name}.npy"
     try:
-        pool = np.load(path, allow_pickle=False)
-        if pool.shape == (count, 28, 28) and pool.dtype == np.uint8:
-            return pool
+        images = np.load(path, allow_pickle=False)
+        if images.shape == (count, 28, 28) and images.dtype == np.uint8:
+            return images
     except (OSError, ValueError):
         pass
+    images = draw()
+    try:
+        with atomic_path(path) as tmp, open(tmp, "wb") as f:
+            np.save(f, images)
+    except (OSError, WriteError):  # an unwritable cache only costs drawing them again next time
+        pass
+    return images
+
+
+def training_pool(count: int, seed: int = 0) -> np.ndarray:
+    """`count` non-digits (N, 28, 28) uint8 for outlier exposure: letters in TRAINING_FONTS, scribbles and shapes
+    (prepared), shapes, noise and textures (raw). Drawn once per size and seed, then cached."""
+    return cached(f"pool-v{POOL_VERSION}-{count}-{seed}", count, lambda: draw_pool(count, seed))
+
+
+def draw_pool(count: int, seed: int) -> np.ndarray:
     shares = {"letters": 0.35, "scribbles": 0.15, "shapes": 0.15, "raw shapes": 0.05, "noise": 0.05, "textures": 0.05}
     shares["silhouettes"] = 0.2
     sizes = {kind: int(count * share) for kind, share in shares.items()}
@@ -266,12 +281,17 @@ def training_pool(count: int, seed: int = 0) -> np.ndarray:
     pool = np.concatenate(parts)
     if len(pool) < count:  # the preparation refused a few: fill up with noise, which it never sees
         pool = np.concatenate([pool, generated("noise", count - len(pool), seed * 1000 + 599, raw=True)[0]])
-    try:
-        with atomic_path(path) as tmp, open(tmp, "wb") as f:
-            np.save(f, pool)
-    except (OSError, WriteError):  # an unwritable cache only costs drawing the pool again next time
-        pass
     return pool
+
+
+def printed_digits(count: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """`count` digits drawn in TRAINING_FONTS like the letters, prepared, with their labels (0, 1, ..., 9, 0, ...):
+    digits unlike MNIST's that training shows as digits. Drawn once per size and seed, then cached."""
+    fonts = matplotlib_fonts(TRAINING_FONTS)
+    if not fonts:  # Matplotlib ships them, so only a broken installation lacks them all
+        return np.zeros((0, 28, 28), np.uint8), np.zeros(0, np.int64)
+    images = cached(f"printed-v{POOL_VERSION}-{count}-{seed}", count, lambda: font_digits(fonts, count, seed)[0])
+    return images, np.arange(count) % 10
 
 
 def blends(images: np.ndarray, labels: np.ndarray, count: int, seed: int) -> np.ndarray:

@@ -59,11 +59,23 @@ class Splits:
 
 
 def prepare(config: TrainConfig, dataset: Dataset) -> Splits:
+    """The seeded split, scaled; a digit dataset's training digits followed by `config.printed_digits` printed ones
+    (at most one per 50)."""
     x_train, y_train, x_val, y_val = split_validation(
         dataset.x_train, dataset.y_train, config.validation_fraction, config.validation_seed
     )
     n = config.train_samples or len(x_train)
-    return Splits(scale(x_train[:n]), y_train[:n], scale(x_val), y_val)
+    x_train, y_train = x_train[:n], y_train[:n]
+    printed = min(config.printed_digits, len(x_train) // 50) if of_digits(dataset) else 0
+    if printed:
+        images, labels = nondigits.printed_digits(printed)
+        x_train, y_train = np.concatenate([x_train, images]), np.concatenate([y_train, labels.astype(y_train.dtype)])
+    return Splits(scale(x_train), y_train, scale(x_val), y_val)
+
+
+def of_digits(dataset: Dataset) -> bool:
+    """Whether the dataset is of the ten digits in MNIST's 28x28: the one our non-digits and printed digits fit."""
+    return tuple(dataset.class_names) == DIGITS and dataset.x_train.shape[1:] == (28, 28)
 
 
 def set_threads(threads: int) -> None:
@@ -163,7 +175,7 @@ class DigitAccuracy(keras.metrics.Mean):
 def outlier_pool(config: TrainConfig, dataset: Dataset, data: Splits) -> np.ndarray | None:
     """The non-digits shown in training (in [0, 1]) for a digit dataset with outlier exposure on: the drawn pool, and
     a fifth as many blends of two training digits."""
-    if not config.outliers or tuple(dataset.class_names) != DIGITS or dataset.x_train.shape[1:] != (28, 28):
+    if not config.outliers or not of_digits(dataset):
         return None
     size = min(OUTLIER_POOL, max(len(data.x_train) // 2, 1))
     mixed = nondigits.blends(data.x_train, data.y_train, size // 5, config.seed)
