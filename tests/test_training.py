@@ -196,8 +196,8 @@ def test_printed_digits_join_the_training_digits() -> None:
 
     mnist = load_dataset("mnist")
     plain = prepare(resolve(train_samples=5000, printed_digits=0), mnist)
-    data = prepare(resolve(train_samples=5000), mnist)  # 1,000 by default, at most one per 50 digits
-    assert len(data.x_train) == len(data.y_train) == 5100
+    data = prepare(resolve(train_samples=5000), mnist)  # 3,000 by default, at most one per 10 digits
+    assert len(data.x_train) == len(data.y_train) == 5500
     np.testing.assert_array_equal(data.x_train[:5000], plain.x_train)
     np.testing.assert_array_equal(data.x_val, plain.x_val)
     assert list(data.y_train[5000:5012]) == [*range(10), 0, 1]
@@ -210,7 +210,7 @@ def test_a_run_from_before_outlier_exposure_resumes_without_it(tmp_path: Path) -
     from mnist_classifier.runs import run_config, write_config
 
     write_config(tmp_path, TrainConfig(epochs=3), {"status": "training"})
-    assert (run_config(tmp_path).outliers, run_config(tmp_path).printed_digits) == (0.25, 1000)
+    assert (run_config(tmp_path).outliers, run_config(tmp_path).printed_digits) == (0.25, 3000)
     settings = json.loads((tmp_path / "config.json").read_text())
     del settings["outliers"], settings["printed_digits"]
     (tmp_path / "config.json").write_text(json.dumps(settings))

@@ -122,8 +122,8 @@ class TrainConfig:
     # outlier exposure: non-digits per digit in each batch, trained toward equal probabilities (digit datasets only)
     outliers: float = setting(0.25, FRACTION)
     # printed digits (Matplotlib's fonts, photographed) added to the training digits, so that digits unlike MNIST's
-    # are not taken for non-digits (digit datasets only; at most one per 50 training digits)
-    printed_digits: int = setting(1000, Interval(0))
+    # are not taken for non-digits (digit datasets only; at most one per 10 training digits)
+    printed_digits: int = setting(3000, Interval(0))
     weight_decay: float = setting(0.0, FRACTION)
     jit_compile: bool = False
     threads: int = setting(dataclasses.MISSING, POSITIVE, factory=lambda: os.cpu_count() or 1)

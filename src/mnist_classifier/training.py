@@ -60,13 +60,13 @@ class Splits:
 
 def prepare(config: TrainConfig, dataset: Dataset) -> Splits:
     """The seeded split, scaled; a digit dataset's training digits followed by `config.printed_digits` printed ones
-    (at most one per 50)."""
+    (at most one per 10)."""
     x_train, y_train, x_val, y_val = split_validation(
         dataset.x_train, dataset.y_train, config.validation_fraction, config.validation_seed
     )
     n = config.train_samples or len(x_train)
     x_train, y_train = x_train[:n], y_train[:n]
-    printed = min(config.printed_digits, len(x_train) // 50) if of_digits(dataset) else 0
+    printed = min(config.printed_digits, len(x_train) // 10) if of_digits(dataset) else 0
     if printed:
         images, labels = nondigits.printed_digits(printed)
         x_train, y_train = np.concatenate([x_train, images]), np.concatenate([y_train, labels.astype(y_train.dtype)])
