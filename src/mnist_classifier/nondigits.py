@@ -63,7 +63,7 @@ TRAINING_FONTS = (
     "cmtt10",
 )
 HELD_OUT_FONTS = ("cmmi10",)  # Computer Modern math italic: a-z and A-Z in a hand seen nowhere else
-POOL_VERSION = 3  # bump when what training_pool draws changes: the cached pools are keyed by it
+POOL_VERSION = 3  # bump when what training_pool or printed_digits draws changes: their caches are keyed by it
 
 
 def matplotlib_fonts(names: Sequence[str] = VALIDATION_FONTS) -> list[Path]:
