@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mnist_classifier import resolve
+from mnist_classifier import nondigits, resolve
 from mnist_classifier.data import load_dataset
 from mnist_classifier.evaluation import evaluate_run
 from mnist_classifier.runs import load_model, run_meta
@@ -205,13 +205,40 @@ def test_printed_digits_join_the_training_digits() -> None:
     assert data.x_train[5000:].max(axis=(1, 2)).min() > 0.5  # each holds ink
 
 
+def test_a_share_of_the_training_digits_is_seen_photographed() -> None:
+    from mnist_classifier.training import prepare
+
+    mnist = load_dataset("mnist")
+    plain = prepare(resolve(train_samples=2000, printed_digits=0, photographed=0.0), mnist)
+    data = prepare(resolve(train_samples=2000, printed_digits=0), mnist)  # a quarter by default
+    assert data.x_train.shape == plain.x_train.shape and data.x_train.dtype == np.float32
+    np.testing.assert_array_equal(data.y_train, plain.y_train)
+    np.testing.assert_array_equal(data.x_train[500:], plain.x_train[500:])
+    np.testing.assert_array_equal(data.x_val, plain.x_val)
+    photos, originals = data.x_train[:500].reshape(500, -1), plain.x_train[:500].reshape(500, -1)
+    assert np.mean(np.abs(photos - originals).mean(axis=1) > 0.01) > 0.95  # redrawn...
+    same = [np.corrcoef(a, b)[0, 1] for a, b in zip(photos, originals, strict=True)]
+    assert np.median(same) > 0.6  # ...but still the same digit in the same place
+
+
+def test_photographed_digits_are_drawn_once_and_repeat_exactly() -> None:
+    digits = load_dataset("mnist").x_test[:50]
+    first = nondigits.photographed(digits, seed=3)
+    assert first.shape == digits.shape and first.dtype == np.uint8
+    np.testing.assert_array_equal(first, nondigits.photographed(digits.copy(), seed=3))  # from the cache
+    np.testing.assert_array_equal(first, nondigits.photograph(digits, 3))  # as drawn
+    assert not np.array_equal(first, nondigits.photographed(digits, seed=4))
+
+
 def test_a_run_from_before_outlier_exposure_resumes_without_it(tmp_path: Path) -> None:
     from mnist_classifier.config import TrainConfig, to_dict
     from mnist_classifier.runs import run_config, write_config
 
     write_config(tmp_path, TrainConfig(epochs=3), {"status": "training"})
-    assert (run_config(tmp_path).outliers, run_config(tmp_path).printed_digits) == (0.25, 3000)
+    config = run_config(tmp_path)
+    assert (config.outliers, config.printed_digits, config.photographed) == (0.25, 3000, 0.25)
     settings = json.loads((tmp_path / "config.json").read_text())
-    del settings["outliers"], settings["printed_digits"]
+    del settings["outliers"], settings["printed_digits"], settings["photographed"]
     (tmp_path / "config.json").write_text(json.dumps(settings))
-    assert to_dict(run_config(tmp_path)) == to_dict(TrainConfig(epochs=3, outliers=0.0, printed_digits=0))
+    before = TrainConfig(epochs=3, outliers=0.0, printed_digits=0, photographed=0.0)
+    assert to_dict(run_config(tmp_path)) == to_dict(before)

@@ -105,6 +105,8 @@ def test_the_stored_calibration_reloads(dnn_run: Path, predictor: Predictor) -> 
     metrics = json.loads((dnn_run / "metrics.json").read_text())["verdicts"]
     assert metrics["calibrated"] and metrics["ece_after"] < metrics["ece_before"]
     assert 0.9 < metrics["coverage"] < 1 and metrics["auroc_validation_nondigits"] > 0.8
+    kept = json.loads((dnn_run / "calibration.json").read_text())["figures"]["validation_kept"]
+    assert set(kept) == {"printed", "photographed"} and kept["printed"] >= 0.8 and 0.5 < kept["photographed"] <= 1
 
 
 def test_evaluate_measures_the_verdicts_on_sets_never_used_for_training_or_calibration(dnn_run: Path) -> None:
@@ -119,6 +121,8 @@ def test_evaluate_measures_the_verdicts_on_sets_never_used_for_training_or_calib
         assert figures["auroc"] > 0.9 and figures["rejected"] > 0.5, (kind, figures)
     accuracy = json.loads((dnn_run / "metrics.json").read_text())["accuracy"]
     assert verdicts["accuracy_raw"] == verdicts["accuracy_calibrated"] == pytest.approx(accuracy, abs=1e-4)
+    photographed = verdicts["photographed"]  # the first 1,000 test digits as photos
+    assert photographed["n"] == 1000 and 0.5 < photographed["answered"] <= 1 and photographed["accuracy"] > 0.8
 
 
 def test_the_held_out_figures_include_fashion_mnist_when_installed(dnn_run: Path) -> None:
@@ -136,6 +140,7 @@ def test_the_report_shows_the_held_out_figures(dnn_run: Path, tmp_path: Path) ->
     table = page[page.index("Not a digit, on sets") : page.index("Per-class results")]
     assert "<td>letters</td><td>200</td>" in table and "<td>silhouettes</td>" in table
     assert "Accuracy with the calibrated probabilities" in table and "+0.00 points" in table
+    assert "The first 1,000 of these digits photographed" in table
     metrics = json.loads((run / "metrics.json").read_text())
     metrics["verdicts"]["held_out"]["fashion-mnist"] = {"available": False}
     (run / "metrics.json").write_text(json.dumps(metrics))

@@ -2,7 +2,8 @@
 
 Post-hoc, so it cannot cost accuracy: the temperature keeps every argmax, and the score only decides the verdict.
 The score is chosen by measurement: each candidate's AUROC between validation digits (the run's validation split,
-and for digit datasets printed digits in Matplotlib's fonts) and nondigits.validation_set, a set never used for
+and for digit datasets printed digits in Matplotlib's fonts and validation digits photographed) and
+nondigits.validation_set, a set never used for
 the benchmark's figures. Training calls `fit` at its end; `mnist-classifier calibrate RUN` calls it for a run
 trained before.
 """
@@ -30,6 +31,7 @@ from .runs import ensemble_members, read_json, run_config
 TRAIN_FEATURES = 20_000  # training images whose penultimate features give the class means and covariance
 NONDIGITS_PER_KIND = 200
 FONT_DIGITS = 300
+PHOTOGRAPHED = 1000  # validation (or evaluated) digits photographed and prepared
 MAX_REJECT = 0.05  # the reject threshold: at most 5% of validation digits turned away...
 FONT_DIGITS_KEPT = 0.8  # ...and at least 80% of the printed digits (harder than photos of handwriting) answered
 CONFIDENCE_THRESHOLD = 0.6
@@ -63,12 +65,15 @@ def auroc(digits: np.ndarray, others: np.ndarray) -> float:
     return float(roc_auc_score(truth, np.r_[digits, others]))
 
 
-def validation_images(predictor: Predictor) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
-    """The validation non-digits by kind, and printed digits (for a model of the ten digits; else None)."""
+def validation_images(predictor: Predictor, x_val: np.ndarray) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """The validation non-digits by kind; and for a model of MNIST's digits, digits unlike its validation digits:
+    printed ones and photographed validation digits."""
     others = nondigits.validation_set(NONDIGITS_PER_KIND)
-    digits = predictor.class_names == DIGITS
+    if predictor.class_names != DIGITS or predictor.input_shape != (28, 28):
+        return others, {}
     fonts = nondigits.matplotlib_fonts()
-    return others, nondigits.font_digits(fonts, FONT_DIGITS, seed=3)[0] if digits and fonts else None
+    printed = {"printed": nondigits.font_digits(fonts, FONT_DIGITS, seed=3)[0]} if fonts else {}
+    return others, printed | {"photographed": nondigits.photographed(x_val[:PHOTOGRAPHED], seed=1)}
 
 
 def candidates(predictor: Predictor, x_train: np.ndarray, y_train: np.ndarray, temperature: float) -> list[Calibration]:
@@ -98,13 +103,13 @@ def fit(folder: Path) -> dict[str, Any]:
         raise RunError(f"{folder}: its classes differ from its dataset's; it cannot be calibrated")
     raw_val = predictor.probabilities(x_val)
     temperature = fit_temperature(raw_val, y_val)
-    others, printed = validation_images(predictor)
+    others, unlike = validation_images(predictor, x_val)
     best: tuple[float, Calibration] | None = None
     scores: dict[str, Any] = {}
     for candidate in candidates(predictor, x_train[:TRAIN_FEATURES], y_train[:TRAIN_FEATURES], temperature):
         predictor.calibration = candidate
         reference = np.sort(predictor.assess(x_val)[1])
-        digits = np.concatenate([reference, predictor.assess(printed)[1] if printed is not None else []])
+        digits = np.concatenate([reference, *(predictor.assess(images)[1] for images in unlike.values())])
         per_kind = {kind: auroc(digits, predictor.assess(images)[1]) for kind, images in others.items()}
         mean = float(np.mean(list(per_kind.values())))
         scores[candidate.score] = {"auroc_mean": mean, "auroc": per_kind}
@@ -112,15 +117,16 @@ def fit(folder: Path) -> dict[str, Any]:
             best = (mean, dataclasses.replace(candidate, reference=reference))
     assert best is not None
     chosen = best[1]
+    predictor.calibration = chosen
+    typical = {name: chosen.typicality(predictor.assess(images)[1]) for name, images in unlike.items()}
     reject = MAX_REJECT
-    if printed is not None:
-        predictor.calibration = chosen
-        typical = chosen.typicality(predictor.assess(printed)[1])
-        reject = min(MAX_REJECT, float(np.quantile(typical, 1 - FONT_DIGITS_KEPT)))
+    if "printed" in typical:
+        reject = min(MAX_REJECT, float(np.quantile(typical["printed"], 1 - FONT_DIGITS_KEPT)))
     chosen = dataclasses.replace(chosen, reject_threshold=round(reject, 6))
     figures = {
         "chosen_by": "mean AUROC, validation digits vs the validation non-digits of nondigits.validation_set",
         "candidates": scores,
+        "validation_kept": {name: float(np.mean(t >= chosen.reject_threshold)) for name, t in typical.items()},
         "validation_ece_before": calib.expected_calibration_error(raw_val, y_val)[0],
         "validation_ece_after": calib.expected_calibration_error(calib.temperature_scaled(raw_val, temperature), y_val)[
             0
@@ -171,7 +177,21 @@ def verdict_figures(predictor: Predictor, x: np.ndarray, y: np.ndarray, points: 
     }
     if predictor.class_names == DIGITS and predictor.input_shape == (28, 28):
         figures["held_out"] = held_out_figures(predictor, distance)
+        figures["photographed"] = photographed_figures(predictor, x[:PHOTOGRAPHED], y[:PHOTOGRAPHED])
     return figures
+
+
+def photographed_figures(predictor: Predictor, x: np.ndarray, y: np.ndarray) -> dict[str, Any]:
+    """The evaluated digits photographed and prepared (nondigits.photographed), as a photo of handwriting reaches
+    `predict`: how many, the share answered as a digit, and the accuracy on them."""
+    photos = nondigits.photographed(x, seed=7)
+    probs, distance = predictor.assess(photos, predictor.calibration.temperature)
+    verdicts = np.array(judgement(probs, distance, predictor.calibration).verdicts)
+    return {
+        "n": len(photos),
+        "answered": float(np.mean(verdicts == "digit")),
+        "accuracy": float(np.mean(probs.argmax(axis=1) == y)),
+    }
 
 
 def held_out_figures(predictor: Predictor, digit_distance: np.ndarray) -> dict[str, dict[str, Any]]:

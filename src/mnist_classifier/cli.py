@@ -94,6 +94,10 @@ def train(
         int | None,
         typer.Option(help="Printed digits added to the training digits, so that such digits are answered; 0 for none."),
     ] = None,
+    photographed: Annotated[
+        float | None,
+        typer.Option(help="Share of training digits seen photographed and prepared, as in a photo; 0 for none."),
+    ] = None,
     weight_decay: Annotated[float | None, typer.Option(help="Decoupled weight decay; 0 for none.")] = None,
     jit_compile: Annotated[
         bool | None, typer.Option("--jit-compile/--no-jit-compile", help="Compile training steps with XLA.")
@@ -156,6 +160,7 @@ def train(
         label_smoothing=label_smoothing,
         outliers=outliers,
         printed_digits=printed_digits,
+        photographed=photographed,
         weight_decay=weight_decay,
         jit_compile=jit_compile,
         threads=threads,

@@ -124,6 +124,9 @@ class TrainConfig:
     # printed digits (Matplotlib's fonts, photographed) added to the training digits, so that digits unlike MNIST's
     # are not taken for non-digits (digit datasets only; at most one per 10 training digits)
     printed_digits: int = setting(3000, Interval(0))
+    # the share of training digits that training sees as photographed and prepared, as `predict` sees a photo of
+    # one (digit datasets only)
+    photographed: float = setting(0.25, FRACTION)
     weight_decay: float = setting(0.0, FRACTION)
     jit_compile: bool = False
     threads: int = setting(dataclasses.MISSING, POSITIVE, factory=lambda: os.cpu_count() or 1)

@@ -248,11 +248,12 @@ def check_run_dir(path: Path) -> None:
 
 
 def run_config(run_dir: Path) -> TrainConfig:
-    """The settings a single run was trained with (a run from before outlier exposure trained without it, and one
-    from before printed digits without those)."""
+    """The settings a single run was trained with (a run from before outlier exposure, printed or photographed
+    digits trained without them)."""
     check_run_dir(run_dir)
     refuse_ensemble(run_dir)
-    return TrainConfig(**{"outliers": 0.0, "printed_digits": 0, **read_config_file(run_dir / CONFIG)}).validate()
+    before = {"outliers": 0.0, "printed_digits": 0, "photographed": 0.0}
+    return TrainConfig(**before | read_config_file(run_dir / CONFIG)).validate()
 
 
 def run_meta(run_dir: Path) -> dict[str, Any]:

@@ -59,13 +59,16 @@ class Splits:
 
 
 def prepare(config: TrainConfig, dataset: Dataset) -> Splits:
-    """The seeded split, scaled; a digit dataset's training digits followed by `config.printed_digits` printed ones
-    (at most one per 10)."""
+    """The seeded split, scaled; for a digit dataset, `config.photographed` of its training digits photographed and
+    prepared, followed by `config.printed_digits` printed ones (at most one per 10)."""
     x_train, y_train, x_val, y_val = split_validation(
         dataset.x_train, dataset.y_train, config.validation_fraction, config.validation_seed
     )
     n = config.train_samples or len(x_train)
     x_train, y_train = x_train[:n], y_train[:n]
+    photographed = round(len(x_train) * config.photographed) if of_digits(dataset) else 0
+    if photographed:
+        x_train = np.concatenate([nondigits.photographed(x_train[:photographed]), x_train[photographed:]])
     printed = min(config.printed_digits, len(x_train) // 10) if of_digits(dataset) else 0
     if printed:
         images, labels = nondigits.printed_digits(printed)

@@ -67,6 +67,11 @@ def _held_out(verdicts: dict[str, Any] | None) -> dict[str, Any] | None:
     raw, calibrated = verdicts["accuracy_raw"], verdicts["accuracy_calibrated"]  # written with held_out
     accuracy = f"Accuracy with the calibrated probabilities: {percent(calibrated)} ({percent(raw)} raw: scaling keeps"
     accuracy += f" every argmax, {100 * (calibrated - raw):+.2f} points)."
+    if photos := verdicts.get("photographed"):
+        accuracy += (
+            f" The first {photos['n']:,} of these digits photographed and prepared as predict prepares a photo:"
+            f" {percent(photos['answered'])} answered, {percent(photos['accuracy'])} read right."
+        )
     return {"rows": rows, "accuracy": accuracy}
 
 
