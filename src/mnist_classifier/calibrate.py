@@ -3,9 +3,8 @@
 Post-hoc, so it cannot cost accuracy: the temperature keeps every argmax, and the score only decides the verdict.
 The score is chosen by measurement: each candidate's AUROC between validation digits (the run's validation split,
 and for digit datasets printed digits in Matplotlib's fonts and validation digits photographed) and
-nondigits.validation_set, a set never used for
-the benchmark's figures. Training calls `fit` at its end; `mnist-classifier calibrate RUN` calls it for a run
-trained before.
+nondigits.validation_set, a set never used for the benchmark's figures. Training calls `fit` at its end;
+`mnist-classifier calibrate RUN` calls it for a run trained before.
 """
 
 from __future__ import annotations
@@ -33,7 +32,7 @@ NONDIGITS_PER_KIND = 200
 FONT_DIGITS = 300
 PHOTOGRAPHED = 1000  # validation (or evaluated) digits photographed and prepared
 MAX_REJECT = 0.05  # the reject threshold: at most 5% of validation digits turned away...
-FONT_DIGITS_KEPT = 0.8  # ...and at least 80% of the printed digits (harder than photos of handwriting) answered
+FONT_DIGITS_KEPT = 0.8  # ...and at least 80% of the printed digits answered
 CONFIDENCE_THRESHOLD = 0.6
 MARGIN = 0.02  # the first candidate (the feature-space score) stays unless another beats its mean AUROC by this
 HELD_OUT_FASHION = 10_000  # Fashion-MNIST test images in the held-out figures

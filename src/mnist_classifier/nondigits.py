@@ -7,7 +7,8 @@ probabilities (outlier exposure); `validation_set` is what the verdict's score a
 `held_out_set` is what `evaluate` measures them on. benchmarks/ood.py draws its own, with handwriting fonts and
 seed 20, for the official figures. Letters, scribbles and shapes go through preprocess.prepare, the MNIST-style
 preparation that `predict` and the server apply to a user's image; the RAW_KINDS are resized only, as arrays
-given to the Python API or the server's `pixels`.
+given to the Python API or the server's `pixels`. Beside them, digits unlike MNIST's that training shows as digits:
+printed ones, and MNIST digits photographed.
 """
 
 from __future__ import annotations
