@@ -221,11 +221,13 @@ def test_a_share_of_the_training_digits_is_seen_photographed() -> None:
     assert np.median(same) > 0.6  # ...but still the same digit in the same place
 
 
-def test_photographed_digits_are_drawn_once_and_repeat_exactly() -> None:
+def test_photographed_digits_are_drawn_once_and_repeat_exactly(capsys: pytest.CaptureFixture[str]) -> None:
     digits = load_dataset("mnist").x_test[:50]
     first = nondigits.photographed(digits, seed=3)
+    assert capsys.readouterr().err.startswith("note: drawing 50 images (photographed-v")  # seconds of silence said
     assert first.shape == digits.shape and first.dtype == np.uint8
     np.testing.assert_array_equal(first, nondigits.photographed(digits.copy(), seed=3))  # from the cache
+    assert capsys.readouterr().err == ""
     np.testing.assert_array_equal(first, nondigits.photograph(digits, 3))  # as drawn
     assert not np.array_equal(first, nondigits.photographed(digits, seed=4))
 

@@ -17,6 +17,7 @@ import functools
 import hashlib
 import itertools
 import string
+import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -247,7 +248,8 @@ def drawn_set(fonts: tuple[Path, ...], per_kind: int, seed: int) -> dict[str, np
 
 
 def cached(name: str, count: int, draw: Callable[[], np.ndarray]) -> np.ndarray:
-    """`count` images (N, 28, 28) uint8 that `draw` makes, drawn once and then kept in the cache folder."""
+    """`count` images (N, 28, 28) uint8 that `draw` makes, drawn once (saying so on stderr: it takes seconds) and
+    then kept in the cache folder."""
     path = cache_dir() / "nondigits" / f"{name}.npy"
     try:
         images = np.load(path, allow_pickle=False)
@@ -255,6 +257,7 @@ def cached(name: str, count: int, draw: Callable[[], np.ndarray]) -> np.ndarray:
             return images
     except (OSError, ValueError):
         pass
+    print(f"note: drawing {count:,} images ({name}) once; later runs read them from the cache", file=sys.stderr)
     images = draw()
     try:
         with atomic_path(path) as tmp, open(tmp, "wb") as f:
