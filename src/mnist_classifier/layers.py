@@ -7,7 +7,7 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-from .resample import sample_bilinear
+from .resample import sample_rows
 
 
 @keras.saving.register_keras_serializable(package="mnist_classifier")
@@ -29,6 +29,4 @@ class Deskew(keras.layers.Layer):
         row, col = mean(rows), mean(cols)
         variance = mean((rows - row) ** 2)
         skew = tf.where(variance > 1e-6, mean((rows - row) * (cols - col)) / tf.maximum(variance, 1e-6), 0.0)
-        ys = tf.broadcast_to(rows, shape)
-        xs = cols + skew * (rows - row)
-        return tf.clip_by_value(sample_bilinear(images, ys, xs), 0.0, 1.0)
+        return tf.clip_by_value(sample_rows(images, cols + skew * (rows - row)), 0.0, 1.0)

@@ -1,4 +1,4 @@
-"""Bilinear resampling of image batches at float coordinates, shared by model layers and augmentation."""
+"""Resampling of image batches at float coordinates: bilinear (augmentation) and along rows (the Deskew layer)."""
 
 from __future__ import annotations
 
@@ -24,4 +24,20 @@ def sample_bilinear(images: tf.Tensor, ys: tf.Tensor, xs: tf.Tensor) -> tf.Tenso
             xi = tf.clip_by_value(tf.cast(x, tf.int32), 0, width - 1)
             values = tf.gather(flat, base + yi * width + xi)
             out += tf.where(inside, weight * values, 0.0)
+    return out
+
+
+def sample_rows(images: tf.Tensor, xs: tf.Tensor) -> tf.Tensor:
+    """images (B, H, W) read along each row at float columns xs (B, H, W); outside the image reads 0. The same values
+    as sample_bilinear at ys = each row's index (its other two taps weigh exactly 0), in half the gathers."""
+    batch, height, width = tf.unstack(tf.shape(images))
+    flat = tf.reshape(images, [-1])
+    x0 = tf.floor(xs)
+    out = tf.zeros_like(xs)
+    base = tf.reshape(tf.range(batch * height) * width, (batch, height, 1))
+    for dx in (0.0, 1.0):
+        x = x0 + dx
+        inside = (x >= 0) & (x <= tf.cast(width - 1, tf.float32))
+        xi = tf.clip_by_value(tf.cast(x, tf.int32), 0, width - 1)
+        out += tf.where(inside, (1 - tf.abs(xs - x)) * tf.gather(flat, base + xi), 0.0)
     return out
