@@ -257,7 +257,9 @@ CNN_DEFAULT: dict[str, Any] = {
     "label_smoothing": 0.1,
     "deskew": True,
 }
-MODEL_DEFAULTS: dict[str, dict[str, Any]] = {"dnn": {}, "cnn": CNN_DEFAULT}
+# the DNN deskews too: chosen on validation (seed 42: accuracy 98.30% -> 98.72%, and more validation non-digits
+# rejected with as many photographed validation digits kept)
+MODEL_DEFAULTS: dict[str, dict[str, Any]] = {"dnn": {"deskew": True}, "cnn": CNN_DEFAULT}
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "cnn": {
         "fast": {
