@@ -76,6 +76,14 @@ def test_defaults_validate() -> None:
     assert TrainConfig().validate().model == "dnn"
 
 
+def test_which_models_deskew_by_default() -> None:
+    """Both DNNs and the CNN's default and best presets straighten their input; the fast CNN and an explicit
+    --no-deskew do not."""
+    assert resolve().deskew and resolve(preset="augmented").deskew
+    assert resolve(model="cnn").deskew and resolve(model="cnn", preset="best").deskew
+    assert not resolve(model="cnn", preset="fast").deskew and not resolve(deskew=False).deskew
+
+
 def test_checking_settings_does_not_import_tensorflow() -> None:
     """--show-config, config errors and space checks answer without TensorFlow's seconds of start-up."""
     program = (
