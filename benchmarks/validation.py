@@ -24,7 +24,7 @@ from rich.table import Table
 from mnist_classifier import nondigits
 from mnist_classifier.data import load_dataset
 from mnist_classifier.evaluation import compute_metrics, split_arrays
-from mnist_classifier.inference import Predictor, load_predictor
+from mnist_classifier.inference import Predictor
 from mnist_classifier.runs import run_config
 from mnist_classifier.utils import import_tensorflow_quietly
 
@@ -43,7 +43,8 @@ def main() -> None:
         parser.error("the runs hold out different validation splits; give runs that share one")
     data = load_dataset(configs[0].dataset, Path(configs[0].data_dir) if configs[0].data_dir else None)
     x, y = split_arrays(configs[0], data, "val")
-    probs = {run: Predictor(run).probabilities(x) for run in args.runs}
+    predictors = {run: Predictor(run) for run in args.runs}
+    probs = {run: predictor.probabilities(x) for run, predictor in predictors.items()}
     base = Path(os.path.commonpath([run.parent for run in args.runs]))
     names = {run: str(run.relative_to(base)) for run in args.runs}
     table = Table(title=f"validation split of {len(y):,} images (seed {configs[0].validation_seed})")
@@ -60,10 +61,12 @@ def main() -> None:
             )
     Console(width=160).print(table)
     if args.verdicts:
-        Console(width=160).print(verdicts(args.runs, names, x, args.per_kind, args.photographed))
+        Console(width=160).print(verdicts(predictors, names, x, args.per_kind, args.photographed))
 
 
-def verdicts(runs: list[Path], names: dict[Path, str], x: np.ndarray, per_kind: int, photographed: int) -> Table:
+def verdicts(
+    predictors: dict[Path, Predictor], names: dict[Path, str], x: np.ndarray, per_kind: int, photographed: int
+) -> Table:
     """Per run, at its stored calibration: the shares of photographed validation digits kept (not judged not a
     digit) and of each kind of validation non-digit judged not a digit."""
     others = nondigits.validation_set(per_kind)
@@ -74,8 +77,7 @@ def verdicts(runs: list[Path], names: dict[Path, str], x: np.ndarray, per_kind: 
     )
     for column in ("run", "photographed kept", *(f"{kind} rejected" for kind in others)):
         table.add_column(column, justify="left" if column == "run" else "right")
-    for run in runs:
-        predictor = load_predictor(run)
+    for run, predictor in predictors.items():
         shares = [kept(predictor, photos), *(1 - kept(predictor, images) for images in others.values())]
         table.add_row(names[run], *(f"{share:.1%}" for share in shares))
     return table
