@@ -3,24 +3,36 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+PYTEST := $(BIN)/python -m pytest
 
-.PHONY: run test bench serve clean
+.PHONY: run lint test test-all bench docs serve clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,docs]'
 	touch $(STAMP)
 
 run: $(STAMP)
 	$(BIN)/mnist-classifier train
 
-test: $(STAMP)
+lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/mypy src
 	$(BIN)/lint-imports
-	$(BIN)/python -m pytest
+
+# The fast tier: no real training, no processes or servers (tests/conftest.py says how a test's tier is decided).
+test: lint
+	$(PYTEST) -m "not slow and not integration"
+
+# Every test (fast, slow and integration tiers), generated inputs at full size, and the docs site: what CI runs.
+test-all: lint
+	$(BIN)/mkdocs build --strict
+	$(PYTEST) --hypothesis-profile=full --durations=25
+
+docs: $(STAMP)
+	$(BIN)/mkdocs serve
 
 # make serve RUN=runs/NAME; without RUN, the newest run directory
 serve: $(STAMP)
@@ -31,4 +43,4 @@ bench: $(STAMP)
 	for script in $(filter-out benchmarks/validation.py benchmarks/_%.py,$(wildcard benchmarks/*.py)); do $(BIN)/python $$script || exit 1; done
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) runs site .pytest_cache .mypy_cache .ruff_cache

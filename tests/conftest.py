@@ -1,23 +1,45 @@
-"""Shared fixtures: a private data cache, a CLI runner, and skips that CI turns into failures."""
+"""Shared fixtures, and the test tiers they decide.
+
+A test's tier comes from the fixtures it uses (pytest_collection_modifyitems), never from a marker written by hand:
+- integration: it starts a process or a server (`python_process`, `live_server`, `postgres`, `browser`);
+- slow: it trains for real (`trainer`, `dnn_run`, or a fixture built on them);
+- fast: everything else, including tests that need *a* model (`tiny_run`). `make test` runs only these.
+"""
 
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import settings
 
 REQUIRE_ALL = os.environ.get("MNIST_CLASSIFIER_REQUIRE_ALL") == "1"
+INTEGRATION = {"python_process", "live_server", "postgres", "browser"}
+SLOW = {"trainer", "dnn_run"}
 
-# Generated-input tests (tests/test_fuzz.py) run 1,500 cases each in CI, 150 otherwise; tests that set their own
-# max_examples keep it. No deadline: a shared CI machine's timing says nothing about the code.
-settings.register_profile("ci", max_examples=1500, deadline=None, print_blob=True)
-settings.register_profile("default", max_examples=150, deadline=None)
-settings.load_profile("ci" if os.environ.get("CI") or REQUIRE_ALL else "default")
+# Generated-input tests run a few cases in the fast tier, 1,500 each under `--hypothesis-profile=full` (make test-all);
+# tests that set their own max_examples keep it. No deadline: a shared machine's timing says nothing about the code.
+settings.register_profile("full", max_examples=1500, deadline=None, print_blob=True)
+settings.register_profile("fast", max_examples=30, deadline=None)
+settings.load_profile("fast")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark each test with its tier, read off the fixtures it uses (directly or through other fixtures)."""
+    for item in items:
+        if any(item.get_closest_marker(tier) for tier in ("slow", "integration")):
+            raise pytest.UsageError(f"{item.nodeid}: tiers come from fixtures (conftest.py), not from a marker by hand")
+        used = set(getattr(item, "fixturenames", ()))
+        if used & INTEGRATION:
+            item.add_marker(pytest.mark.integration)
+        elif used & SLOW:
+            item.add_marker(pytest.mark.slow)
 
 
 def require(condition: bool, reason: str) -> None:
@@ -66,9 +88,46 @@ def cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]):  #
     return run
 
 
+class PythonProcess:
+    """Runs `python ARGS` (this interpreter) as a child process: `run` waits for it, `start` does not."""
+
+    def run(self, *args: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, *args], **{"capture_output": True, "text": True} | kwargs)
+
+    def start(self, *args: str, **kwargs: Any) -> subprocess.Popen[Any]:
+        return subprocess.Popen([sys.executable, *args], **kwargs)
+
+
+@pytest.fixture
+def python_process() -> PythonProcess:
+    """Child Python processes; a test that uses this is in the integration tier."""
+    return PythonProcess()
+
+
+@pytest.fixture
+def trainer() -> Callable[..., Path]:
+    """`training.train`, for a test that trains for real; a test that uses this is in the slow tier."""
+    from mnist_classifier.training import train
+
+    return train
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The default DNN after one epoch on 2,000 MNIST images, calibrated and evaluated: *a* model, in seconds. Tests
+    that need a model but no particular accuracy use it, and stay in the fast tier."""
+    from mnist_classifier import resolve
+    from mnist_classifier.evaluation import evaluate_run
+    from mnist_classifier.training import train
+
+    run_dir = train(resolve(epochs=1, train_samples=2000), tmp_path_factory.mktemp("runs") / "tiny", verbose=0)
+    evaluate_run(run_dir)
+    return run_dir
+
+
 @pytest.fixture(scope="session")
 def dnn_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Two epochs of the default DNN on the full training set, evaluated on the test set."""
+    """Two epochs of the default DNN on the full training set, evaluated on the test set (slow tier)."""
     from mnist_classifier import resolve
     from mnist_classifier.evaluation import evaluate_run
     from mnist_classifier.training import train

@@ -70,7 +70,6 @@ def screenshot(page: Any, name: str) -> None:
     page.screenshot(path=str(ARTIFACTS / name))
 
 
-@pytest.mark.slow
 def test_draw_a_digit_and_see_the_prediction(browser: Any, live_server: LiveServer, tmp_path: Path) -> None:
     from playwright.sync_api import expect
 
@@ -106,7 +105,6 @@ def test_draw_a_digit_and_see_the_prediction(browser: Any, live_server: LiveServ
     page.close()
 
 
-@pytest.mark.slow
 def test_the_page_shows_each_verdict(browser: Any, live_server: LiveServer) -> None:
     """Canned answers from /predict: not_a_digit shows a cross and "not a digit", uncertain the best guess with a
     question mark and "not sure (4 or 9?)"; the probability bars stay."""
@@ -135,7 +133,6 @@ def test_the_page_shows_each_verdict(browser: Any, live_server: LiveServer) -> N
     page.close()
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize(("name", "strokes"), [("hash", HASH), ("letter-w", LETTER_W)])
 def test_a_drawn_non_digit_is_not_a_digit(
     browser: Any, live_server: LiveServer, name: str, strokes: list[Stroke]
