@@ -433,6 +433,7 @@ def predict(
     from .calibration import with_thresholds
     from .image_files import image_files
     from .inference import DefaultCalibrationWarning, load_predictor
+    from .readings import reading_json
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", DefaultCalibrationWarning)
@@ -453,12 +454,12 @@ def predict(
             failures += 1
             typer.echo(f"error: {reading.source}: {reading.error}", err=True)
             if json_output:
-                results.append({"file": reading.source, "error": reading.error})
+                results.append(reading_json(predictor.class_names, reading))
             continue
         if saver:
             saver.save(reading.source, reading.images)
         if json_output:
-            results.append(reading_json(predictor, reading, top_k, multi_digit))
+            results.append(reading_json(predictor.class_names, reading, multi_digit, top_k))
         else:
             sys.stdout.write(reading_line(predictor, reading, top_k, multi_digit) + "\n")
     if json_output:
@@ -469,37 +470,12 @@ def predict(
         sys.exit(2)
 
 
-def reading_json(predictor: Predictor, reading: Reading, top_k: int, multi_digit: bool) -> dict:
-    from .calibration import overall
-
-    verdicts = reading.verdicts or ["digit"] * len(reading.indices)
-    digits = [
-        {
-            "digit": predictor.class_names[index],
-            "verdict": verdict,
-            "confidence": round(float(probs[index]), 6),
-            "top_k": [{"digit": label, "probability": round(p, 6)} for label, p in predictor.top(probs, top_k)],
-            "probabilities": [round(float(p), 6) for p in probs],
-        }
-        for index, probs, verdict in zip(reading.indices, reading.probabilities, verdicts, strict=True)
-    ]
-    if multi_digit:
-        number = "".join(d["digit"] for d in digits)
-        return {
-            "file": reading.source,
-            "number": number,
-            "verdict": overall(verdicts),
-            "confidence": round(reading.confidence, 6),
-            "digits": digits,
-        }
-    return {"file": reading.source, **digits[0]}
-
-
 SAID = {"digit": "", "uncertain": "not sure: ", "not_a_digit": "not a digit: "}
 
 
 def reading_line(predictor: Predictor, reading: Reading, top_k: int, multi_digit: bool) -> str:
     from .calibration import overall
+    from .readings import ranked
 
     verdicts = reading.verdicts or ["digit"] * len(reading.indices)
     if multi_digit:
@@ -512,9 +488,9 @@ def reading_line(predictor: Predictor, reading: Reading, top_k: int, multi_digit
             f"{reading.source}  {SAID[overall(verdicts)]}{''.join(labels)}  {reading.confidence:.1%}  digits: {parts}"
         )
     probs = reading.probabilities[0]
-    ranked = predictor.top(probs, top_k)
-    label, confidence = ranked[0]
-    others = f"  top-{top_k}: " + " · ".join(f"{name} {p:.1%}" for name, p in ranked) if top_k > 1 else ""
+    top = ranked(predictor.class_names, probs, top_k)
+    label, confidence = top[0]
+    others = f"  top-{top_k}: " + " · ".join(f"{name} {p:.1%}" for name, p in top) if top_k > 1 else ""
     return f"{reading.source}  {SAID[verdicts[0]]}{label}  {confidence:.1%}{others}"
 
 
