@@ -3,8 +3,8 @@
 Usage: python benchmarks/ood.py [--run LABEL=DIR ...] [--real 600] [--per-kind 300] [--fashion 10000]
 
 Without --run it trains the fast CNN and the default DNN first (about two minutes). Every set is kept apart from
-what the method was trained on (nondigits.training_pool: Matplotlib's TRAINING_FONTS, seed 0; blends of training
-digits) and chosen on (nondigits.validation_set: VALIDATION_FONTS, seed 1): in-distribution, the MNIST test set
+what the method was trained on (synthetic.training_pool: Matplotlib's TRAINING_FONTS, seed 0; blends of training
+digits) and chosen on (synthetic.validation_set: VALIDATION_FONTS, seed 1): in-distribution, the MNIST test set
 and benchmarks/serving.py's photo-like real digits (prepared as `predict` prepares a file); out-of-distribution,
 the Fashion-MNIST test set (Debian's dataset-fashion-mnist), letters drawn with serving.py's handwriting fonts
 without the digit look-alikes, scribbles and shapes from seed 20 (prepared), silhouettes, noise and textures given
@@ -35,9 +35,8 @@ from sklearn.metrics import roc_auc_score
 sys.path.insert(0, str(Path(__file__).parent))
 import serving
 
-from mnist_classifier import nondigits
 from mnist_classifier.calibration import expected_calibration_error, temperature_scaled
-from mnist_classifier.data import Dataset, load_dataset
+from mnist_classifier.data import Dataset, load_dataset, synthetic
 from mnist_classifier.image_files import load_file
 from mnist_classifier.inference import DefaultCalibrationWarning, Predictor, judgement, load_predictor
 from mnist_classifier.preprocess import scale
@@ -77,10 +76,10 @@ def out_of_distribution(
     """Each OOD set's images and how many the preparation refused; and the letter fonts."""
     fonts, handwriting = serving.fonts()
     sets = {"Fashion-MNIST": (load_dataset("fashion-mnist").x_test[:fashion], 0)}
-    sets["letters"] = nondigits.letters(fonts, per_kind, SEED)
-    for i, kind in enumerate(nondigits.MAKERS, 1):
-        sets[kind] = nondigits.generated(kind, per_kind, SEED * 1000 + i, raw=kind in nondigits.RAW_KINDS)
-    sets["blends"] = (nondigits.blends(mnist.x_test, mnist.y_test, per_kind, SEED), 0)
+    sets["letters"] = synthetic.letters(fonts, per_kind, SEED)
+    for i, kind in enumerate(synthetic.MAKERS, 1):
+        sets[kind] = synthetic.generated(kind, per_kind, SEED * 1000 + i, raw=kind in synthetic.RAW_KINDS)
+    sets["blends"] = (synthetic.blends(mnist.x_test, mnist.y_test, per_kind, SEED), 0)
     return sets, [f.stem for f in fonts] + ([] if handwriting else ["(no handwriting font installed)"])
 
 
@@ -167,8 +166,8 @@ def main() -> None:
     real, real_labels, real_refused = real_digits(args.real)
     others, fonts = out_of_distribution(args.per_kind, args.fashion, mnist)
     console.print(
-        f"letters: {nondigits.LETTERS} ({len(nondigits.LETTERS)}); left out as digit look-alikes:"
-        f" {' '.join(nondigits.LOOK_ALIKES)}; fonts: {', '.join(fonts)}",
+        f"letters: {synthetic.LETTERS} ({len(synthetic.LETTERS)}); left out as digit look-alikes:"
+        f" {' '.join(synthetic.LOOK_ALIKES)}; fonts: {', '.join(fonts)}",
         highlight=False,
     )
     sets = {"MNIST test": (mnist.x_test, 0), "real digits": (real, real_refused), **others}

@@ -6,8 +6,8 @@ Usage: python benchmarks/validation.py RUN_DIR RUN_DIR ... [--largest K] [--verd
 The figures by which the best preset was chosen; give member folders (e.g. DIR/cnn-best-seed42/member-1 from
 `time_to_accuracy.py --keep DIR`) or any runs trained with the same --validation-fraction and split seed.
 --verdicts adds, for each run of MNIST's digits at its stored thresholds, the share of the validation non-digits
-(nondigits.validation_set, --per-kind of each kind) judged not a digit, and of validation digits photographed
-(nondigits.photographed, seed 1, the first --photographed) kept: the figures by which the DNN's deskewing was chosen.
+(synthetic.validation_set, --per-kind of each kind) judged not a digit, and of validation digits photographed
+(synthetic.photographed, seed 1, the first --photographed) kept: the figures by which the DNN's deskewing was chosen.
 """
 
 from __future__ import annotations
@@ -21,8 +21,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from mnist_classifier import nondigits
-from mnist_classifier.data import load_dataset
+from mnist_classifier.data import load_dataset, synthetic
 from mnist_classifier.evaluation import compute_metrics, split_arrays
 from mnist_classifier.inference import Predictor
 from mnist_classifier.runs import run_config
@@ -69,8 +68,8 @@ def verdicts(
 ) -> Table:
     """Per run, at its stored calibration: the shares of photographed validation digits kept (not judged not a
     digit) and of each kind of validation non-digit judged not a digit."""
-    others = nondigits.validation_set(per_kind)
-    photos = nondigits.photographed(x[:photographed], seed=1)
+    others = synthetic.validation_set(per_kind)
+    photos = synthetic.photographed(x[:photographed], seed=1)
     table = Table(
         title=f"verdicts at each run's stored thresholds: {len(photos):,} validation digits photographed, "
         f"{per_kind:,} validation non-digits of each kind"

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mnist_classifier import nondigits, resolve
-from mnist_classifier.data import load_dataset
+from mnist_classifier import resolve
+from mnist_classifier.data import load_dataset, synthetic
 from mnist_classifier.evaluation import evaluate_run
 from mnist_classifier.runs import load_model, run_meta
 from mnist_classifier.training import BestCheckpoint, train
@@ -223,13 +223,13 @@ def test_a_share_of_the_training_digits_is_seen_photographed() -> None:
 
 def test_photographed_digits_are_drawn_once_and_repeat_exactly(capsys: pytest.CaptureFixture[str]) -> None:
     digits = load_dataset("mnist").x_test[:50]
-    first = nondigits.photographed(digits, seed=3)
+    first = synthetic.photographed(digits, seed=3)
     assert capsys.readouterr().err.startswith("note: drawing 50 images (photographed-v")  # seconds of silence said
     assert first.shape == digits.shape and first.dtype == np.uint8
-    np.testing.assert_array_equal(first, nondigits.photographed(digits.copy(), seed=3))  # from the cache
+    np.testing.assert_array_equal(first, synthetic.photographed(digits.copy(), seed=3))  # from the cache
     assert capsys.readouterr().err == ""
-    np.testing.assert_array_equal(first, nondigits.photograph(digits, 3))  # as drawn
-    assert not np.array_equal(first, nondigits.photographed(digits, seed=4))
+    np.testing.assert_array_equal(first, synthetic.photograph(digits, 3))  # as drawn
+    assert not np.array_equal(first, synthetic.photographed(digits, seed=4))
 
 
 def test_a_run_from_before_outlier_exposure_resumes_without_it(tmp_path: Path) -> None:

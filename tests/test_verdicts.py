@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mnist_classifier import calibration, load_run, nondigits
+from mnist_classifier import calibration, load_run
 from mnist_classifier.calibrate import fit_temperature
-from mnist_classifier.data import load_dataset, split_validation
+from mnist_classifier.data import load_dataset, split_validation, synthetic
 from mnist_classifier.inference import DefaultCalibrationWarning, Predictor
 from mnist_classifier.report import write_report
 
@@ -61,8 +61,8 @@ def test_fashion_items_are_not_digits(model: str, least: int, request: pytest.Fi
 
 @pytest.mark.parametrize("model", ["predictor", "cnn"])
 def test_generated_letters_are_not_digits(model: str, request: pytest.FixtureRequest) -> None:
-    fonts = nondigits.matplotlib_fonts()
-    letters, refused = nondigits.letters(fonts[:3], 12, seed=5, chars="KWMH")
+    fonts = synthetic.matplotlib_fonts()
+    letters, refused = synthetic.letters(fonts[:3], 12, seed=5, chars="KWMH")
     assert refused == 0
     assert request.getfixturevalue(model).judge(letters).verdicts == ["not_a_digit"] * 12
 
@@ -112,8 +112,8 @@ def test_the_stored_calibration_reloads(dnn_run: Path, predictor: Predictor) -> 
 def test_evaluate_measures_the_verdicts_on_sets_never_used_for_training_or_calibration(dnn_run: Path) -> None:
     verdicts = json.loads((dnn_run / "metrics.json").read_text())["verdicts"]
     held_out = verdicts["held_out"]
-    assert set(held_out) == {"fashion-mnist", "letters", *nondigits.MAKERS}
-    for kind in ("letters", *nondigits.MAKERS):
+    assert set(held_out) == {"fashion-mnist", "letters", *synthetic.MAKERS}
+    for kind in ("letters", *synthetic.MAKERS):
         figures = held_out[kind]
         assert 190 <= figures["n"] <= 200, kind
         assert all(0 <= figures[key] <= 1 for key in ("auroc", "rejected", "answered")), figures
@@ -148,11 +148,11 @@ def test_the_report_shows_the_held_out_figures(dnn_run: Path, tmp_path: Path) ->
 
 
 def test_held_out_letters_use_fonts_of_their_own_and_no_held_out_image_is_a_validation_image() -> None:
-    fonts = set(nondigits.HELD_OUT_FONTS)
-    assert not fonts & set(nondigits.TRAINING_FONTS) and not fonts & set(nondigits.VALIDATION_FONTS)
-    assert len(nondigits.matplotlib_fonts(nondigits.HELD_OUT_FONTS)) == len(fonts), "the fonts ship with Matplotlib"
-    held_out, validation = nondigits.held_out_set(), nondigits.validation_set()
-    assert set(held_out) == set(validation) == {"letters", *nondigits.MAKERS}
+    fonts = set(synthetic.HELD_OUT_FONTS)
+    assert not fonts & set(synthetic.TRAINING_FONTS) and not fonts & set(synthetic.VALIDATION_FONTS)
+    assert len(synthetic.matplotlib_fonts(synthetic.HELD_OUT_FONTS)) == len(fonts), "the fonts ship with Matplotlib"
+    held_out, validation = synthetic.held_out_set(), synthetic.validation_set()
+    assert set(held_out) == set(validation) == {"letters", *synthetic.MAKERS}
     seen = {image.tobytes() for images in validation.values() for image in images}
     assert not any(image.tobytes() in seen for images in held_out.values() for image in images)
 

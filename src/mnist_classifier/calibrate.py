@@ -3,7 +3,7 @@
 Post-hoc, so it cannot cost accuracy: the temperature keeps every argmax, and the score only decides the verdict.
 The score is chosen by measurement: each candidate's AUROC between validation digits (the run's validation split,
 and for digit datasets printed digits in Matplotlib's fonts and validation digits photographed) and
-nondigits.validation_set, a set never used for the benchmark's figures. Training calls `fit` at its end;
+synthetic.validation_set, a set never used for the benchmark's figures. Training calls `fit` at its end;
 `mnist-classifier calibrate RUN` calls it for a run trained before.
 """
 
@@ -19,9 +19,8 @@ from scipy.optimize import minimize_scalar
 from sklearn.metrics import roc_auc_score
 
 from . import calibration as calib
-from . import nondigits
 from .calibration import Calibration
-from .data import load_dataset, split_validation
+from .data import load_dataset, split_validation, synthetic
 from .data.datasets import DIGITS
 from .errors import DataError, RunError
 from .inference import DefaultCalibrationWarning, EnsemblePredictor, Predictor, judgement, load_predictor
@@ -67,12 +66,12 @@ def auroc(digits: np.ndarray, others: np.ndarray) -> float:
 def validation_images(predictor: Predictor, x_val: np.ndarray) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """The validation non-digits by kind; and for a model of MNIST's digits, digits unlike its validation digits:
     printed ones and photographed validation digits."""
-    others = nondigits.validation_set(NONDIGITS_PER_KIND)
+    others = synthetic.validation_set(NONDIGITS_PER_KIND)
     if predictor.class_names != DIGITS or predictor.input_shape != (28, 28):
         return others, {}
-    fonts = nondigits.matplotlib_fonts()
-    printed = {"printed": nondigits.font_digits(fonts, FONT_DIGITS, seed=3)[0]} if fonts else {}
-    return others, printed | {"photographed": nondigits.photographed(x_val[:PHOTOGRAPHED], seed=1)}
+    fonts = synthetic.matplotlib_fonts()
+    printed = {"printed": synthetic.font_digits(fonts, FONT_DIGITS, seed=3)[0]} if fonts else {}
+    return others, printed | {"photographed": synthetic.photographed(x_val[:PHOTOGRAPHED], seed=1)}
 
 
 def candidates(predictor: Predictor, x_train: np.ndarray, y_train: np.ndarray, temperature: float) -> list[Calibration]:
@@ -181,9 +180,9 @@ def verdict_figures(predictor: Predictor, x: np.ndarray, y: np.ndarray, points: 
 
 
 def photographed_figures(predictor: Predictor, x: np.ndarray, y: np.ndarray) -> dict[str, Any]:
-    """The evaluated digits photographed and prepared (nondigits.photographed), as a photo of handwriting reaches
+    """The evaluated digits photographed and prepared (synthetic.photographed), as a photo of handwriting reaches
     `predict`: how many, the share answered as a digit, and the accuracy on them."""
-    photos = nondigits.photographed(x, seed=7)
+    photos = synthetic.photographed(x, seed=7)
     probs, distance = predictor.assess(photos, predictor.calibration.temperature)
     verdicts = np.array(judgement(probs, distance, predictor.calibration).verdicts)
     return {
@@ -195,7 +194,7 @@ def photographed_figures(predictor: Predictor, x: np.ndarray, y: np.ndarray) -> 
 
 def held_out_figures(predictor: Predictor, digit_distance: np.ndarray) -> dict[str, dict[str, Any]]:
     """Per set never used for training or calibration (Fashion-MNIST test where it is on this machine: never
-    downloaded for this; nondigits.held_out_set): its size, the AUROC between it and the evaluated digits (their
+    downloaded for this; synthetic.held_out_set): its size, the AUROC between it and the evaluated digits (their
     distances given), and the shares of it judged not a digit and answered as a digit."""
     sets: dict[str, np.ndarray] = {}
     figures: dict[str, dict[str, Any]] = {}
@@ -203,7 +202,7 @@ def held_out_figures(predictor: Predictor, digit_distance: np.ndarray) -> dict[s
         sets["fashion-mnist"] = load_dataset("fashion-mnist", allow_download=False).x_test[:HELD_OUT_FASHION]
     except DataError:
         figures["fashion-mnist"] = {"available": False}
-    sets |= nondigits.held_out_set(NONDIGITS_PER_KIND)
+    sets |= synthetic.held_out_set(NONDIGITS_PER_KIND)
     for name, images in sets.items():
         probs, distance = predictor.assess(images, predictor.calibration.temperature)
         verdicts = np.array(judgement(probs, distance, predictor.calibration).verdicts)

@@ -21,11 +21,11 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from . import calibrate, nondigits
+from . import calibrate
 from .augment import Augmentation, augment
 from .calibration import CALIBRATION
 from .config import TrainConfig
-from .data import Dataset, load_dataset, split_validation
+from .data import Dataset, load_dataset, split_validation, synthetic
 from .data.datasets import DIGITS
 from .errors import RunError
 from .models import build_model
@@ -68,10 +68,10 @@ def prepare(config: TrainConfig, dataset: Dataset) -> Splits:
     x_train, y_train = x_train[:n], y_train[:n]
     photographed = round(len(x_train) * config.photographed) if of_digits(dataset) else 0
     if photographed:
-        x_train = np.concatenate([nondigits.photographed(x_train[:photographed]), x_train[photographed:]])
+        x_train = np.concatenate([synthetic.photographed(x_train[:photographed]), x_train[photographed:]])
     printed = min(config.printed_digits, len(x_train) // 10) if of_digits(dataset) else 0
     if printed:
-        images, labels = nondigits.printed_digits(printed)
+        images, labels = synthetic.printed_digits(printed)
         x_train, y_train = np.concatenate([x_train, images]), np.concatenate([y_train, labels.astype(y_train.dtype)])
     return Splits(scale(x_train), y_train, scale(x_val), y_val)
 
@@ -181,8 +181,8 @@ def outlier_pool(config: TrainConfig, dataset: Dataset, data: Splits) -> np.ndar
     if not config.outliers or not of_digits(dataset):
         return None
     size = min(OUTLIER_POOL, max(len(data.x_train) // 2, 1))
-    mixed = nondigits.blends(data.x_train, data.y_train, size // 5, config.seed)
-    return np.concatenate([scale(nondigits.training_pool(size)), mixed])
+    mixed = synthetic.blends(data.x_train, data.y_train, size // 5, config.seed)
+    return np.concatenate([scale(synthetic.training_pool(size)), mixed])
 
 
 class BestCheckpoint(keras.callbacks.Callback):
