@@ -38,10 +38,10 @@ class Interval:
     def problem(self, value: Any) -> str | None:
         values = value if isinstance(value, list) else [value]
         left, right = self.closed in ("both", "left"), self.closed in ("both", "right")
-        for v in values:
-            if self.low is not None and (v < self.low if left else v <= self.low):
+        for v in values:  # asked "is it inside?", so NaN (never inside) is refused
+            if self.low is not None and not (v >= self.low if left else v > self.low):
                 break
-            if self.high is not None and (v > self.high if right else v >= self.high):
+            if self.high is not None and not (v <= self.high if right else v < self.high):
                 break
         else:
             return None
