@@ -1,0 +1,99 @@
+"""A request's image or pixels read into an answer: decoded in bounded pools, then judged by the shared model.
+
+`read_and_predict` is a plain coroutine of bytes or pixels, options and the objects the server holds; the route only
+gets those out of the HTTP request. Decoding and PNG encoding run in worker threads, never on the event loop.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import io
+import os
+from dataclasses import dataclass
+
+import anyio
+import numpy as np
+from fastapi import HTTPException
+from PIL import Image
+
+from ..inference import Predictor, judgement
+from ..preprocess import decoded_bytes, load_digits, open_image
+from ..readings import digit_json, number_json
+from .batcher import Batcher
+from .bodies import Options
+from .schemas import Digit, Number
+
+SMALL_IMAGE_BYTES = 4 * 2**20  # images that decode to at most this many bytes have a pool of their own
+
+
+def decode_threads() -> int:
+    """The CPU cores this process may use: decoding more images at once only adds memory."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+@dataclass(frozen=True)
+class Decoding:
+    """How images are decoded: the memory budget of one image, and two pools of `threads` workers, one for small
+    images (and every image's header) and one for large ones, so large images never delay small ones."""
+
+    max_decode_bytes: int
+    small: anyio.CapacityLimiter
+    large: anyio.CapacityLimiter
+
+    @classmethod
+    def pools(cls, max_decode_bytes: int, threads: int | None = None) -> Decoding:
+        return cls(
+            max_decode_bytes,
+            anyio.CapacityLimiter(threads or decode_threads()),
+            anyio.CapacityLimiter(threads or decode_threads()),
+        )
+
+
+async def read_and_predict(
+    source: bytes | np.ndarray, options: Options, predictor: Predictor, batcher: Batcher, decoding: Decoding
+) -> Digit | Number:
+    """The answer to an image file's bytes (prepared MNIST-style, one digit or with `multi_digit` a number) or to
+    pixels (used as they are, one digit)."""
+    if isinstance(source, np.ndarray):
+        if source.shape != predictor.input_shape:
+            expected, got = ("x".join(map(str, shape)) for shape in (predictor.input_shape, source.shape))
+            raise HTTPException(422, f'"pixels" must be a {expected} array, got {got or "a single number"}')
+        return await answer(source[None], options, False, predictor, batcher, decoding)
+    read = functools.partial(load_digits, source, True, options.multi_digit, options.deskew, decoding.max_decode_bytes)
+
+    def read_if_small() -> list[np.ndarray] | None:
+        """The image's digits if it is small once decoded (one thread hop for the common case), else None."""
+        image = open_image(source, decoding.max_decode_bytes, load=False)
+        return read() if decoded_bytes(image.mode, image.size) <= SMALL_IMAGE_BYTES else None
+
+    digits = await anyio.to_thread.run_sync(read_if_small, limiter=decoding.small)
+    if digits is None:
+        digits = await anyio.to_thread.run_sync(read, limiter=decoding.large)
+    return await answer(np.stack(digits), options, options.multi_digit, predictor, batcher, decoding)
+
+
+async def answer(
+    images: np.ndarray, options: Options, multi_digit: bool, predictor: Predictor, batcher: Batcher, decoding: Decoding
+) -> Digit | Number:
+    """The images read by the model in a shared batch, then judged with this request's thresholds."""
+    probs, distances = await batcher.assess(images)
+    judged = judgement(probs, distances, options.calibration(predictor.calibration), options.reject)
+    inputs: list[str | None] = [None] * len(images)
+    if options.include_input:
+        inputs = await anyio.to_thread.run_sync(lambda: [png_base64(image) for image in images], limiter=decoding.small)
+    names = predictor.class_names
+    if multi_digit:
+        number = number_json(names, judged.probabilities, judged.verdicts)
+        for digit, image in zip(number["digits"], inputs, strict=True):
+            digit["input"] = image
+        return Number.model_validate(number)
+    return Digit.model_validate(digit_json(names, judged.probabilities[0], judged.verdicts[0]) | {"input": inputs[0]})
+
+
+def png_base64(image: np.ndarray) -> str:
+    """An image as a data: URL of a PNG, for `include_input`."""
+    pixels = image if image.dtype == np.uint8 else np.round(image * 255).astype(np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, "PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()

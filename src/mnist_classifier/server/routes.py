@@ -1,0 +1,157 @@
+"""The HTTP routes: the drawing page, GET /health, GET /model and POST /predict, on one APIRouter.
+
+What a route works with comes through `Depends` on functions that read `request.app.state` (filled by the app's
+lifespan), so a test can swap any of them with `app.dependency_overrides`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Annotated, Any
+
+import anyio
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi.responses import FileResponse
+
+from ..inference import Predictor
+from .admission import Admission
+from .batcher import Batcher
+from .bodies import REQUEST_BODY, Options, parse_json
+from .reading import Decoding, read_and_predict
+from .schemas import PREDICT_RESPONSES, Digit, Health, ModelInfo, Number
+
+STATIC = Path(__file__).parent / "static"
+MAX_FORM_FIELDS = 8
+MAX_FORM_FIELD_BYTES = 64 * 1024
+router = APIRouter()
+
+
+def get_predictor(request: Request) -> Predictor:
+    return request.app.state.predictor
+
+
+def get_batcher(request: Request) -> Batcher:
+    return request.app.state.batcher
+
+
+def get_decoding(request: Request) -> Decoding:
+    return request.app.state.decoding
+
+
+def get_upload_limit(request: Request) -> int:
+    return request.app.state.max_upload_bytes
+
+
+async def admitted(request: Request) -> AsyncIterator[None]:
+    """A place among the requests in flight for as long as this one runs; 503 at once when none is free."""
+    admission: Admission = request.app.state.admission
+    with admission.slot():
+        yield
+
+
+@router.get("/", include_in_schema=False)
+async def page() -> FileResponse:
+    return FileResponse(STATIC / "index.html")
+
+
+@router.get("/health")
+async def health() -> Health:
+    """Answers while the server runs with its model loaded."""
+    return Health(status="ok")
+
+
+@router.get("/model")
+async def model(predictor: Annotated[Predictor, Depends(get_predictor)]) -> ModelInfo:
+    """The served model: its name, dataset, test accuracy, training date and input shape."""
+    metrics = predictor.metrics
+    return ModelInfo(
+        name=predictor.name,
+        architecture=predictor.architecture,
+        dataset=predictor.meta.get("dataset"),
+        test_accuracy=metrics.get("accuracy") if metrics.get("split") == "test" else None,
+        trained=predictor.meta.get("meta", {}).get("created"),
+        input_shape=list(predictor.input_shape),
+        classes=list(predictor.class_names),
+        parameters=predictor.parameters,
+        calibrated=predictor.calibration.fitted,
+        reject_threshold=predictor.calibration.reject_threshold,
+        confidence_threshold=predictor.calibration.confidence_threshold,
+    )
+
+
+@router.post(
+    "/predict",
+    openapi_extra=REQUEST_BODY,
+    responses=PREDICT_RESPONSES,
+    response_model_exclude_none=True,
+    dependencies=[Depends(admitted)],
+)
+async def predict(
+    request: Request,
+    options: Annotated[Options, Query()],
+    predictor: Annotated[Predictor, Depends(get_predictor)],
+    batcher: Annotated[Batcher, Depends(get_batcher)],
+    decoding: Annotated[Decoding, Depends(get_decoding)],
+    max_upload_bytes: Annotated[int, Depends(get_upload_limit)],
+) -> Digit | Number:
+    """Read the digit in an uploaded image (multipart `file`, raw image body, or JSON `image` in base64),
+    or in a JSON `pixels` 28x28 array; images are prepared MNIST-style first. Each digit carries a verdict.
+    A JSON body may also carry the options (a query parameter wins)."""
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if kind not in ("multipart/form-data", "application/json", "application/octet-stream") and not kind.startswith(
+        "image/"
+    ):
+        raise HTTPException(
+            415, f"unsupported content type {kind or 'none'!r}; send multipart/form-data, JSON or image/*"
+        )
+    body = await read_body(request, max_upload_bytes)
+    if not body:
+        raise HTTPException(422, "empty request body; send an image or JSON")
+    source: Any = body
+    if kind == "application/json":
+        document = await anyio.to_thread.run_sync(parse_json, body, limiter=decoding.small)
+        options = options.merged(document)
+        source = document.pixels_array() if document.pixels is not None else document.image_bytes()
+    elif kind == "multipart/form-data":
+        source = await uploaded_file(request, body)
+    return await read_and_predict(source, options, predictor, batcher, decoding)
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, refused with 413 as soon as its declared or counted size passes `limit`."""
+    declared = request.headers.get("content-length")
+    too_large = HTTPException(413, f"request body over the {limit:,}-byte limit; send a smaller image")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise too_large
+    chunks = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise too_large
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def uploaded_file(request: Request, body: bytes) -> bytes:
+    """The bytes of the multipart field `file` of an already-read body; the parsed form (and any file it
+    spooled to disk) is closed before returning."""
+
+    async def replay() -> dict[str, Any]:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    try:
+        form = await Request(request.scope, replay).form(
+            max_files=1, max_fields=MAX_FORM_FIELDS, max_part_size=MAX_FORM_FIELD_BYTES
+        )
+    except Exception as e:  # the multipart parser raises several types for malformed bodies
+        detail = getattr(e, "detail", None) or str(e) or type(e).__name__
+        raise HTTPException(422, f"malformed multipart body ({detail})".splitlines()[0]) from None
+    try:
+        upload = form.get("file")
+        if upload is None or isinstance(upload, str):
+            raise HTTPException(422, "multipart body has no file field named 'file'")
+        return await upload.read()
+    finally:
+        await form.close()
