@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mnist_classifier import calibration as calib
+from mnist_classifier import verdicts as calib
 from mnist_classifier.data import load_dataset
 from mnist_classifier.errors import ImageError, RunError
 from mnist_classifier.inference import OnnxPredictor, Predictor, fast_predictor

@@ -15,7 +15,7 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from mnist_classifier.calibration import FALLBACK, VERDICTS
+from mnist_classifier.verdicts import FALLBACK, VERDICTS
 from mnist_classifier.data import load_dataset
 from mnist_classifier.inference import Predictor
 from mnist_classifier.preprocess import load_digits

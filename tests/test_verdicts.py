@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mnist_classifier import calibration, load_run
-from mnist_classifier.calibrate import fit_temperature
+from mnist_classifier import load_run, verdicts
 from mnist_classifier.data import load_dataset, split_validation, synthetic
 from mnist_classifier.inference import DefaultCalibrationWarning, Predictor
 from mnist_classifier.report import write_report
+from mnist_classifier.verdicts import fit_temperature
 
 from .conftest import require
 
@@ -85,20 +85,20 @@ def test_scaling_lowers_the_calibration_error_on_a_validation_slice(predictor: P
     fit_on, check_on = slice(0, 3000), slice(3000, 6000)
     raw = predictor.probabilities(x_val)
     temperature = fit_temperature(raw[fit_on], y_val[fit_on])
-    before = calibration.expected_calibration_error(raw[check_on], y_val[check_on])[0]
-    after = calibration.expected_calibration_error(
-        calibration.temperature_scaled(raw[check_on], temperature), y_val[check_on]
+    before = verdicts.expected_calibration_error(raw[check_on], y_val[check_on])[0]
+    after = verdicts.expected_calibration_error(
+        verdicts.temperature_scaled(raw[check_on], temperature), y_val[check_on]
     )[0]
     assert after < before
-    assert (calibration.temperature_scaled(raw, temperature).argmax(axis=1) == raw.argmax(axis=1)).all()
+    assert (verdicts.temperature_scaled(raw, temperature).argmax(axis=1) == raw.argmax(axis=1)).all()
 
 
 def test_the_stored_calibration_reloads(dnn_run: Path, predictor: Predictor) -> None:
-    stored = json.loads((dnn_run / calibration.CALIBRATION).read_text())
-    loaded = calibration.load(dnn_run)
+    stored = json.loads((dnn_run / verdicts.CALIBRATION).read_text())
+    loaded = verdicts.load(dnn_run)
     assert loaded is not None and loaded.fitted
     assert loaded.temperature == stored["temperature"] != 1.0
-    assert loaded.score == stored["score"] in calibration.SCORES
+    assert loaded.score == stored["score"] in verdicts.SCORES
     assert 0 < loaded.reject_threshold <= 0.05
     assert loaded.reference is not None and len(loaded.reference) == 6000
     assert predictor.calibration.temperature == loaded.temperature
@@ -160,8 +160,8 @@ def test_held_out_letters_use_fonts_of_their_own_and_no_held_out_image_is_a_vali
 def test_an_old_run_without_calibration_still_predicts_and_says_so_once(cli, dnn_run: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     old = tmp_path / "old"
     shutil.copytree(dnn_run, old)
-    (old / calibration.CALIBRATION).unlink()
-    (old / calibration.FEATURE_STATS).unlink()
+    (old / verdicts.CALIBRATION).unlink()
+    (old / verdicts.FEATURE_STATS).unlink()
     mnist = load_dataset("mnist")
     for i in range(3):
         Image.fromarray(mnist.x_test[i]).save(tmp_path / f"{i}.png")
@@ -170,7 +170,7 @@ def test_an_old_run_without_calibration_still_predicts_and_says_so_once(cli, dnn
     assert result.err.count("note:") == 1 and "verdicts use defaults" in result.err
     readings = json.loads(result.out)
     assert [r["digit"] for r in readings] == [str(mnist.y_test[0]), str(mnist.y_test[1])]
-    assert {r["verdict"] for r in readings} <= set(calibration.VERDICTS)
+    assert {r["verdict"] for r in readings} <= set(verdicts.VERDICTS)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         predictions = load_run(old).predict(mnist.x_test[:5])
@@ -197,7 +197,7 @@ def test_predict_carries_verdicts_and_their_options(cli, dnn_run: Path, tmp_path
     number = json.loads(cli("predict", str(dnn_run), str(tmp_path / "pair.png"), "--json", "--multi-digit").out)[0]
     assert number["number"] == f"{mnist.y_test[0]}{mnist.y_test[1]}"
     each = [d["verdict"] for d in number["digits"]]
-    assert len(each) == 2 and set(each) <= set(calibration.VERDICTS)
+    assert len(each) == 2 and set(each) <= set(verdicts.VERDICTS)
     assert number["verdict"] == (
         "not_a_digit" if "not_a_digit" in each else "uncertain" if "uncertain" in each else "digit"
     )

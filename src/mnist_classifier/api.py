@@ -140,7 +140,7 @@ class Run:
     ) -> Predictions:
         """The digit in each image with its calibrated probability and verdict; see `probabilities` for what images
         may be. The thresholds (0..1) replace the run's stored ones; without `reject` every verdict is "digit"."""
-        from .calibration import with_thresholds
+        from .verdicts import with_thresholds
 
         calibration = with_thresholds(self.predictor.calibration, reject_threshold, confidence_threshold)
         judged = self.predictor.judge(self._arrays(images, prepare, deskew), reject, calibration)

@@ -222,9 +222,9 @@ def calibrate(
     run_dir: Annotated[Path, typer.Argument(help="A run or ensemble folder (an ensemble's members first).")],
 ) -> None:
     """Fit a run's calibration and verdict thresholds (training does it itself; this is for runs trained before)."""
-    from .calibrate import fit
+    from .calibrate import calibrate_run
 
-    fitted = fit(run_dir)
+    fitted = calibrate_run(run_dir)
     figures = fitted["figures"]
     console.print(
         f"temperature {fitted['temperature']:.3f} · score {fitted['score']} · reject threshold"
@@ -430,7 +430,7 @@ def predict(
     not_a_digit; bad files are reported and skipped."""
     import warnings
 
-    from .calibration import with_thresholds
+    from .verdicts import with_thresholds
     from .image_files import image_files
     from .inference import DefaultCalibrationWarning, load_predictor
     from .readings import reading_json
@@ -474,7 +474,7 @@ SAID = {"digit": "", "uncertain": "not sure: ", "not_a_digit": "not a digit: "}
 
 
 def reading_line(predictor: Predictor, reading: Reading, top_k: int, multi_digit: bool) -> str:
-    from .calibration import overall
+    from .verdicts import overall
     from .readings import ranked
 
     verdicts = reading.verdicts or ["digit"] * len(reading.indices)

@@ -13,7 +13,7 @@ import keras
 import numpy as np
 
 from . import calibrate
-from .calibrate import verdict_figures
+from .verdict_figures import verdict_figures
 from .config import TrainConfig
 from .data import load_dataset
 from .errors import ConfigError, RunError
@@ -115,7 +115,7 @@ def build_ensemble(run_dirs: Sequence[Path], out: Path | None, tta: bool = False
     }
     settings = {"model": "ensemble", "dataset": first["dataset"], "data_dir": first.get("data_dir"), "tta": tta}
     write_json(out / CONFIG, settings | {"members": [m["run"] for m in members], "meta": meta})
-    calibrate.fit(out)
+    calibrate.calibrate_run(out)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DefaultCalibrationWarning)  # members of old runs: the figures say so
         metrics["verdicts"] = verdict_figures(load_predictor(out), x, y)

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 from sklearn.metrics import classification_report, confusion_matrix, log_loss
 
-from .calibrate import verdict_figures
+from .verdict_figures import verdict_figures
 from .config import TrainConfig
 from .data import Dataset, load_dataset, split_validation
 from .errors import ConfigError

@@ -21,9 +21,9 @@ from typing import Any
 
 import numpy as np
 
-from . import calibration as calib
+from . import verdicts as calib
 from . import onnx_cache
-from .calibration import FALLBACK, Calibration
+from .verdicts import FALLBACK, Calibration
 from .errors import ImageError, RunError
 from .image_files import load_file
 from .preprocess import scale

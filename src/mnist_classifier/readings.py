@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .calibration import overall
+from .verdicts import overall
 
 if TYPE_CHECKING:
     from .inference import Reading

@@ -23,7 +23,7 @@ import tensorflow as tf
 
 from . import calibrate
 from .augment import Augmentation, augment
-from .calibration import CALIBRATION
+from .verdicts import CALIBRATION
 from .config import TrainConfig
 from .data import Dataset, load_dataset, split_validation, synthetic
 from .data.datasets import DIGITS
@@ -276,7 +276,7 @@ def resume(run_dir: Path, verbose: int | str = "auto") -> Path:
     if not training_finished(run_dir):
         return fit(config, run_dir, verbose, (), True)
     if not (run_dir / CALIBRATION).is_file():
-        calibrate.fit(run_dir)
+        calibrate.calibrate_run(run_dir)
     return run_dir
 
 
@@ -339,5 +339,5 @@ def fit(
     write_history(run_dir, checkpoint.rows)
     mark_finished(run_dir)
     if save_model:
-        calibrate.fit(run_dir)
+        calibrate.calibrate_run(run_dir)
     return run_dir

@@ -17,7 +17,7 @@ from fastapi import HTTPException
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, WithJsonSchema, model_validator
 from pydantic_core import PydanticCustomError
 
-from ..calibration import Calibration, with_thresholds
+from ..verdicts import Calibration, with_thresholds
 
 SIDE = 28  # the side of the images the bundled datasets' models read, as the schema documents `pixels`
 
