@@ -38,6 +38,14 @@ def test_second_load_comes_from_the_cache(private_cache: Path) -> None:
     np.testing.assert_array_equal(again.y_test, first.y_test)
 
 
+def test_an_unwritable_cache_folder_only_costs_the_cache(monkeypatch: pytest.MonkeyPatch) -> None:
+    """/proc takes no new folders, even from root: the arrays load, verified, and nothing is cached."""
+    monkeypatch.setenv("MNIST_CLASSIFIER_CACHE", "/proc/mnist-classifier-cache")
+    data = load_dataset("mnist")
+    assert np.bincount(data.y_test).tolist() == TEST_COUNTS
+    assert not Path("/proc/mnist-classifier-cache").exists()
+
+
 @pytest.fixture
 def mnist_copy(tmp_path: Path) -> Path:
     folder = tmp_path / "mnist"

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import DataError
+from ..errors import DataError, WriteError
 from ..utils import atomic_path, write_bytes
 from .idx import decompress, parse_idx, read_bytes
 
@@ -229,12 +229,12 @@ def load_cache(folder: Path) -> dict[str, np.ndarray] | None:
 
 
 def save_cache(folder: Path, arrays: dict[str, np.ndarray]) -> None:
-    """Best effort: a read-only home only costs speed."""
+    """Best effort: a cache folder that cannot be written (read-only, full) only costs speed."""
     try:
         for part in PARTS:
             with atomic_path(folder / f"{part}.npy") as tmp, open(tmp, "wb") as f:
                 np.save(f, arrays[part])
-    except OSError:
+    except WriteError:
         pass
 
 
