@@ -93,7 +93,7 @@ def latency(predictor: Predictor, image: np.ndarray, calls: int = 1000) -> dict[
     scale, the compiled model on each batch, concatenate), of Predictor.probabilities now, and of a judgement."""
     import tensorflow as tf
 
-    model = predictor.model
+    model = predictor.backend.model  # a Predictor of a run directory runs its Keras model
 
     @tf.function(input_signature=[tf.TensorSpec((None, *model.input_shape[1:]), tf.float32)])
     def bare(x: tf.Tensor) -> tf.Tensor:

@@ -123,7 +123,7 @@ def bench_folder(run: Path, folder: Path, files: int, repeats: int = 3) -> dict[
     """`predict --json` on the folder in fresh processes, end to end (start-up included): the first run with
     the model (an empty cache, so it loads TensorFlow and converts the model to ONNX) and the median of
     `repeats` later ones; then predict's reading loop in this process once the model is loaded."""
-    from mnist_classifier.image_files import image_files
+    from mnist_classifier.image_files import image_files, read_files
     from mnist_classifier.inference import fast_predictor
 
     data = load_dataset("mnist")
@@ -134,7 +134,7 @@ def bench_folder(run: Path, folder: Path, files: int, repeats: int = 3) -> dict[
     predictor = fast_predictor(run)
     start = time.perf_counter()
     paths, _ = image_files([folder])
-    read = sum(1 for reading in predictor.read_files(paths) if reading.error is None)
+    read = sum(1 for reading in read_files(predictor, paths) if reading.error is None)
     loop = time.perf_counter() - start
     return {
         "files": len(results),

@@ -1,26 +1,42 @@
+"""Predictors: each back-end gives the model's probabilities, inputs are checked, pictures given as arrays read like
+files, and the ONNX cache converts a model once (or, when it cannot, says so once)."""
+
 from __future__ import annotations
 
+import dataclasses
+import logging
 import os
-import subprocess
-import sys
 from pathlib import Path
 
+import keras
 import numpy as np
 import pytest
 from PIL import Image
 
+import mnist_classifier as mc
+from mnist_classifier import image_files
 from mnist_classifier import verdicts as calib
+from mnist_classifier.backends import EnsembleBackend, KerasBackend, OnnxBackend
 from mnist_classifier.data import load_dataset
-from mnist_classifier.errors import ImageError, RunError
-from mnist_classifier.inference import OnnxPredictor, Predictor, fast_predictor
+from mnist_classifier.errors import ImageError, ImageTooLargeError, RunError
+from mnist_classifier.image_files import image_arrays, load_file
+from mnist_classifier.inference import Predictor, fast_predictor
 from mnist_classifier.preprocess import scale
 from mnist_classifier.runs import load_model
 
+from .images import on_canvas
 
-def test_compiled_forward_matches_keras_predict(dnn_run: Path) -> None:
-    predictor = Predictor(dnn_run, batch_size=300)
+
+@pytest.fixture(scope="module")
+def predictor(tiny_run: Path) -> Predictor:
+    return Predictor(tiny_run)
+
+
+def test_compiled_forward_matches_keras_predict(tiny_run: Path) -> None:
+    backend = KerasBackend(load_model(tiny_run))
+    predictor = Predictor(tiny_run, batch_size=300, backend=backend)
     images = load_dataset("mnist").x_test[:1000]
-    expected = predictor.model.predict(scale(images), verbose=0)
+    expected = backend.model.predict(scale(images), verbose=0)
     probs = predictor.probabilities(images)
     np.testing.assert_allclose(probs, expected, atol=1e-5)
     np.testing.assert_allclose(predictor.probabilities(scale(images[:1]))[0], probs[0], atol=1e-6)
@@ -39,9 +55,9 @@ def test_compiled_forward_matches_keras_predict(dnn_run: Path) -> None:
         (np.full((1, 28, 28), -0.1), "finite and within"),
     ],
 )
-def test_bad_arrays(dnn_run: Path, images: np.ndarray, message: str) -> None:
+def test_bad_arrays(predictor: Predictor, images: np.ndarray, message: str) -> None:
     with pytest.raises(ImageError, match=message):
-        Predictor(dnn_run).probabilities(images)
+        predictor.probabilities(images)
 
 
 def test_not_a_model(tmp_path: Path) -> None:
@@ -55,63 +71,166 @@ def test_not_a_model(tmp_path: Path) -> None:
 
 
 def test_fast_predictor_caches_a_checked_onnx_copy(
-    dnn_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tiny_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The first call converts the model and keeps running Keras; the next runs the cached ONNX copy in
     onnxruntime, with the same probabilities; a damaged copy is converted again."""
     monkeypatch.setenv("MNIST_CLASSIFIER_CACHE", str(tmp_path))
     images = load_dataset("mnist").x_test[:500]
-    first = fast_predictor(dnn_run)
-    assert type(first) is Predictor
+    first = fast_predictor(tiny_run)
+    assert isinstance(first.backend, KerasBackend)
     [cached] = (tmp_path / "onnx").glob("*.onnx")
-    second = fast_predictor(dnn_run)
-    assert isinstance(second, OnnxPredictor)
+    second = fast_predictor(tiny_run)
+    assert isinstance(second.backend, OnnxBackend)
     assert second.class_names == first.class_names and second.input_shape == first.input_shape == (28, 28)
     assert second.metrics == first.metrics and second.name == first.name
+    assert (second.architecture, second.parameters) == (first.architecture, first.parameters)
     np.testing.assert_allclose(second.probabilities(images), first.probabilities(images), atol=1e-5)
+    np.testing.assert_allclose(second.assess(images)[1], first.assess(images)[1], atol=1e-5)
     cached.write_bytes(b"damaged")
-    assert type(fast_predictor(dnn_run)) is Predictor
-    assert isinstance(fast_predictor(dnn_run), OnnxPredictor)
+    assert isinstance(fast_predictor(tiny_run).backend, KerasBackend)
+    assert isinstance(fast_predictor(tiny_run).backend, OnnxBackend)
 
 
-def test_predict_starts_without_tensorflow_once_cached(dnn_run: Path, tmp_path: Path) -> None:
+class Bug(Exception):
+    """An error no conversion is expected to raise."""
+
+
+def test_a_failed_conversion_is_said_once_and_not_paid_for_again(
+    tiny_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A model the converter refuses keeps running in Keras; the failure is logged once and remembered, so the next
+    predictor does not convert again. An unexpected error is not swallowed."""
+    monkeypatch.setenv("MNIST_CLASSIFIER_CACHE", str(tmp_path / "cache"))
+    tries = []
+
+    def refuse(model: keras.Model, *args: object, **kwargs: object) -> None:
+        tries.append(model)
+        raise ValueError("this layer has no ONNX equivalent")
+
+    monkeypatch.setattr(keras.Model, "export", refuse)
+    with caplog.at_level(logging.WARNING, logger="mnist_classifier.onnx_cache"):
+        predictors = [fast_predictor(tiny_run) for _ in range(3)]
+    assert all(isinstance(p.backend, KerasBackend) for p in predictors)
+    assert len(tries) == 1, "the conversion is tried once"
+    [said] = [r.getMessage() for r in caplog.records if r.name == "mnist_classifier.onnx_cache"]
+    assert "this layer has no ONNX equivalent" in said and "keeps running in TensorFlow" in said
+    assert not list((tmp_path / "cache" / "onnx").glob("*.onnx"))
+
+    def crash(model: keras.Model, *args: object, **kwargs: object) -> None:
+        raise Bug("a bug in the exporter")
+
+    monkeypatch.setenv("MNIST_CLASSIFIER_CACHE", str(tmp_path / "other"))
+    monkeypatch.setattr(keras.Model, "export", crash)
+    with pytest.raises(Bug):
+        fast_predictor(tiny_run)
+
+
+def test_predict_starts_without_tensorflow_once_cached(tiny_run: Path, tmp_path: Path, python_process) -> None:  # type: ignore[no-untyped-def]
     """The command line's second prediction with a model never imports TensorFlow (seconds of start-up)."""
     image = tmp_path / "digit.png"
-    Image.fromarray(load_dataset("mnist").x_test[0]).save(image)
-    env = {**os.environ, "MNIST_CLASSIFIER_CACHE": str(tmp_path / "cache")}
+    digit = load_dataset("mnist").x_test[0]
+    Image.fromarray(digit).save(image)
+    env = {"MNIST_CLASSIFIER_CACHE": str(tmp_path / "cache")}
     program = (
         "import sys; from mnist_classifier.cli import main; sys.argv = ['mnist-classifier', *sys.argv[1:]]\n"
         "try: main()\n"
         "finally: print('tensorflow' in sys.modules, 'sklearn' in sys.modules)"
     )
     runs = [
-        subprocess.run(
-            [sys.executable, "-c", program, "predict", str(dnn_run), str(image)],
-            env=env,
-            text=True,
-            capture_output=True,
-        )
-        for _ in range(2)
+        python_process.run("-c", program, "predict", str(tiny_run), str(image), env=os.environ | env) for _ in range(2)
     ]
     assert runs[0].stdout.splitlines()[-1].startswith("True"), runs[0]
     assert runs[1].stdout.splitlines()[-1] == "False False", runs[1]
-    assert runs[0].stdout.split()[1] == runs[1].stdout.split()[1] == "7"
+    expected = str(int(Predictor(tiny_run).probabilities(digit).argmax()))
+    assert runs[0].stdout.split()[1] == runs[1].stdout.split()[1] == expected
 
 
-def test_the_compiled_top_two_distance_is_the_calibrations(dnn_run: Path) -> None:
-    """The Keras predictor computes the top_two distance and the temperature scaling inside its compiled forward
-    pass; they must equal the calibration's own (NumPy) definitions, which the ONNX and ensemble predictors use."""
-    predictor = Predictor(dnn_run)
-    assert predictor.calibration.score == "top_two"
-    x = load_dataset("mnist").x_test[:500]
-    probs, distance = predictor.assess(x)
-    np.testing.assert_allclose(probs, predictor.probabilities(x), atol=1e-6)
-    np.testing.assert_allclose(distance, predictor.calibration.distance(probs, None), atol=1e-6)
-    for temperature in (0.5, predictor.calibration.temperature, 2.0):
-        scaled, same = predictor.assess(x, temperature)
-        np.testing.assert_allclose(scaled, calib.temperature_scaled(probs, temperature), atol=1e-6)
-        np.testing.assert_array_equal(same, distance)
-    judged = predictor.judge(x)
-    np.testing.assert_allclose(
-        judged.probabilities, calib.temperature_scaled(probs, judged.calibration.temperature), atol=1e-6
-    )
+def test_the_compiled_top_two_distance_is_the_calibrations(predictor: Predictor) -> None:
+    """The Keras back-end computes the top_two distance and the temperature scaling inside its compiled forward
+    pass; they must equal the calibration's own (NumPy) definitions, which the ONNX and ensemble back-ends use."""
+    stored = predictor.calibration
+    predictor.calibration = dataclasses.replace(stored, score="top_two")
+    try:
+        x = load_dataset("mnist").x_test[:500]
+        probs, distance = predictor.assess(x)
+        np.testing.assert_allclose(probs, predictor.probabilities(x), atol=1e-6)
+        np.testing.assert_allclose(distance, predictor.calibration.distance(probs, None), atol=1e-6)
+        for temperature in (0.5, predictor.calibration.temperature, 2.0):
+            scaled, same = predictor.assess(x, temperature)
+            np.testing.assert_allclose(scaled, calib.temperature_scaled(probs, temperature), atol=1e-6)
+            np.testing.assert_array_equal(same, distance)
+        judged = predictor.judge(x)
+        np.testing.assert_allclose(
+            judged.probabilities, calib.temperature_scaled(probs, judged.calibration.temperature), atol=1e-6
+        )
+    finally:
+        predictor.calibration = stored
+
+
+def test_an_ensemble_backend_judges_through_its_members_public_calls(tiny_run: Path, predictor: Predictor) -> None:
+    """Two copies of one model: the ensemble's probabilities are the member's, with test-time augmentation the mean
+    over the shifted views, and the `members` score is the members' mean atypicality."""
+    x = load_dataset("mnist").x_test[:64]
+    members = [predictor, Predictor(tiny_run)]
+    ensemble = Predictor(tiny_run, backend=EnsembleBackend(members, tta=False))
+    assert ensemble.architecture == f"ensemble of 2 {predictor.architecture}"
+    assert ensemble.parameters == 2 * predictor.parameters
+    np.testing.assert_allclose(ensemble.probabilities(x), predictor.probabilities(x), atol=1e-6)
+    ensemble.calibration = dataclasses.replace(ensemble.calibration, score="members")
+    _, distance = ensemble.assess(x)
+    np.testing.assert_allclose(distance, 1 - predictor.calibration.typicality(predictor.assess(x)[1]), atol=1e-6)
+    shifted = Predictor(tiny_run, backend=EnsembleBackend(members, tta=True))
+    views = [np.roll(x, shift, axis=(1, 2)) for shift in ((0, 0), (-1, 0), (1, 0), (0, -1), (0, 1))]
+    expected = np.mean([predictor.probabilities(view) for view in views], axis=0)
+    np.testing.assert_allclose(shifted.probabilities(x), expected, atol=1e-6)
+
+
+def photo(digit: np.ndarray) -> np.ndarray:
+    """An MNIST digit as a phone photo of paper would hold it: large, dark on white, off centre, in colour."""
+    page = np.asarray(on_canvas(digit, 300, (640, 480), (250, 90)).convert("RGB")).copy()
+    page[..., 2] = (page[..., 2] * 0.9).astype(np.uint8)  # a warm cast
+    return page
+
+
+def test_a_picture_as_an_array_is_read_like_the_same_picture_in_a_file(tiny_run: Path, tmp_path: Path) -> None:
+    """run.predict(array) with prepare (the default) prepares a camera frame as it prepares the same image saved as
+    a PNG: the same 28x28 fed to the model, the same reading; arrays shaped as the model's input stay as they are."""
+    run = mc.load_run(tiny_run)
+    digits = load_dataset("mnist").x_test[:3]
+    pictures = [photo(digits[0]), photo(digits[1])[..., 0], photo(digits[2])[..., :1]]
+    for i, (picture, given) in enumerate(zip(pictures, [pictures[0], pictures[1], pictures[2] / 255], strict=True)):
+        file = tmp_path / f"picture-{i}.png"
+        Image.fromarray(np.squeeze(picture)).save(file)
+        for prepared in (True, False):
+            from_file = load_file(file, prepared, False, False)
+            assert not isinstance(from_file, str), from_file
+            np.testing.assert_array_equal(image_arrays(given, (28, 28), prepared, False), np.stack(from_file))
+        by_array, by_file = run.predict(given), run.predict(file)
+        assert by_array.digits == by_file.digits and by_array.verdicts == by_file.verdicts
+        np.testing.assert_array_equal(by_array.probabilities, by_file.probabilities)
+    np.testing.assert_array_equal(run.probabilities(digits), run.predictor.probabilities(digits))
+    np.testing.assert_array_equal(run.probabilities(digits[0]), run.predictor.probabilities(digits[0]))
+
+
+@pytest.mark.parametrize(
+    ("images", "message"),
+    [
+        (np.zeros((2, 30, 30, 3), np.uint8), r"or one picture \(height, width"),
+        (np.zeros((40, 30, 2), np.uint8), r"got an array of shape \(40, 30, 2\)"),
+        (np.zeros((0, 30), np.uint8), r"got an array of shape \(0, 30\)"),
+        (np.full((40, 30), np.nan), "finite and within"),
+        (np.full((40, 30), 1.5), "finite and within"),
+    ],
+)
+def test_arrays_that_are_no_picture_are_refused(images: np.ndarray, message: str) -> None:
+    with pytest.raises(ImageError, match=message):
+        image_arrays(images, (28, 28), True, False)
+
+
+def test_a_picture_array_over_the_decoding_limit_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A picture given as an array is held to the limit a file is (its pixels at Pillow's cost)."""
+    monkeypatch.setattr(image_files, "MAX_DECODE_BYTES", 100 * 100 * 4 - 1)
+    assert image_arrays(np.zeros((100, 100), np.uint8), (28, 28), False, False).shape == (1, 28, 28)
+    with pytest.raises(ImageTooLargeError, match="too many pixels"):
+        image_arrays(np.zeros((100, 100, 3), np.uint8), (28, 28), False, False)

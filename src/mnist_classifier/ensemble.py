@@ -13,14 +13,15 @@ import keras
 import numpy as np
 
 from . import calibrate
-from .verdict_figures import verdict_figures
+from .backends import ensemble_probabilities
 from .config import TrainConfig
 from .data import load_dataset
 from .errors import ConfigError, RunError
 from .evaluation import compute_metrics, now, split_arrays
-from .inference import DefaultCalibrationWarning, Predictor, ensemble_probabilities, load_predictor
+from .inference import DefaultCalibrationWarning, Predictor, load_predictor
 from .runs import CONFIG, MODEL, history_summary, new_run_dir, read_json, run_config, write_evaluation
 from .utils import write_json
+from .verdict_figures import verdict_figures
 
 
 def member_config(run_dir: Path) -> dict[str, Any]:

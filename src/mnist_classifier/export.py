@@ -3,20 +3,27 @@ gives the original's predictions on the run's whole test set, through each forma
 
 from __future__ import annotations
 
+import os
 import shutil
+import uuid
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .backends import KerasBackend
 from .data import load_dataset
-from .errors import ConfigError, ExportError
+from .errors import ConfigError, ExportError, MnistClassifierError
 from .inference import DefaultCalibrationWarning, Predictor
 from .preprocess import scale
-from .runs import run_config
-from .utils import create_folder
+from .runs import load_model, run_config
+from .utils import create_folder, import_tensorflow_quietly
+
+if TYPE_CHECKING:
+    import keras
 
 FORMATS = ("keras", "savedmodel", "onnx", "tflite")
 Runner = Callable[[np.ndarray], np.ndarray]
@@ -34,8 +41,7 @@ class ExportCheck:
     max_difference: float
 
 
-def write(predictor: Predictor, format: str, out: Path) -> None:
-    model = predictor.model
+def write(model: keras.Model, format: str, out: Path) -> None:
     model(np.zeros((1, *model.input_shape[1:]), np.float32))  # Keras exports only a model that has been called
     if format == "keras":
         model.save(out)
@@ -101,7 +107,9 @@ def compare(original: Runner, exported: Runner, images: np.ndarray, batch: int =
 
 
 def export_run(run_dir: Path, format: str, out: Path, limit: int | None = None) -> ExportCheck:
-    """Write the run's model as `format` to `out`, then check it on the test set (the first `limit` images)."""
+    """Write the run's model as `format` to `out` and check it on the test set (the first `limit` images). It is
+    written under a temporary name beside `out` and renamed only once it agrees with the original, so a failed or
+    disagreeing export leaves nothing behind."""
     if format not in FORMATS:
         raise ConfigError(f"--format: unknown value {format!r}; choose one of {', '.join(FORMATS)}")
     if out.exists():
@@ -109,23 +117,33 @@ def export_run(run_dir: Path, format: str, out: Path, limit: int | None = None) 
     if format == "keras" and out.suffix != ".keras":
         raise ConfigError(f"--out: a Keras model file must end in .keras, got {out.name!r}")
     config = run_config(run_dir)
-    predictor = Predictor(run_dir)
+    import_tensorflow_quietly()
+    original = KerasBackend(load_model(run_dir))
+    predictor = Predictor(run_dir, backend=original)
     data = load_dataset(config.dataset, Path(config.data_dir) if config.data_dir else None)
     images = data.x_test[:limit]
     create_folder(out.parent, "--out")
+    partial = out.with_name(f".{out.stem}.{uuid.uuid4().hex[:8]}.partial{out.suffix}")
     try:
-        write(predictor, format, out)
-        agree, worst = compare(predictor.probabilities, runner(format, out), images)
-    except Exception as e:
-        remove(out)
-        reason = (str(e).splitlines() or [type(e).__name__])[0][:200]
-        raise ExportError(f"{format} export failed: {reason}") from None
-    if agree != len(images) or worst > 1e-3:
-        raise ExportError(
-            f"{out}: the {format} export disagrees with the original on {len(images) - agree} of {len(images)}"
-            f" test images (largest probability difference {worst:.2g}); do not use it"
-        )
+        write(original.model, format, partial)
+        agree, worst = compare(predictor.probabilities, runner(format, partial), images)
+        if agree != len(images) or worst > 1e-3:
+            raise ExportError(
+                f"the {format} export disagrees with the original on {len(images) - agree} of {len(images)} test"
+                f" images (largest probability difference {worst:.2g}); nothing was written to {out}"
+            )
+        os.replace(partial, out)
+    except MnistClassifierError:
+        raise
+    except Exception as e:  # each format's converter and runtime raise their own types
+        raise ExportError(f"{format} export failed: {first_line(e)}") from None
+    finally:
+        remove(partial)
     return ExportCheck(out, format, data.name, len(images), agree, worst)
+
+
+def first_line(error: Exception) -> str:
+    return (str(error).splitlines() or [type(error).__name__])[0][:200]
 
 
 def remove(path: Path) -> None:

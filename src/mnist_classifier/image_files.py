@@ -1,17 +1,46 @@
-"""A user's image files: find them in the paths given, and read each into the digit arrays a model takes."""
+"""From a user's images (files, or pictures as arrays) to the 28x28 digit arrays a model reads, and its readings."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+from PIL import Image
 
-from .errors import ImageError
-from .preprocess import load_digits
+from .errors import ImageError, ImageTooLargeError
+from .preprocess import MAX_DECODE_BYTES, as_is, decoded_bytes, load_digits, prepare
+
+if TYPE_CHECKING:
+    from .inference import Predictor
+    from .verdicts import Calibration
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".gif", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm", ".pbm"})
+
+
+@dataclass
+class Reading:
+    """What the model read in one image: the 28x28 arrays it was fed, their calibrated probabilities and verdicts,
+    or an error."""
+
+    source: str
+    images: np.ndarray
+    probabilities: np.ndarray
+    error: str | None = None
+    verdicts: list[str] | None = None
+
+    @property
+    def indices(self) -> list[int]:
+        return [int(i) for i in self.probabilities.argmax(axis=1)]
+
+    @property
+    def confidence(self) -> float:
+        """The probability of the whole reading: the product of its digits' top probabilities."""
+        return float(np.prod(self.probabilities.max(axis=1)))
 
 
 def load_file(path: Path, prepared: bool, multi_digit: bool, deskewing: bool) -> list[np.ndarray] | str:
@@ -22,6 +51,34 @@ def load_file(path: Path, prepared: bool, multi_digit: bool, deskewing: bool) ->
         return f"cannot read the file ({e.strerror or type(e).__name__})"
     except ImageError as e:
         return str(e)
+
+
+def image_arrays(images: np.ndarray, input_shape: tuple[int, ...], prepared: bool, deskewing: bool) -> np.ndarray:
+    """Images given as an array: as they are when shaped as a model's input (one image, or a batch); otherwise one
+    picture (height, width[, 1, 3 or 4 channels]), uint8 0..255 or float 0..1, read as the same picture saved as a
+    PNG file would be (prepared MNIST-style unless `prepared` is False)."""
+    images = np.asarray(images)
+    if images.shape in (input_shape, images.shape[:1] + input_shape):
+        return images
+    channels = images.shape[2] if images.ndim == 3 else 0
+    if images.ndim not in (2, 3) or channels not in (0, 1, 3, 4) or 0 in images.shape:
+        raise ImageError(
+            f"expected images of shape {input_shape} (or a batch of them) or one picture (height, width[, 1, 3 or 4"
+            f" channels]), got an array of shape {images.shape}"
+        )
+    if images.dtype != np.uint8:
+        values = images.astype(np.float32)
+        if not (values.min() >= 0 and values.max() <= 1):  # NaN fails both comparisons
+            raise ImageError("pixel values must be finite and within [0, 1] (or uint8 0..255)")
+        images = np.round(values * 255).astype(np.uint8)
+    picture = Image.fromarray(images[..., 0] if channels == 1 else images)
+    cost = decoded_bytes(picture.mode, picture.size)
+    if cost > MAX_DECODE_BYTES:
+        raise ImageTooLargeError(
+            f"picture is {picture.width}x{picture.height} {picture.mode}: too many pixels to read ({cost / 2**20:,.0f}"
+            f" MiB, limit {MAX_DECODE_BYTES / 2**20:,.0f} MiB); scale it down"
+        )
+    return np.stack(prepare(picture, False, deskewing) if prepared else [as_is(picture)])
 
 
 def image_files(paths: Iterable[Path]) -> tuple[list[Path], list[tuple[Path, str]]]:
@@ -44,3 +101,50 @@ def image_files(paths: Iterable[Path]) -> tuple[list[Path], list[tuple[Path, str
         else:
             missing.append((path, "no such file or folder"))
     return files, missing
+
+
+def read_files(
+    predictor: Predictor,
+    paths: Sequence[Path],
+    prepared: bool = True,
+    multi_digit: bool = False,
+    deskewing: bool = False,
+    chunk: int = 2048,
+    reject: bool = True,
+    calibration: Calibration | None = None,
+) -> Iterator[Reading]:
+    """Each file's digits as `predictor` judges them, in order; an unreadable file gives a Reading with its error.
+    Files are decoded and prepared in a thread pool and judged `chunk` files at a time."""
+    workers = min(4, os.cpu_count() or 1)
+    with ThreadPoolExecutor(workers) as pool:
+        for start in range(0, len(paths), chunk):
+            batch = paths[start : start + chunk]
+            step = max(1, len(batch) // (workers * 4))
+            parts = pool.map(
+                lambda part: [load_file(p, prepared, multi_digit, deskewing) for p in part],
+                [batch[i : i + step] for i in range(0, len(batch), step)],
+            )
+            loaded = [item for part in parts for item in part]
+            yield from readings(predictor, batch, loaded, reject, calibration)
+
+
+def readings(
+    predictor: Predictor,
+    paths: Sequence[Path],
+    loaded: Sequence[list[np.ndarray] | str],
+    reject: bool = True,
+    calibration: Calibration | None = None,
+) -> Iterator[Reading]:
+    """The Readings of files already loaded (their digit arrays, or the reason they cannot be read), judged in one
+    call of `predictor`."""
+    shape = predictor.input_shape
+    images = [image for item in loaded if not isinstance(item, str) for image in item]
+    judged = predictor.judge(np.stack(images) if images else np.zeros((0, *shape), np.uint8), reject, calibration)
+    at = 0
+    for path, item in zip(paths, loaded, strict=True):
+        if isinstance(item, str):
+            yield Reading(str(path), np.zeros((0, *shape), np.uint8), judged.probabilities[:0], item)
+        else:
+            part = slice(at, at + len(item))
+            yield Reading(str(path), np.stack(item), judged.probabilities[part], None, judged.verdicts[part])
+            at += len(item)

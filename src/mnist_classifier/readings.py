@@ -15,7 +15,7 @@ import numpy as np
 from .verdicts import overall
 
 if TYPE_CHECKING:
-    from .inference import Reading
+    from .image_files import Reading
 
 DECIMALS = 6  # a float32 probability holds about seven significant digits
 
