@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import warnings
 
 import numpy as np
 import pytest
@@ -124,6 +125,18 @@ def test_size_limit_refuses_before_decoding() -> None:
     assert decoded_bytes("I;16", (100, 100)) == 20_000 and decoded_bytes("RGB", (100, 100)) == 40_000
     with pytest.raises(ImageTooLargeError, match="limit 1 MiB"):
         load_digits(png(Image.new("L", (1100, 1000))), max_bytes=2**20)
+
+
+def test_pillows_decompression_bomb_warning_is_silenced_only_where_it_arises() -> None:
+    """An image between Pillow's pixel limit and twice it makes Pillow warn; open_image judges it by its cost instead,
+    without a warning, and leaves the process's warning filters as they were (no global filter on import)."""
+    header = png_header_only(10_000, 10_000)  # 100 megapixels: above Pillow's 89, below twice that
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        filters = list(warnings.filters)
+        image = open_image(header, max_bytes=2**30, load=False)
+        assert warnings.filters == filters
+    assert image.size == (10_000, 10_000) and not caught, [str(w.message) for w in caught]
 
 
 def test_hostile_transparent_png_is_refused_and_large_photos_are_read(digits: np.ndarray) -> None:

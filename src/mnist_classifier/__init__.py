@@ -1,19 +1,17 @@
 """mnist-classifier: train, evaluate, tune and serve networks that read handwritten digits.
 
 The public Python API: `train`, `load_run` and `tune` give a `Run`; `TrainConfig` and `resolve` describe one.
-Importing it is light: TensorFlow starts only when a model is built or loaded.
+Importing it is light and changes nothing in the process: TensorFlow starts only when a model is built or loaded.
 """
 
-import os
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+from importlib.metadata import version
 
 from .api import Predictions, Report, Run, load_run, resume, train, tune
 from .config import TrainConfig, resolve
 from .data import Dataset, load_dataset
 from .errors import ConfigError, DataError, ImageError, MnistClassifierError, RunError, SettingError
 
-__version__ = "0.1.0"
+__version__ = version("mnist-classifier")  # pyproject.toml's, as installed
 __all__ = [
     "ConfigError",
     "DataError",

@@ -19,9 +19,6 @@ from scipy import ndimage
 
 from .errors import ImageError, ImageTooLargeError, NotAnImageError
 
-# Pillow only warns about images between its limit and twice it; open_image refuses those itself by their cost.
-warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
-
 SIZE = 28
 BOX = 20
 CENTRE = 14.0  # MNIST's mean centre of mass, in pixel indices
@@ -54,11 +51,13 @@ def open_image(source: bytes | Path, max_bytes: int = MAX_DECODE_BYTES, *, load:
     if isinstance(source, bytes) and not source:
         raise ImageError("empty file; send an image such as a PNG or JPEG")
     try:
-        image = Image.open(io.BytesIO(source) if isinstance(source, bytes) else source)
-        width, height = image.size
-        if width < 1 or height < 1:
-            raise ImageError(f"image is {width}x{height} pixels; it holds nothing to read")
-        image.draft("L", (WORK_SIDE, WORK_SIDE))  # JPEG only: decodes grey at 1/2, 1/4 or 1/8 scale
+        with warnings.catch_warnings():  # Pillow warns of images between its limit and twice it: refused by cost here
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(source) if isinstance(source, bytes) else source)
+            width, height = image.size
+            if width < 1 or height < 1:
+                raise ImageError(f"image is {width}x{height} pixels; it holds nothing to read")
+            image.draft("L", (WORK_SIDE, WORK_SIDE))  # JPEG only: decodes grey at 1/2, 1/4 or 1/8 scale
         cost = decoded_bytes(image.mode, image.size)
         if cost > max_bytes:
             raise ImageTooLargeError(
