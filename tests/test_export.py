@@ -7,8 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from mnist_classifier import export
 from mnist_classifier.data import load_dataset
-from mnist_classifier.errors import RunError
+from mnist_classifier.errors import ExportError, RunError
 from mnist_classifier.export import FORMATS, export_run, runner
 from mnist_classifier.inference import Predictor
 from mnist_classifier.preprocess import scale
@@ -42,3 +43,31 @@ def test_export_command(cli, dnn_run: Path, tmp_path: Path) -> None:  # type: ig
         assert result.code == 2 and message in result.err and result.err.count("\n") == 1
     with pytest.raises(RunError, match="not a run directory"):
         export_run(tmp_path, "onnx", tmp_path / "x.onnx")
+
+
+def test_an_export_that_disagrees_leaves_nothing_behind(
+    tiny_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The export is written under a temporary name and renamed only once it agrees with the original: one that
+    disagrees, or whose writing fails, leaves no file at --out nor any partial one beside it."""
+    folder = tmp_path / "out"
+    check = export_run(tiny_run, "keras", folder / "model.keras", limit=100)
+    assert check.agree == 100 and [p.name for p in folder.iterdir()] == ["model.keras"]
+
+    def disagreeing(format: str, out: Path) -> export.Runner:
+        exported = runner(format, out)
+        return lambda x: np.roll(exported(x), 1, axis=1)
+
+    monkeypatch.setattr(export, "runner", disagreeing)
+    with pytest.raises(ExportError, match="disagrees with the original on"):
+        export_run(tiny_run, "keras", folder / "other.keras", limit=100)
+    assert [p.name for p in folder.iterdir()] == ["model.keras"]
+
+    def failing(model: object, format: str, out: Path) -> None:
+        out.write_bytes(b"half a model")
+        raise RuntimeError("the disk went away")
+
+    monkeypatch.setattr(export, "write", failing)
+    with pytest.raises(ExportError, match="keras export failed: the disk went away"):
+        export_run(tiny_run, "keras", folder / "third.keras", limit=100)
+    assert [p.name for p in folder.iterdir()] == ["model.keras"]
