@@ -4,14 +4,21 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+import typer
+
+from mnist_classifier.cli import app
+
+if TYPE_CHECKING:
+    from .conftest import PythonProcess
 
 
-def test_train_then_evaluate(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_train_then_evaluate(cli, trainer: Callable[..., Path], tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Trains through the command line (`trainer` puts it in the slow tier)."""
     config = tmp_path / "small.toml"
     config.write_text("epochs = 5\nhidden_units = [128]\n")
     run_dir = tmp_path / "run"
@@ -44,6 +51,12 @@ def test_train_then_evaluate(cli, tmp_path: Path) -> None:  # type: ignore[no-un
         (["train", "--config", "missing.toml"], "missing.toml: cannot read config file"),
         (["evaluate", "nowhere"], "nowhere: not a run directory"),
         (["data", "info", "--dataset", "nope"], "unknown dataset 'nope'"),
+        (["data", "info", "--validation-fraction", "1"], "--validation-fraction must be in (0, 1), got 1.0"),
+        (["data", "show", "--per-class", "51"], "--per-class must be in [1, 50], got 51"),
+        (["data", "show", "--split", "val"], "--split must be one of train, test, got 'val'"),
+        (["serve", "nowhere", "--port", "65536"], "--port must be in [0, 65535], got 65536"),
+        (["serve", "nowhere", "--max-upload-mb", "0"], "--max-upload-mb must be above 0, got 0.0"),
+        (["serve", "nowhere", "--max-decode-mb", "-1"], "--max-decode-mb must be above 0, got -1.0"),
     ],
 )
 def test_mistakes_are_one_line_with_exit_code_2(cli, tmp_path: Path, args: list[str], message: str) -> None:  # type: ignore[no-untyped-def]
@@ -69,14 +82,41 @@ def test_data_commands(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-
     assert result.code == 0 and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_tensorflow_starts_without_noise_on_stderr() -> None:
+def test_tensorflow_starts_without_noise_on_stderr(python_process: PythonProcess) -> None:
     """TensorFlow's C++ start-up lines (absl, oneDNN) are kept off stderr; a real error still gets through."""
     program = (
         "import sys; from mnist_classifier.utils import import_tensorflow_quietly as quiet; quiet()\n"
         "import tensorflow as tf; print(int(tf.reduce_sum(tf.ones(3)))); print('after', file=sys.stderr)"
     )
-    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, check=True)
+    done = python_process.run("-c", program, check=True)
     assert (done.stdout, done.stderr) == ("3\n", "after\n")
+
+
+def commands() -> list[list[str]]:
+    """Every command of the app, as the words that name it (`data info` is two)."""
+    words: list[list[str]] = []
+    for name, command in typer.main.get_command(app).commands.items():  # type: ignore[attr-defined]
+        subcommands = getattr(command, "commands", {})
+        words += [[name, sub] for sub in subcommands] if subcommands else [[name]]
+    return words
+
+
+def test_help_of_every_command_starts_no_tensorflow(python_process: PythonProcess) -> None:
+    """`--help` answers without importing TensorFlow (or Keras): it took seconds for `train --help`, whose app
+    callback imported it before the help was handled. Each command's help runs in one fresh process."""
+    every = commands()
+    assert {"train", "predict", "serve", "tune"} <= {words[0] for words in every} and ["data", "info"] in every
+    program = (
+        "import sys, json\n"
+        "from mnist_classifier.cli import main\n"
+        "sys.argv = ['mnist-classifier', *json.loads(sys.argv[1]), '--help']\n"
+        "try:\n    main()\nexcept SystemExit as e:\n    assert e.code in (0, None), e.code\n"
+        "print(json.dumps(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules)), file=sys.stderr)"
+    )
+    for words in every:
+        done = python_process.run("-c", program, json.dumps(words))
+        assert done.returncode == 0 and "Usage" in done.stdout, (words, done.stderr)
+        assert done.stderr.splitlines()[-1] == "[]", (words, done.stderr)
 
 
 @pytest.mark.parametrize(
@@ -91,11 +131,11 @@ def test_tensorflow_starts_without_noise_on_stderr() -> None:
     ],
 )
 def test_unwritable_output_paths_are_one_line(
-    cli, dnn_run: Path, tmp_path: Path, command: list[str], message: str
+    cli, tiny_run: Path, tmp_path: Path, command: list[str], message: str
 ) -> None:  # type: ignore[no-untyped-def]
     from PIL import Image
 
     image = tmp_path / "digit.png"
     Image.new("L", (28, 28)).save(image)
-    result = cli(*(part.format(run=dnn_run, image=image) for part in command))
+    result = cli(*(part.format(run=tiny_run, image=image) for part in command))
     assert result.code == 2 and result.err.count("\n") == 1 and message in result.err, result.err

@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 
-from mnist_classifier.inference import Reading
+from mnist_classifier.image_files import Reading
 from mnist_classifier.readings import digit_json, number_json, ranked, reading_json
 
 NAMES = [str(i) for i in range(10)]

@@ -1,5 +1,6 @@
-"""The Python API for notebooks and scripts: `Run`, one object for a trained run or ensemble, and `train`,
-`load_run` and `tune`, which give one.
+"""The Python API for notebooks, scripts and the command line: `Run`, one object for a trained run or ensemble, and
+the functions that give one (`train`, `resume`, `ensemble`, `load_run`), `tune`, and a dataset's class counts and
+sample images.
 
     import mnist_classifier as mc
     run = mc.train(model="cnn", preset="fast")
@@ -10,20 +11,22 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .config import TrainConfig, resolve
+from .config import Interval, Options, TrainConfig, check_field, check_names, check_value, resolve
 from .errors import ConfigError, ImageError, RunError
 from .runs import CONFIG, METRICS, check_run_dir, ensemble_members, new_run_dir, read_history, read_json, read_metrics
 
 if TYPE_CHECKING:
     import pandas as pd
 
+    from .data import Dataset
+    from .export import ExportCheck
     from .inference import Predictor
     from .tuning import TuneResult
 
@@ -33,15 +36,25 @@ Images = np.ndarray | str | Path | Sequence[str | Path]
 @dataclass(frozen=True)
 class Predictions:
     """What a run read in some images: each one's digit (class name), its calibrated probability, all calibrated
-    probabilities, and its verdict: "digit", "uncertain" (two classes close) or "not_a_digit"."""
+    probabilities (one column per name in `classes`), and its verdict: "digit", "uncertain" (two classes close) or
+    "not_a_digit"."""
 
     digits: list[str]
     confidence: np.ndarray
     probabilities: np.ndarray
     verdicts: list[str] = dataclasses.field(default_factory=list)
+    classes: list[str] = dataclasses.field(default_factory=list, kw_only=True)
 
     def __len__(self) -> int:
         return len(self.digits)
+
+    def to_json(self, top_k: int | None = None) -> list[dict[str, Any]]:
+        """Each image's reading as `predict --json` and the server give it: digit, verdict, confidence, the `top_k`
+        most probable classes when asked, and every probability."""
+        from .readings import digit_json
+
+        verdicts = self.verdicts or ["digit"] * len(self)
+        return [digit_json(self.classes, p, v, top_k) for p, v in zip(self.probabilities, verdicts, strict=True)]
 
 
 @dataclass(frozen=True)
@@ -111,9 +124,10 @@ class Run:
         return load_predictor(self.path)
 
     def _arrays(self, images: Images, prepare: bool, deskew: bool) -> np.ndarray:
+        from .image_files import image_arrays, load_file
+
         if isinstance(images, np.ndarray):
-            return images
-        from .image_files import load_file
+            return image_arrays(images, self.predictor.input_shape, prepare, deskew)
 
         paths = [Path(images)] if isinstance(images, str | Path) else [Path(p) for p in images]
         arrays = []
@@ -126,7 +140,8 @@ class Run:
 
     def probabilities(self, images: Images, prepare: bool = True, deskew: bool = False) -> np.ndarray:
         """The model's own class probabilities (N, classes), before calibration, of images: an array (N, 28, 28) or
-        (28, 28), uint8 0..255 or float 0..1, or image files (each prepared MNIST-style unless `prepare` is False)."""
+        (28, 28), uint8 0..255 or float 0..1, or image files or a picture as an array (height, width[, channels]),
+        each prepared MNIST-style unless `prepare` is False."""
         return self.predictor.probabilities(self._arrays(images, prepare, deskew))
 
     def predict(
@@ -146,17 +161,38 @@ class Run:
         judged = self.predictor.judge(self._arrays(images, prepare, deskew), reject, calibration)
         probs, names = judged.probabilities, self.predictor.class_names
         return Predictions(
-            [names[i] for i in probs.argmax(axis=1)], probs.max(axis=1, initial=0.0), probs, judged.verdicts
+            [names[i] for i in probs.argmax(axis=1)],
+            probs.max(axis=1, initial=0.0),
+            probs,
+            judged.verdicts,
+            classes=list(names),
         )
 
-    def evaluate(self, split: str = "test") -> dict[str, Any]:
-        """Evaluate a single run on train, val or test; rewrite its metrics and report; return the metrics."""
+    def evaluate(
+        self, split: str = "test", dataset: str | None = None, data_dir: str | Path | None = None
+    ) -> dict[str, Any]:
+        """Evaluate a single run on train, val or test (of its own dataset, or of another of the same shape); rewrite
+        its metrics and report; return the metrics."""
         from .evaluation import evaluate_run
         from .report import write_report
 
-        metrics = evaluate_run(self.path, split)
+        metrics = evaluate_run(self.path, split, dataset, Path(data_dir) if data_dir else None)
         write_report(self.path)
         return metrics
+
+    def calibrate(self) -> dict[str, Any]:
+        """Fit the calibration and verdict thresholds again and write calibration.json (training does it itself;
+        this is for runs trained before); return what was fitted and its validation figures."""
+        from .calibrate import calibrate_run
+
+        return calibrate_run(self.path)
+
+    def export(self, format: str, out: str | Path) -> ExportCheck:
+        """Write the model as keras, savedmodel, onnx or tflite to `out` (which must not exist), then check that the
+        export gives the original's predictions on the whole test set."""
+        from .export import export_run
+
+        return export_run(self.path, format, Path(out))
 
     def report(self) -> Report:
         """Draw the figures and write report.html (again, so it shows the latest evaluation)."""
@@ -185,9 +221,7 @@ def train(
     if config is not None:
         if preset is not None:
             raise ConfigError("preset goes with settings by name, not with a TrainConfig; use mc.resolve(preset=...)")
-        unknown = sorted(set(settings) - {f.name for f in dataclasses.fields(TrainConfig)})
-        if unknown:
-            raise ConfigError(f"{unknown[0]} is not a setting; see mc.TrainConfig")
+        check_names(settings)
         config = dataclasses.replace(config, **settings).validate()
     else:
         config = resolve(None, preset, **settings)
@@ -233,19 +267,78 @@ def tune(
     out: str | Path | None = None,
     final_train: bool = True,
     config: TrainConfig | None = None,
+    progress: Callable[[str], None] = lambda line: None,
     **settings: Any,
 ) -> TuneResult:
     """Search hyperparameters with Optuna, as `mnist-classifier tune` does. `space` maps settings to a list of
     values or a range {"low", "high", "log" or "step"} (or names a space TOML file); the settings it leaves fixed
-    come from `config` or by name (`model="cnn", epochs=3`)."""
+    come from `config` or by name (`model="cnn", epochs=3`). `progress` gets one line for the study's plan, then
+    one per trial."""
     from . import tuning
 
+    check_names(settings)
     base = dataclasses.replace(config, **settings).validate() if config is not None else resolve(None, **settings)
     space = Path(space) if isinstance(space, str) else space
     plan = tuning.settings(
         base, space, sampler, pruner, trials, timeout, study, storage, Path(out) if out else None, final_train
     )
-    return tuning.tune(plan)
+    progress(f"study {plan.study} · {plan.sampler} sampler · {plan.pruner} pruner · {plan.out}")
+    return tuning.tune(plan, progress)
 
 
-__all__ = ["Predictions", "Report", "Run", "load_run", "resume", "train", "tune"]
+def ensemble(runs: Sequence[str | Path], out: str | Path | None = None, tta: bool = False) -> Run:
+    """Average the runs' probabilities, evaluate the ensemble on the test set and write its folder with metrics and
+    report; `tta` also averages over one-pixel shifts of each test image."""
+    from .ensemble import build_ensemble
+    from .report import write_report
+
+    folder, _ = build_ensemble([Path(run) for run in runs], Path(out) if out else None, tta)
+    write_report(folder)
+    return Run(folder)
+
+
+def class_counts(
+    dataset: str = "mnist", data_dir: str | Path | None = None, validation_fraction: float = 0.1, seed: int = 42
+) -> tuple[Dataset, dict[str, np.ndarray]]:
+    """A dataset (checksums verified) and its images per class in the train, validation and test splits, the
+    validation split held out as training holds it out."""
+    from .data import load_dataset, split_validation
+
+    check_field("validation_fraction", validation_fraction)
+    data = load_dataset(dataset, Path(data_dir) if data_dir else None)
+    _, y_train, _, y_val = split_validation(data.x_train, data.y_train, validation_fraction, seed)
+    splits = {"train": y_train, "validation": y_val, "test": data.y_test}
+    return data, {name: np.bincount(y, minlength=data.num_classes) for name, y in splits.items()}
+
+
+def sample_images(
+    out: str | Path,
+    dataset: str = "mnist",
+    data_dir: str | Path | None = None,
+    per_class: int = 10,
+    split: str = "train",
+) -> Path:
+    """Write a PNG grid of a split's (train or test) first `per_class` images of each class, one row per class."""
+    from .data import load_dataset
+    from .report import sample_grid
+
+    check_value("per_class", per_class, Interval(1, 50))
+    check_value("split", split, Options(("train", "test")))
+    data = load_dataset(dataset, Path(data_dir) if data_dir else None)
+    x, y = (data.x_train, data.y_train) if split == "train" else (data.x_test, data.y_test)
+    sample_grid(Path(out), x, y, data.class_names, per_class)
+    return Path(out)
+
+
+__all__ = [
+    "Predictions",
+    "Report",
+    "Run",
+    "class_counts",
+    "ensemble",
+    "load_run",
+    "resume",
+    "sample_images",
+    "train",
+    "tune",
+]

@@ -1,39 +1,60 @@
-"""The `mnist-classifier` command: parse options, call the library, print results.
+"""The `mnist-classifier` command: parse options, call the Python API, print what it returns.
 
-Heavy modules (Keras, TensorFlow) are imported inside the commands that need them, so
-`--help` and `data` answer at once.
+Heavy modules (Keras, TensorFlow) are imported inside the commands that run, never at import, so `--help` of
+every command answers at once.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
+import warnings
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from .config import Interval, Rule, check_value
 from .errors import ConfigError, MnistClassifierError, SettingError
-from .utils import atomic_path, create_folder, import_tensorflow_quietly
+from .utils import import_tensorflow_quietly
 
 if TYPE_CHECKING:
-    import numpy as np
+    from collections.abc import Sequence
 
-    from .inference import Predictor, Reading
+    from .image_files import Reading
 
 app = typer.Typer(help="Train, evaluate, tune and serve networks that read handwritten digits.", no_args_is_help=True)
 data_app = typer.Typer(help="Inspect and verify the datasets.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 console = Console(soft_wrap=True)
+ABOVE_ZERO = Interval(0, None, "neither")
 
 
-@app.callback()
-def start(context: typer.Context) -> None:
-    """Train, evaluate, tune and serve networks that read handwritten digits."""
-    if context.invoked_subcommand not in ("data", "predict"):  # predict often runs without TensorFlow
+def quiet_tensorflow(command: Callable[..., None]) -> Callable[..., None]:
+    """A command that starts TensorFlow starts it first, with its C++ start-up lines kept off stderr; its `--help`
+    returns before the command runs, so it never starts TensorFlow."""
+
+    @functools.wraps(command)
+    def run(*args: Any, **kwargs: Any) -> None:
         import_tensorflow_quietly()
+        command(*args, **kwargs)
+
+    return run
+
+
+def within(*rules: Rule) -> Callable[[typer.CallbackParam, Any], Any]:
+    """A Typer callback that checks an option against declared rules (config.Interval, config.Options): a value
+    outside them is one line, `--NAME must ...`, and exit code 2."""
+
+    def check(param: typer.CallbackParam, value: Any) -> Any:
+        check_value(param.name or "", value, *rules)
+        return value
+
+    return check
 
 
 DatasetOpt = Annotated[str, typer.Option("--dataset", help="mnist, fashion-mnist, or a name for --data-dir.")]
@@ -126,6 +147,7 @@ def train(
     ] = None,
 ) -> None:
     """Train a model, evaluate it on the test set and write its run directory with report.html."""
+    from . import api
     from .config import resolve, to_dict
 
     overrides = dict(
@@ -168,26 +190,23 @@ def train(
     )
     verbose = 1 if sys.stdout.isatty() else 2
     if resume is not None:
-        from .api import resume as resume_run
-
         if config or preset or out or show_config or any(v is not None for v in overrides.values()):
             raise ConfigError("--resume takes every setting from the run's config.json; give it alone")
-        run = resume_run(resume, verbose)
-        print_summary(run.metrics, run.path, run.path / "report.html")
-        return
-    settings = resolve(config, preset, **overrides)
-    if show_config:
-        import tomli_w
+        import_tensorflow_quietly()
+        run = api.resume(resume, verbose)
+    else:
+        settings = resolve(config, preset, **overrides)
+        if show_config:
+            import tomli_w
 
-        console.print(tomli_w.dumps({k: v for k, v in to_dict(settings).items() if v is not None}), end="")
-        return
-    from .api import train as train_run
-
-    run = train_run(settings, out=out, verbose=verbose)
+            console.print(tomli_w.dumps({k: v for k, v in to_dict(settings).items() if v is not None}), end="")
+            return
+        import_tensorflow_quietly()
+        run = api.train(settings, out=out, verbose=verbose)
     print_summary(run.metrics, run.path, run.path / "report.html")
 
 
-def print_summary(metrics: dict, run_dir: Path, report: Path) -> None:
+def print_summary(metrics: dict[str, Any], run_dir: Path, report: Path) -> None:
     console.print(
         f"{metrics.get('split', 'test')} accuracy [bold]{metrics['accuracy']:.2%}[/]"
         f" ({metrics['errors']} errors of {metrics['n']:,})"
@@ -201,6 +220,7 @@ def print_summary(metrics: dict, run_dir: Path, report: Path) -> None:
 
 
 @app.command()
+@quiet_tensorflow
 def evaluate(
     run_dir: Annotated[Path, typer.Argument(help="A run directory written by train.")],
     split: Annotated[str, typer.Option(help="train, val or test.")] = "test",
@@ -208,23 +228,22 @@ def evaluate(
     data_dir: DataDirOpt = None,
 ) -> None:
     """Re-evaluate a saved run on a dataset split and rewrite its metrics and report."""
-    from .evaluation import evaluate_run
-    from .report import write_report
+    from .api import load_run
 
-    metrics = evaluate_run(run_dir, split, dataset, data_dir)
-    report = write_report(run_dir)
+    metrics = load_run(run_dir).evaluate(split, dataset, data_dir)
     console.print(f"{metrics['dataset']} {split} split:", highlight=False)
-    print_summary(metrics, run_dir, report)
+    print_summary(metrics, run_dir, run_dir / "report.html")
 
 
 @app.command()
+@quiet_tensorflow
 def calibrate(
     run_dir: Annotated[Path, typer.Argument(help="A run or ensemble folder (an ensemble's members first).")],
 ) -> None:
     """Fit a run's calibration and verdict thresholds (training does it itself; this is for runs trained before)."""
-    from .calibrate import calibrate_run
+    from .api import load_run
 
-    fitted = calibrate_run(run_dir)
+    fitted = load_run(run_dir).calibrate()
     figures = fitted["figures"]
     console.print(
         f"temperature {fitted['temperature']:.3f} · score {fitted['score']} · reject threshold"
@@ -241,6 +260,7 @@ def calibrate(
 
 
 @app.command()
+@quiet_tensorflow
 def tune(
     model: Annotated[str | None, typer.Option(help="Model name: dnn (default: --config's, else dnn).")] = None,
     space: Annotated[
@@ -274,8 +294,8 @@ def tune(
 ) -> None:
     """Search hyperparameters with Optuna; re-running the same command continues the study, and commands started
     at once (on one or many machines, with the same --storage and --study) share it."""
+    from . import api
     from .config import resolve
-    from .tuning import settings, tune
 
     base = resolve(
         config,
@@ -287,9 +307,19 @@ def tune(
         seed=seed,
         threads=threads,
     )
-    plan = settings(base, space, sampler, pruner, trials, timeout, study, storage, out, final_train)
-    console.print(f"study {plan.study} · {plan.sampler} sampler · {plan.pruner} pruner · {plan.out}", highlight=False)
-    result = tune(plan, progress=lambda line: console.print(line, highlight=False))
+    result = api.tune(
+        space,
+        sampler=sampler,
+        trials=trials,
+        pruner=pruner,
+        timeout=timeout,
+        study=study,
+        storage=storage,
+        out=out,
+        final_train=final_train,
+        config=base,
+        progress=lambda line: console.print(line, highlight=False),
+    )
     table = Table(title=f"study {result.study}: {', '.join(f'{n} {k}' for k, n in result.counts.items() if n)}")
     for column in result.columns[:-2]:
         table.add_column(column.replace("_", " "), justify="left" if column in ("state",) else "right")
@@ -312,6 +342,7 @@ def tune(
 
 
 @app.command("ensemble")
+@quiet_tensorflow
 def ensemble_command(
     run_dirs: Annotated[list[Path], typer.Argument(help="Two or more run directories of the same dataset.")],
     out: Annotated[
@@ -320,14 +351,13 @@ def ensemble_command(
     tta: Annotated[bool, typer.Option("--tta", help="Also average over one-pixel shifts of each test image.")] = False,
 ) -> None:
     """Average the runs' probabilities, evaluate on the test set, and write metrics and report.html."""
-    from .ensemble import build_ensemble
-    from .report import write_report
+    from .api import ensemble
 
-    folder, metrics = build_ensemble(run_dirs, out, tta)
-    report = write_report(folder)
+    run = ensemble(run_dirs, out, tta)
+    metrics = run.metrics
     for member in metrics["members"]:
         console.print(f"member {Path(member['run']).name}: {member['accuracy']:.2%}", highlight=False)
-    print_summary(metrics, folder, report)
+    print_summary(metrics, run.path, run.path / "report.html")
 
 
 @data_app.command()
@@ -338,23 +368,16 @@ def info(
     seed: Annotated[int, typer.Option(help="Seed of the validation split.")] = 42,
 ) -> None:
     """Images per class in the train, validation and test splits."""
-    import numpy as np
+    from .api import class_counts
 
-    from .config import check_field
-    from .data import load_dataset, split_validation
-
-    check_field("validation_fraction", validation_fraction)
-    data = load_dataset(dataset, data_dir)
-    _, y_train, _, y_val = split_validation(data.x_train, data.y_train, validation_fraction, seed)
+    data, counts = class_counts(dataset, data_dir, validation_fraction, seed)
     table = Table(title=f"{data.name}: {data.x_train.shape[1]}x{data.x_train.shape[2]} images, checksums verified")
     table.add_column("class")
-    splits = {"train": y_train, "validation": y_val, "test": data.y_test}
-    for name in splits:
+    for name in counts:
         table.add_column(name, justify="right")
-    counts = {name: np.bincount(y, minlength=data.num_classes) for name, y in splits.items()}
     for i, cls in enumerate(data.class_names):
-        table.add_row(cls, *(f"{counts[s][i]:,}" for s in splits))
-    table.add_row("[bold]total", *(f"[bold]{len(y):,}" for y in splits.values()))
+        table.add_row(cls, *(f"{split[i]:,}" for split in counts.values()))
+    table.add_row("[bold]total", *(f"[bold]{split.sum():,}" for split in counts.values()))
     console.print(table)
     console.print(f"source: {data.source}", highlight=False)
 
@@ -378,17 +401,9 @@ def show(
     split: Annotated[str, typer.Option(help="train or test.")] = "train",
 ) -> None:
     """Write a PNG grid of sample images, one row per class."""
-    from .data import load_dataset
-    from .report import sample_grid
+    from .api import sample_images
 
-    if split not in ("train", "test"):
-        raise ConfigError(f"--split: choose train or test, got {split!r}")
-    if not 1 <= per_class <= 50:
-        raise ConfigError(f"--per-class must be between 1 and 50, got {per_class}")
-    data = load_dataset(dataset, data_dir)
-    x, y = (data.x_train, data.y_train) if split == "train" else (data.x_test, data.y_test)
-    sample_grid(out, x, y, data.class_names, per_class)
-    console.print(f"wrote {out}", highlight=False)
+    console.print(f"wrote {sample_images(out, dataset, data_dir, per_class, split)}", highlight=False)
 
 
 @app.command()
@@ -428,58 +443,58 @@ def predict(
 ) -> None:
     """Read the digit (or, with --multi-digit, the number) in each image, with a verdict: digit, uncertain or
     not_a_digit; bad files are reported and skipped."""
-    import warnings
-
-    from .verdicts import with_thresholds
-    from .image_files import image_files
-    from .inference import DefaultCalibrationWarning, load_predictor
+    from .inference import DefaultCalibrationWarning
+    from .predict_files import read_images
     from .readings import reading_json
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", DefaultCalibrationWarning)
-        predictor = load_predictor(model, fast=True)
-    calibration = with_thresholds(predictor.calibration, reject_threshold, confidence_threshold)
+        found = read_images(
+            model,
+            images,
+            top_k=top_k,
+            prepare=prepare,
+            multi_digit=multi_digit,
+            deskew=deskew,
+            reject=reject,
+            reject_threshold=reject_threshold,
+            confidence_threshold=confidence_threshold,
+            save_preprocessed=save_preprocessed,
+        )
     for message in {str(w.message) for w in caught if issubclass(w.category, DefaultCalibrationWarning)}:
         typer.echo(f"note: {message}", err=True)
-    if not 1 <= top_k <= len(predictor.class_names):
-        raise ConfigError(f"--top-k must be between 1 and {len(predictor.class_names)}, got {top_k}")
-    files, failed = image_files(images)
-    for path, reason in failed:
+    for path, reason in found.missing:
         typer.echo(f"error: {path}: {reason}", err=True)
-    saver = PreprocessedSaver(save_preprocessed) if save_preprocessed else None
-    results: list[dict] = []
-    failures = len(failed)
-    for reading in predictor.read_files(files, prepare, multi_digit, deskew, reject=reject, calibration=calibration):
+    results: list[dict[str, Any]] = []
+    failures = len(found.missing)
+    for reading in found.readings:
         if reading.error:
             failures += 1
             typer.echo(f"error: {reading.source}: {reading.error}", err=True)
-            if json_output:
-                results.append(reading_json(predictor.class_names, reading))
-            continue
-        if saver:
-            saver.save(reading.source, reading.images)
         if json_output:
-            results.append(reading_json(predictor.class_names, reading, multi_digit, top_k))
-        else:
-            sys.stdout.write(reading_line(predictor, reading, top_k, multi_digit) + "\n")
+            results.append(reading_json(found.class_names, reading, multi_digit, top_k))
+        elif not reading.error:
+            sys.stdout.write(reading_line(found.class_names, reading, top_k, multi_digit) + "\n")
     if json_output:
         # One result per line: readable, and json's C encoder (which indent= would turn off) writes it 5x faster.
         sys.stdout.write("[\n" + ",\n".join(json.dumps(r) for r in results) + "\n]\n" if results else "[]\n")
     if failures:
-        typer.echo(f"error: {failures} of {len(files) + len(failed)} inputs could not be read", err=True)
+        typer.echo(f"error: {failures} of {found.inputs} inputs could not be read", err=True)
         sys.exit(2)
 
 
 SAID = {"digit": "", "uncertain": "not sure: ", "not_a_digit": "not a digit: "}
 
 
-def reading_line(predictor: Predictor, reading: Reading, top_k: int, multi_digit: bool) -> str:
-    from .verdicts import overall
+def reading_line(class_names: Sequence[str], reading: Reading, top_k: int, multi_digit: bool) -> str:
+    """A file's reading as one line of text: the file, the verdict unless a plain digit, the digit (or number) and
+    its confidence, then the top-k classes (or each digit of the number)."""
     from .readings import ranked
+    from .verdicts import overall
 
     verdicts = reading.verdicts or ["digit"] * len(reading.indices)
     if multi_digit:
-        labels = [predictor.class_names[i] for i in reading.indices]
+        labels = [class_names[i] for i in reading.indices]
         parts = " · ".join(
             f"{SAID[v]}{label} {p.max():.1%}"
             for label, p, v in zip(labels, reading.probabilities, verdicts, strict=True)
@@ -487,46 +502,27 @@ def reading_line(predictor: Predictor, reading: Reading, top_k: int, multi_digit
         return (
             f"{reading.source}  {SAID[overall(verdicts)]}{''.join(labels)}  {reading.confidence:.1%}  digits: {parts}"
         )
-    probs = reading.probabilities[0]
-    top = ranked(predictor.class_names, probs, top_k)
+    top = ranked(class_names, reading.probabilities[0], top_k)
     label, confidence = top[0]
     others = f"  top-{top_k}: " + " · ".join(f"{name} {p:.1%}" for name, p in top) if top_k > 1 else ""
     return f"{reading.source}  {SAID[verdicts[0]]}{label}  {confidence:.1%}{others}"
 
 
-class PreprocessedSaver:
-    """Writes the 28x28 arrays fed to the model as PNG files named after their source, never overwriting each other."""
-
-    def __init__(self, folder: Path) -> None:
-        create_folder(folder, "--save-preprocessed")
-        self.folder = folder
-        self.used: set[str] = set()
-
-    def save(self, source: str, images: np.ndarray) -> None:
-        from PIL import Image
-
-        stem = Path(source).stem
-        for i, image in enumerate(images):
-            name = f"{stem}-{i + 1}" if len(images) > 1 else stem
-            unique, n = name, 1
-            while unique in self.used:
-                n += 1
-                unique = f"{name}-{n}"
-            self.used.add(unique)
-            with atomic_path(self.folder / f"{unique}.png") as tmp:
-                Image.fromarray(image).save(tmp)
-
-
 @app.command()
+@quiet_tensorflow
 def serve(
     model: Annotated[Path, typer.Argument(help="A run directory, an ensemble folder, or a .keras file.")],
     host: Annotated[str, typer.Option(help="Address to listen on; 0.0.0.0 exposes it to the network.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
-    max_upload_mb: Annotated[float, typer.Option("--max-upload-mb", help="Largest request body accepted.")] = 5.0,
+    port: Annotated[int, typer.Option(help="TCP port.", callback=within(Interval(0, 65535)))] = 8000,
+    max_upload_mb: Annotated[
+        float,
+        typer.Option("--max-upload-mb", help="Largest request body accepted.", callback=within(ABOVE_ZERO)),
+    ] = 5.0,
     max_decode_mb: Annotated[
         float,
         typer.Option(
             "--max-decode-mb",
+            callback=within(ABOVE_ZERO),
             help="Most memory one image may take once decoded, judged from its header before decoding (width x"
             " height x 1 byte for grey, 1-bit and palette, 2 for 16-bit, 4 for colour); larger ones get 413."
             " JPEGs decode reduced, so large photos fit.",
@@ -537,15 +533,10 @@ def serve(
     """Serve the model over HTTP: POST /predict, GET /model, GET /health, docs at /docs, a drawing page at /."""
     import uvicorn
 
-    from .inference import load_predictor, single_threaded_ops
+    from .backends import single_threaded_ops
+    from .inference import load_predictor
     from .server import create_app
 
-    if max_upload_mb <= 0:
-        raise ConfigError(f"--max-upload-mb must be positive, got {max_upload_mb}")
-    if max_decode_mb <= 0:
-        raise ConfigError(f"--max-decode-mb must be positive, got {max_decode_mb}")
-    if not 0 <= port <= 65535:
-        raise ConfigError(f"--port must be between 0 and 65535, got {port}")
     single_threaded_ops()
     application = create_app(load_predictor(model), int(max_upload_mb * 2**20), int(max_decode_mb * 2**20))
     console.print(f"serving {model} on http://{host}:{port}/ (docs at /docs); Ctrl+C stops", highlight=False)
@@ -553,15 +544,16 @@ def serve(
 
 
 @app.command()
+@quiet_tensorflow
 def export(
     run_dir: Annotated[Path, typer.Argument(help="A run directory written by train.")],
     format: Annotated[str, typer.Option("--format", help="keras, savedmodel, onnx or tflite.")],
     out: Annotated[Path, typer.Option(help="File or folder to write (must not exist).")],
 ) -> None:
     """Export a run's model, then check the export gives the original's predictions on the whole test set."""
-    from .export import export_run
+    from .api import load_run
 
-    check = export_run(run_dir, format, out)
+    check = load_run(run_dir).export(format, out)
     console.print(f"wrote {check.path} ({check.format})", highlight=False)
     console.print(
         f"check on the {check.dataset} test set: {check.agree:,} of {check.n:,} predictions equal the original's,"

@@ -7,11 +7,13 @@ Every error names the option (`--epochs`) so the user knows what to change.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import json
 import os
 import tomllib
 import types
 import typing
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -172,7 +174,12 @@ def check_field(name: str, value: Any) -> None:
     kind = type_problem(name, value)
     if kind:
         raise SettingError(name, f"must be {kind}, got {value!r}")
-    for rule in FIELDS[name].metadata.get("rules", ()):
+    check_value(name, value, *FIELDS[name].metadata.get("rules", ()))
+
+
+def check_value(name: str, value: Any, *rules: Rule) -> None:
+    """A value against declared rules: a setting's, or those of an option that is not a setting (None passes)."""
+    for rule in rules:
         problem = None if value is None else rule.problem(value)
         if problem:
             raise SettingError(name, f"{problem}, got {value!r}")
@@ -209,6 +216,15 @@ def option(name: str) -> str:
 
 FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
 HINTS = typing.get_type_hints(TrainConfig)
+
+
+def check_names(names: Iterable[str]) -> None:
+    """Raise SettingError naming the first of `names` that is not a setting, with the closest one that is."""
+    unknown = sorted(set(names) - set(FIELDS))
+    if unknown:
+        close = difflib.get_close_matches(unknown[0], FIELDS, n=1)
+        hint = f"did you mean {close[0]}?" if close else f"the settings are {', '.join(FIELDS)}"
+        raise SettingError(unknown[0], f"is not a setting; {hint}")
 
 
 def coerce(name: str, value: Any, source: str) -> Any:
@@ -296,6 +312,7 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
 
 def resolve(file: Path | None = None, preset: str | None = None, **overrides: Any) -> TrainConfig:
     """Merge defaults, preset, file and command-line overrides (None means not given), then validate."""
+    check_names(overrides)
     from_file = read_config_file(file) if file else {}
     given = {k: v for k, v in overrides.items() if v is not None}
     model = given.get("model", from_file.get("model", "dnn"))
