@@ -40,14 +40,12 @@ MODELS = {
 def train_reference(out: Path, seed: int) -> None:
     """The Keras documentation's "Simple MNIST convnet", as published, on the bundled MNIST."""
     import keras
-    import tensorflow as tf
 
     from mnist_classifier.data import load_dataset
     from mnist_classifier.evaluation import compute_metrics
+    from mnist_classifier.utils import set_threads
 
-    threads = os.cpu_count() or 1
-    tf.config.threading.set_intra_op_parallelism_threads(threads)
-    tf.config.threading.set_inter_op_parallelism_threads(threads)
+    set_threads(os.cpu_count() or 1)
     keras.utils.set_random_seed(seed)
     data = load_dataset("mnist")
     x_train = np.expand_dims(data.x_train.astype("float32") / 255, -1)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
+import math
 import shutil
 import subprocess
 import sys
@@ -32,7 +34,6 @@ from mnist_classifier.layers import Deskew
 from mnist_classifier.preprocess import deskew, scale
 from mnist_classifier.resample import sample_bilinear, sample_rows
 from mnist_classifier.runs import run_config
-from mnist_classifier.schedules import OneCycle
 from mnist_classifier.training import make_optimizer, train, training_data
 
 TRAIN, TEST = 6000, 1000
@@ -196,27 +197,33 @@ def test_a_deskewing_model_keeps_its_layer_through_saving_and_onnx(
     assert np.mean(expected.argmax(axis=1) == load_dataset("mnist").y_test[:300]) > 0.8
 
 
-def test_one_cycle_schedule() -> None:
-    schedule = OneCycle(peak=0.01, total_steps=100, warmup_steps=20)
-    lr = {step: float(schedule(step)) for step in (0, 10, 20, 60, 100, 150)}
-    assert lr[0] == pytest.approx(0.01 / 25)
-    assert lr[10] == pytest.approx((0.01 / 25 + 0.01) / 2)
-    assert lr[20] == pytest.approx(0.01)
-    assert lr[60] == pytest.approx((0.01 + 1e-6) / 2)
-    assert lr[100] == pytest.approx(1e-6) and lr[150] == pytest.approx(1e-6)
+def test_a_run_trained_with_the_retired_onecycle_resumes_with_cosine(tmp_path: Path) -> None:
+    """onecycle was our own copy of cosine with warm-up; a run (or a config file) that names it reads as cosine."""
+    settings = dataclasses.asdict(resolve(model="cnn")) | {"schedule": "onecycle", "meta": {"status": "training"}}
+    (tmp_path / "config.json").write_text(json.dumps(settings))
+    assert run_config(tmp_path).schedule == "cosine"
 
 
-@pytest.mark.parametrize(("total", "warmup"), [(100, 20), (100, 0), (937, 93), (50, 49)])
-def test_one_cycle_is_keras_cosine_decay_with_warmup(total: int, warmup: int) -> None:
-    """OneCycle's curve is CosineDecay's: a rise from peak/25 over the warm-up, then a fall to peak/1e4."""
-    import keras
-
-    ours = OneCycle(peak=0.01, total_steps=total, warmup_steps=warmup)
-    theirs = keras.optimizers.schedules.CosineDecay(
-        0.01 / 25, max(total - warmup, 1), alpha=1e-4, warmup_target=0.01, warmup_steps=warmup
+@pytest.mark.parametrize(("total", "warmup_fraction"), [(100, 0.2), (100, 0.0), (937, 0.1), (50, 0.98)])
+def test_cosine_gives_the_one_cycle_rates(total: int, warmup_fraction: float) -> None:
+    """Smith's one cycle: a linear rise from a hundredth of the peak over the warm-up, then half a cosine down to 0 at
+    the last step, and 0 after it."""
+    peak, warmup = 0.01, int(total * warmup_fraction)
+    start = peak / 100 if warmup else peak
+    expected = [
+        start + (peak - start) * step / warmup
+        if step < warmup
+        else peak * 0.5 * (1 + math.cos(math.pi * min((step - warmup) / max(total - warmup, 1), 1)))
+        for step in range(total + 10)
+    ]
+    optimizer = make_optimizer(
+        resolve(schedule="cosine", learning_rate=peak, warmup_fraction=warmup_fraction), steps=total
     )
-    steps = range(total + 10)
-    np.testing.assert_allclose([float(theirs(s)) for s in steps], [float(ours(s)) for s in steps], rtol=1e-6)
+    rates = []
+    for step in range(total + 10):
+        optimizer.iterations.assign(step)
+        rates.append(float(optimizer.learning_rate))
+    np.testing.assert_allclose(rates, expected, rtol=1e-5, atol=1e-9)
 
 
 @pytest.mark.parametrize(
@@ -224,11 +231,12 @@ def test_one_cycle_is_keras_cosine_decay_with_warmup(total: int, warmup: int) ->
     [
         ("constant", {0: 0.01, 50: 0.01, 100: 0.01}),
         ("cosine", {0: 0.0001, 10: 0.01, 55: 0.005, 100: 0.0}),
-        ("onecycle", {0: 0.0004, 5: 0.0052, 10: 0.01, 55: 0.0050005, 100: 1e-6, 150: 1e-6}),
+        ("onecycle", {0: 0.0001, 10: 0.01, 55: 0.005, 100: 0.0}),  # retired: a config naming it gets cosine
     ],
 )
-def test_configured_schedules_give_their_rates(schedule: str, expected: dict[int, float]) -> None:
-    optimizer = make_optimizer(resolve(schedule=schedule, learning_rate=0.01, warmup_fraction=0.1), steps=100)
+def test_configured_schedules_give_their_rates(schedule: str, expected: dict[int, float], tmp_path: Path) -> None:
+    (tmp_path / "config.toml").write_text(f'schedule = "{schedule}"\nlearning_rate = 0.01\nwarmup_fraction = 0.1\n')
+    optimizer = make_optimizer(resolve(tmp_path / "config.toml"), steps=100)
     for step, rate in expected.items():
         optimizer.iterations.assign(step)
         assert float(optimizer.learning_rate) == pytest.approx(rate, rel=1e-3, abs=1e-7), step
@@ -362,7 +370,7 @@ def test_bad_ensemble_members_are_named(cli, cnn_runs: list[Path], tmp_path: Pat
         (["--model", "cnn", "--kernel-size", "4"], "--kernel-size must be one of 3, 5, 7, got 4"),
         (["--model", "cnn", "--downsample", "avg"], "--downsample must be one of pool, stride, got 'avg'"),
         (["--rotation", "400"], r"--rotation must be in [0, 180)"),
-        (["--schedule", "step"], "--schedule must be one of constant, cosine, onecycle, got 'step'"),
+        (["--schedule", "step"], "--schedule must be one of constant, cosine, got 'step'"),
         (["--threads", "0"], "--threads must be at least 1"),
         (["--label-smoothing", "1"], "--label-smoothing must be in [0, 1)"),
     ],
@@ -376,7 +384,7 @@ def test_options_that_do_not_fit_are_refused(cli, tmp_path: Path, args: list[str
 
 def test_presets_are_ordinary_configs(cli) -> None:  # type: ignore[no-untyped-def]
     fast = cli("train", "--model", "cnn", "--preset", "fast", "--show-config")
-    assert fast.code == 0 and "epochs = 2" in fast.out and 'schedule = "onecycle"' in fast.out
+    assert fast.code == 0 and "epochs = 2" in fast.out and 'schedule = "cosine"' in fast.out
     changed = cli("train", "--model", "cnn", "--preset", "fast", "--epochs", "3", "--show-config")
     assert "epochs = 3" in changed.out
     best = cli("train", "--model", "cnn", "--preset", "best", "--show-config")

@@ -1,4 +1,5 @@
-"""Real training on the bundled MNIST; the shared run is trained once per session."""
+"""Training on the bundled MNIST (real trainings get `train` through the `trainer` fixture: the slow tier), and the
+training state that `--resume` restores."""
 
 from __future__ import annotations
 
@@ -7,20 +8,24 @@ import json
 import random
 import signal
 import subprocess
-import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
+import keras
 import numpy as np
 import pytest
 
 from mnist_classifier import resolve
 from mnist_classifier.data import load_dataset, synthetic
+from mnist_classifier.errors import RunError
 from mnist_classifier.evaluation import evaluate_run
 from mnist_classifier.runs import load_model, run_meta
-from mnist_classifier.training import BestCheckpoint, train
+from mnist_classifier.training import BestCheckpoint, restore_state, save_state, state_variables
 
-from .conftest import require
+from .conftest import PythonProcess, Result, require
+
+Train = Callable[..., Path]
 
 
 def test_short_training_learns(dnn_run: Path) -> None:
@@ -44,16 +49,18 @@ def test_accuracy_is_the_confusion_matrix_trace(dnn_run: Path) -> None:
     assert len(wrong["true"]) == metrics["errors"] and np.all(wrong["true"] != wrong["predicted"])
 
 
-def test_same_seed_same_metrics(tmp_path: Path) -> None:
+def test_same_seed_same_metrics(trainer: Train, tmp_path: Path) -> None:
     settings = resolve(epochs=1, hidden_units=[64], validation_fraction=0.5)
-    a = train(settings, tmp_path / "a", verbose=0)
-    b = train(settings, tmp_path / "b", verbose=0)
+    a = trainer(settings, tmp_path / "a", verbose=0)
+    b = trainer(settings, tmp_path / "b", verbose=0)
     history = [next(iter(csv.DictReader((run / "history.csv").open()))) for run in (a, b)]
     for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
         assert history[0][key] == history[1][key]
 
 
-def test_interrupted_training_leaves_only_complete_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_interrupted_training_leaves_only_complete_files(
+    trainer: Train, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Ctrl-C in the second epoch: the first epoch's checkpoint is a whole model, nothing else is half-written."""
     original = BestCheckpoint.on_epoch_end
 
@@ -65,7 +72,7 @@ def test_interrupted_training_leaves_only_complete_files(tmp_path: Path, monkeyp
     monkeypatch.setattr(BestCheckpoint, "on_epoch_end", interrupt)
     run_dir = tmp_path / "run"
     with pytest.raises(KeyboardInterrupt):
-        train(resolve(epochs=3, hidden_units=[32], validation_fraction=0.5), run_dir, verbose=0)
+        trainer(resolve(epochs=3, hidden_units=[32], validation_fraction=0.5), run_dir, verbose=0)
     assert sorted(p.name for p in run_dir.iterdir()) == ["config.json", "history.csv", "model.keras", "resume.npz"]
     assert load_model(run_dir / "model.keras").count_params() > 0
 
@@ -82,15 +89,17 @@ def interrupt_at(monkeypatch: pytest.MonkeyPatch, stop_epoch: int) -> None:
     monkeypatch.setattr(BestCheckpoint, "on_epoch_end", interrupt)
 
 
-def test_a_resumed_run_is_the_run_it_would_have_been(cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+def test_a_resumed_run_is_the_run_it_would_have_been(
+    cli: Callable[..., Result], trainer: Train, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Interrupted after epoch 2 of 4 and resumed: the same epochs, losses and accuracies as a run never stopped
     (the optimizer's state, the schedule's step, the shuffling and the augmentation all carry on)."""
     settings = resolve(epochs=4, hidden_units=[64], validation_fraction=0.5, train_samples=3000, shift=2.0)
-    whole = train(settings, tmp_path / "whole", verbose=0)
+    whole = trainer(settings, tmp_path / "whole", verbose=0)
     with monkeypatch.context() as patch:
         interrupt_at(patch, 2)
         with pytest.raises(KeyboardInterrupt):
-            train(settings, tmp_path / "cut", verbose=0)
+            trainer(settings, tmp_path / "cut", verbose=0)
     for command in (
         ["evaluate"],
         ["predict", "--json"],
@@ -116,16 +125,16 @@ def test_a_resumed_run_is_the_run_it_would_have_been(cli, tmp_path: Path, monkey
     assert "give it alone" in cli("train", "--resume", str(tmp_path / "cut"), "--epochs", "3").err
 
 
-def test_training_survives_ten_kills(tmp_path: Path) -> None:
+def test_training_survives_ten_kills(python_process: PythonProcess, tmp_path: Path) -> None:
     """SIGKILL `train` at a random moment of its training, ten times; each `train --resume` carries on, and the run
     ends with every epoch once and a finished status."""
     run = tmp_path / "run"
-    base = [sys.executable, "-m", "mnist_classifier", "train"]
+    base = ["-m", "mnist_classifier", "train"]
     settings = ["--epochs", "30", "--train-samples", "1000", "--hidden-units", "16", "--validation-fraction", "0.05"]
     rng = random.Random(7)
     command = [*base, *settings, "--out", str(run)]
     for kill in range(10):
-        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        process = python_process.start(*command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         epochs_before = len(epochs_done(run))
         deadline = time.monotonic() + 120
         while len(epochs_done(run)) <= epochs_before and process.poll() is None and time.monotonic() < deadline:
@@ -136,7 +145,7 @@ def test_training_survives_ten_kills(tmp_path: Path) -> None:
             f"kill {kill}: the run ended before it was killed; give it more epochs"
         )
         command = [*base, "--resume", str(run)]
-    done = subprocess.run(command, capture_output=True, text=True)
+    done = python_process.run(*command)
     assert done.returncode == 0, done.stderr
     assert epochs_done(run) == list(range(1, 31))
     assert json.loads((run / "config.json").read_text())["meta"]["status"] == "finished"
@@ -151,13 +160,15 @@ def epochs_done(run: Path) -> list[int]:
         return []
 
 
-def test_unwritable_out_is_one_line(cli) -> None:  # type: ignore[no-untyped-def]
+def test_unwritable_out_is_one_line(cli: Callable[..., Result]) -> None:
     result = cli("train", "--epochs", "1", "--out", "/proc/forbidden")
     assert result.code == 2 and result.err.count("\n") == 1
     assert "--out: cannot create /proc/forbidden" in result.err
 
 
-def test_a_full_disk_leaves_nothing_half_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_full_disk_leaves_nothing_half_written(
+    trainer: Train, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Writing the model fails with ENOSPC: one WriteError naming the file; no temporary or partial file remains."""
     import errno
 
@@ -171,20 +182,21 @@ def test_a_full_disk_leaves_nothing_half_written(tmp_path: Path, monkeypatch: py
 
     monkeypatch.setattr(keras.Model, "save", full)
     with pytest.raises(WriteError, match=r"cannot write .*model\.keras \(No space left on device\)"):
-        train(resolve(epochs=1, hidden_units=[16], train_samples=500), tmp_path / "run", verbose=0)
+        trainer(resolve(epochs=1, hidden_units=[16], train_samples=500), tmp_path / "run", verbose=0)
     assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["config.json", "history.csv"]
 
 
-def test_refuses_to_overwrite_a_run(dnn_run: Path) -> None:
+def test_refuses_to_overwrite_a_run(tiny_run: Path) -> None:
     from mnist_classifier.errors import ConfigError
+    from mnist_classifier.training import train  # refused before it trains: no `trainer` needed
 
     with pytest.raises(ConfigError, match="already holds a run"):
-        train(resolve(epochs=1), dnn_run, verbose=0)
+        train(resolve(epochs=1), tiny_run, verbose=0)
 
 
-def test_fashion_mnist_trains_one_epoch(tmp_path: Path) -> None:
+def test_fashion_mnist_trains_one_epoch(trainer: Train, tmp_path: Path) -> None:
     require(Path("/usr/share/datasets/fashion-mnist").is_dir(), "Debian's dataset-fashion-mnist is not installed")
-    run_dir = train(resolve(dataset="fashion-mnist", epochs=1), tmp_path / "f", verbose=0)
+    run_dir = trainer(resolve(dataset="fashion-mnist", epochs=1), tmp_path / "f", verbose=0)
     metrics = evaluate_run(run_dir)
     assert metrics["dataset"] == "fashion-mnist" and metrics["accuracy"] > 0.80
     assert "Ankle boot" in metrics["per_class"]
@@ -244,3 +256,47 @@ def test_a_run_from_before_outlier_exposure_resumes_without_it(tmp_path: Path) -
     (tmp_path / "config.json").write_text(json.dumps(settings))
     before = TrainConfig(epochs=3, outliers=0.0, printed_digits=0, photographed=0.0)
     assert to_dict(run_config(tmp_path)) == to_dict(before)
+
+
+def side_by_side(order: str) -> keras.Model:
+    """Dense layers named after the letters of `order`, side by side, with a built Adam: the same variables under
+    the same paths whatever the order, but listed in that order (as another Keras version might list them). In a
+    fresh Keras session, as training builds its model, so that the paths carry no counter."""
+    keras.backend.clear_session()
+    inputs = keras.Input((3,))
+    model = keras.Model(inputs, [keras.layers.Dense(2, name=name)(inputs) for name in order])
+    model.compile(optimizer="adam", loss="mse")
+    model.optimizer.build(model.trainable_variables)
+    return model
+
+
+def values_by_path(model: keras.Model) -> dict[str, list[float]]:
+    return {v.path: np.asarray(v).ravel().tolist() for v in state_variables(model)}
+
+
+def numbered(model: keras.Model) -> keras.Model:
+    """Give each variable a value of its own, so that a variable restored into another's place shows."""
+    for i, variable in enumerate(state_variables(model)):
+        variable.assign(np.full(variable.shape, i + 1, variable.dtype))
+    return model
+
+
+def test_the_training_state_is_restored_by_path_whatever_the_order(tmp_path: Path) -> None:
+    saved = numbered(side_by_side("ab"))
+    save_state(saved, tmp_path / "resume.npz")
+    assert np.load(tmp_path / "resume.npz").files == [v.path for v in state_variables(saved)]
+    restored = side_by_side("ba")
+    restore_state(restored, tmp_path / "resume.npz")
+    assert values_by_path(restored) == values_by_path(saved)
+    with pytest.raises(RunError, match=r"resume\.npz: the training state does not fit the model \('adam/b_bias"):
+        restore_state(side_by_side("a"), tmp_path / "resume.npz")
+
+
+def test_a_training_state_saved_by_position_still_restores(tmp_path: Path) -> None:
+    """Runs interrupted before the state was keyed by path hold arr_0, arr_1, ... in the order of the variables."""
+    saved = numbered(side_by_side("ab"))
+    with (tmp_path / "resume.npz").open("wb") as f:
+        np.savez(f, *[np.asarray(v) for v in state_variables(saved)])
+    restored = side_by_side("ab")
+    restore_state(restored, tmp_path / "resume.npz")
+    assert values_by_path(restored) == values_by_path(saved)

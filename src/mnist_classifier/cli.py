@@ -87,7 +87,7 @@ def train(
     batch_size: Annotated[int | None, typer.Option(help="Images per step.")] = None,
     learning_rate: Annotated[float | None, typer.Option(help="Peak learning rate.")] = None,
     optimizer: Annotated[str | None, typer.Option(help="adam, adamw, sgd or rmsprop.")] = None,
-    schedule: Annotated[str | None, typer.Option(help="constant, cosine with warm-up, or onecycle.")] = None,
+    schedule: Annotated[str | None, typer.Option(help="constant, or cosine with warm-up (one cycle).")] = None,
     warmup_fraction: Annotated[float | None, typer.Option(help="Share of the steps spent warming up.")] = None,
     validation_fraction: Annotated[float | None, typer.Option(help="Share of the training set held out.")] = None,
     patience: Annotated[

@@ -23,7 +23,7 @@ from .errors import ConfigError, SettingError
 MODEL_NAMES = ("dnn", "cnn")  # models.MODELS builds them; a test keeps the two in step
 DATASET_NAMES = ("mnist", "fashion-mnist")  # data.REGISTRY locates them; likewise
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
-SCHEDULES = ("constant", "cosine", "onecycle")
+SCHEDULES = ("constant", "cosine")
 CNN_ONLY = ("filters", "convs_per_stage", "kernel_size", "downsample")
 DOWNSAMPLING = ("pool", "stride")
 ACTIVATIONS = ("relu", "gelu", "elu", "tanh", "sigmoid", "swish")
@@ -248,6 +248,8 @@ def read_config_file(path: Path) -> dict[str, Any]:
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a table of settings")
     raw.pop("meta", None)
+    if raw.get("schedule") == "onecycle":  # retired for cosine (the same warm-up and fall), so that old runs resume
+        raw["schedule"] = "cosine"
     unknown = sorted(set(raw) - set(FIELDS))
     if unknown:
         raise ConfigError(f"{path}: unknown key {unknown[0]!r}; known keys: {', '.join(FIELDS)}")
@@ -264,7 +266,7 @@ CNN_DEFAULT: dict[str, Any] = {
     "epochs": 6,
     "batch_size": 128,
     "learning_rate": 5e-3,
-    "schedule": "onecycle",
+    "schedule": "cosine",
     "warmup_fraction": 0.25,
     "patience": 0,
     "shift": 2.0,
@@ -298,7 +300,7 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
             "hidden_units": [1024, 1024],
             "epochs": 10,
             "batch_size": 256,
-            "schedule": "onecycle",
+            "schedule": "cosine",
             "warmup_fraction": 0.25,
             "shift": 2.0,
             "rotation": 10.0,

@@ -23,7 +23,6 @@ import tensorflow as tf
 
 from . import calibrate
 from .augment import Augmentation, augment
-from .verdicts import CALIBRATION
 from .config import TrainConfig
 from .data import Dataset, load_dataset, split_validation, synthetic
 from .data.datasets import DIGITS
@@ -42,8 +41,8 @@ from .runs import (
     write_config,
     write_history,
 )
-from .schedules import OneCycle
-from .utils import atomic_path
+from .utils import atomic_path, set_threads
+from .verdicts import CALIBRATION
 
 OUTLIER_POOL = 10_000  # non-digits drawn for outlier exposure (fewer for a small training set)
 
@@ -79,17 +78,6 @@ def prepare(config: TrainConfig, dataset: Dataset) -> Splits:
 def of_digits(dataset: Dataset) -> bool:
     """Whether the dataset is of the ten digits in MNIST's 28x28: the one our non-digits and printed digits fit."""
     return tuple(dataset.class_names) == DIGITS and dataset.x_train.shape[1:] == (28, 28)
-
-
-def set_threads(threads: int) -> None:
-    """Run TensorFlow's ops on `threads` cores; possible only before TensorFlow's first op in the process."""
-    if tf.config.threading.get_intra_op_parallelism_threads() == threads:
-        return
-    try:
-        tf.config.threading.set_intra_op_parallelism_threads(threads)
-        tf.config.threading.set_inter_op_parallelism_threads(threads)
-    except RuntimeError:
-        warnings.warn(f"--threads {threads} ignored: TensorFlow already started in this process", stacklevel=2)
 
 
 def augmentation(config: TrainConfig) -> Augmentation:
@@ -150,8 +138,6 @@ def make_optimizer(config: TrainConfig, steps: int) -> keras.optimizers.Optimize
             warmup_target=config.learning_rate if warmup else None,
             warmup_steps=warmup,
         )
-    elif config.schedule == "onecycle":
-        lr = OneCycle(config.learning_rate, steps, int(steps * config.warmup_fraction))
     decay = {"weight_decay": config.weight_decay} if config.weight_decay else {}
     if config.optimizer == "adam":
         return keras.optimizers.Adam(lr, **decay)
@@ -227,20 +213,38 @@ class BestCheckpoint(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
+def state_variables(model: keras.Model) -> list[keras.Variable]:
+    """The model's variables (random seeds' states included, which model.save leaves out) and its optimizer's (its
+    step too): everything training needs to go on as if never stopped."""
+    return [*model.variables, *model.optimizer.variables]
+
+
 def save_state(model: keras.Model, path: Path) -> None:
-    """Everything training needs to go on as if never stopped, in one file written atomically: the model's
-    variables (random seeds' states included, which model.save leaves out) and the optimizer's (its step too)."""
+    """The training state in one file written atomically, each variable under its path (as "dense/kernel"), so that
+    a Keras that lists them in another order still restores each one into its own place."""
+    values: dict[str, Any] = {v.path: np.asarray(v) for v in state_variables(model)}
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
-        np.savez(f, *[np.asarray(v) for v in [*model.variables, *model.optimizer.variables]])
+        np.savez(f, **values)
 
 
 def restore_state(model: keras.Model, path: Path) -> None:
-    """Load what save_state wrote into a model built and compiled from the same config."""
+    """Load what save_state wrote into a model built and compiled from the same config (in a fresh Keras session, so
+    that its variables have the paths they were saved under). A state saved by position (arr_0, arr_1, ...: runs
+    from before the paths) is restored in the order the variables are listed."""
     model.optimizer.build(model.trainable_variables)
+    variables = state_variables(model)
     try:
         with np.load(path, allow_pickle=False) as saved:
-            for i, variable in enumerate([*model.variables, *model.optimizer.variables]):
-                variable.assign(saved[f"arr_{i}"])
+            by_position = "arr_0" in saved.files
+            keys = [f"arr_{i}" if by_position else v.path for i, v in enumerate(variables)]
+            strange = sorted(set(keys) ^ set(saved.files))
+            if strange:
+                raise RunError(
+                    f"{path}: the training state does not fit the model ({strange[0]!r} is in one, not the other);"
+                    " train the run again"
+                )
+            for variable, key in zip(variables, keys, strict=True):
+                variable.assign(saved[key])
     except (OSError, ValueError, KeyError, zipfile.BadZipFile) as e:
         raise RunError(f"{path}: unreadable training state ({e}); train the run again") from None
 
@@ -287,8 +291,10 @@ def fit(
     callbacks: Sequence[keras.callbacks.Callback],
     save_model: bool,
 ) -> Path:
-    set_threads(config.threads)
+    if not set_threads(config.threads):
+        warnings.warn(f"--threads {config.threads} ignored: TensorFlow already started in this process", stacklevel=2)
     dataset = load_dataset(config.dataset, Path(config.data_dir) if config.data_dir else None)
+    keras.backend.clear_session()  # fresh layer names: the paths that key the saved training state
     seed_everything(config.seed)
     data = prepare(config, dataset)
     shape = dataset.x_train.shape[1:]
