@@ -111,6 +111,7 @@ class JsonBody(Options):
 
     @model_validator(mode="after")
     def one_source(self) -> JsonBody:
+        """Refuse a body with both `image` and `pixels`, or neither (as the schema's oneOf says)."""
         if (self.image is None) == (self.pixels is None):
             raise PydanticCustomError(
                 "one_source", 'JSON body needs exactly one of "image" (base64 file) or "pixels" (28x28 array)'

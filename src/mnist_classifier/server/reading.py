@@ -35,7 +35,8 @@ def decode_threads() -> int:
 @dataclass(frozen=True)
 class Decoding:
     """How images are decoded: the memory budget of one image, and two pools of `threads` workers, one for small
-    images (and every image's header) and one for large ones, so large images never delay small ones."""
+    images (and every image's header, JSON body and PNG answer) and one for large images, so those never delay the
+    rest."""
 
     max_decode_bytes: int
     small: anyio.CapacityLimiter

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import anyio
+import numpy as np
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import FileResponse
 
@@ -108,7 +109,7 @@ async def predict(
     body = await read_body(request, max_upload_bytes)
     if not body:
         raise HTTPException(422, "empty request body; send an image or JSON")
-    source: Any = body
+    source: bytes | np.ndarray = body
     if kind == "application/json":
         document = await anyio.to_thread.run_sync(parse_json, body, limiter=decoding.small)
         options = options.merged(document)
