@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +21,8 @@ def readme_example() -> str:
     return match.group(1)
 
 
-def test_the_readme_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_readme_example_runs(trainer: Callable[..., Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """It trains for real (`trainer` puts it in the slow tier)."""
     monkeypatch.chdir(tmp_path)
     namespace: dict = {}
     exec(compile(readme_example(), "README.md", "exec"), namespace)
@@ -34,10 +36,10 @@ def test_the_readme_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     assert study.final_metrics["accuracy"] > 0.6 and "learning_rate" in study.best_config.read_text()
 
 
-def test_run_of_a_file_and_its_mistakes(dnn_run: Path, tmp_path: Path) -> None:
+def test_run_of_a_file_and_its_mistakes(tiny_run: Path, tmp_path: Path) -> None:
     from PIL import Image
 
-    run = mc.load_run(dnn_run)
+    run = mc.load_run(tiny_run)
     digit = mc.load_dataset("mnist").x_test[0]
     Image.fromarray(255 - digit).save(tmp_path / "seven.png")  # dark ink on white, as on paper
     assert run.predict(tmp_path / "seven.png").digits == ["7"]
@@ -50,3 +52,42 @@ def test_run_of_a_file_and_its_mistakes(dnn_run: Path, tmp_path: Path) -> None:
     with pytest.raises(mc.ConfigError, match=r"^epochs must be at least 1, got 0$"):
         mc.train(epochs=0, out=tmp_path / "never")
     assert not (tmp_path / "never").exists()
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda out: mc.train(epoch=3, out=out),
+        lambda out: mc.train(mc.TrainConfig(), epoch=3, out=out),
+        lambda out: mc.tune(epoch=3, out=out),
+        lambda out: mc.tune(space={"epoch": [1]}, trials=1, out=out),
+        lambda out: mc.resolve(epoch=3),
+    ],
+    ids=["train", "train-config", "tune", "tune-space", "resolve"],
+)
+def test_a_misspelt_setting_is_named(call: Callable[[Path], object], tmp_path: Path) -> None:
+    """A misspelt setting is the project's settings error naming it (it was a TypeError from TrainConfig), raised
+    before anything is written."""
+    with pytest.raises(mc.ConfigError, match=r"\bepoch\b.* not a setting") as raised:
+        call(tmp_path / "never")
+    assert "epochs" in str(raised.value), "the message says which setting was meant"
+    assert not (tmp_path / "never").exists()
+
+
+def test_predictions_read_as_predict_json_does(cli, tiny_run: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Predictions.to_json and `predict --json` give one shape (readings.py) with the same values."""
+    import json
+
+    from PIL import Image
+
+    image = tmp_path / "digit.png"
+    Image.fromarray(mc.load_dataset("mnist").x_test[1]).save(image)
+    found = mc.load_run(tiny_run).predict(image)
+    assert found.classes == [str(i) for i in range(10)]
+    result = cli("predict", str(tiny_run), str(image), "--json", "--top-k", "3")
+    assert result.code == 0, result.err
+    (row,) = json.loads(result.out)
+    assert row.pop("file") == str(image)
+    (mine,) = found.to_json(top_k=3)
+    assert mine.keys() == row.keys() and mine["digit"] == row["digit"] and mine["verdict"] == row["verdict"]
+    assert np.allclose(mine["probabilities"], row["probabilities"], atol=1e-5)

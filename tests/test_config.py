@@ -1,14 +1,16 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
-from mnist_classifier.config import TrainConfig, read_config_file, resolve
-from mnist_classifier.errors import ConfigError
+from mnist_classifier.config import Interval, Options, TrainConfig, check_value, read_config_file, resolve
+from mnist_classifier.errors import ConfigError, SettingError
+
+if TYPE_CHECKING:
+    from .conftest import PythonProcess
 
 
 @pytest.mark.parametrize(
@@ -26,6 +28,8 @@ from mnist_classifier.errors import ConfigError
         ({"hidden_units": []}, r"^hidden_units must list at least one layer size for the dnn, got \[\]$"),
         ({"hidden_units": [64, 0]}, r"^hidden_units must list sizes at least 1, got \[64, 0\]$"),
         ({"epochs": "ten"}, "^epochs must be an integer, got 'ten'$"),
+        ({"epoch": 3}, r"^epoch is not a setting; did you mean epochs\?$"),
+        ({"colour": "red"}, "^colour is not a setting; the settings are model, dataset, data_dir, epochs, "),
     ],
 )
 def test_invalid_options_name_the_option(overrides: dict, message: str) -> None:
@@ -84,7 +88,7 @@ def test_which_models_deskew_by_default() -> None:
     assert not resolve(model="cnn", preset="fast").deskew and not resolve(deskew=False).deskew
 
 
-def test_checking_settings_does_not_import_tensorflow() -> None:
+def test_checking_settings_does_not_import_tensorflow(python_process: PythonProcess) -> None:
     """--show-config, config errors and space checks answer without TensorFlow's seconds of start-up."""
     program = (
         "import sys, mnist_classifier.config as c\n"
@@ -92,7 +96,7 @@ def test_checking_settings_does_not_import_tensorflow() -> None:
         "try:\n    c.resolve(dropout=2.0)\nexcept c.ConfigError:\n    pass\n"
         "print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))"
     )
-    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, check=True)
+    done = python_process.run("-c", program, check=True)
     assert done.stdout == "[]\n"
 
 
@@ -110,3 +114,14 @@ def test_train_validates_the_config_it_is_given(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"^dropout must be in \[0, 1\), got 1.5$"):
         train(TrainConfig(dropout=1.5), tmp_path / "run")
     assert not (tmp_path / "run").exists()
+
+
+def test_an_option_that_is_not_a_setting_is_checked_by_declared_rules() -> None:
+    """check_value: the rules a setting declares, for a command's own options (the server's port, a grid's rows)."""
+    check_value("port", 8000, Interval(0, 65535))
+    check_value("split", None, Options(("train", "test")))
+    with pytest.raises(SettingError, match=r"^port must be in \[0, 65535\], got 65536$") as raised:
+        check_value("port", 65536, Interval(0, 65535))
+    assert raised.value.for_command_line() == "--port must be in [0, 65535], got 65536"
+    with pytest.raises(SettingError, match=r"^split must be one of train, test, got 'val'$"):
+        check_value("split", "val", Options(("train", "test")))

@@ -36,13 +36,13 @@ def test_test_digits_as_files_of_several_sizes_read_like_the_arrays(cli, dnn_run
         assert abs(accuracy - direct) <= 0.005, (size, accuracy, direct)
 
 
-def test_bad_files_are_reported_and_the_rest_predicted(cli, dnn_run: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_bad_files_are_reported_and_the_rest_predicted(cli, tiny_run: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     digit = load_dataset("mnist").x_test[0]
     (tmp_path / "good.png").write_bytes(png(digit))
     bad = broken_files(digit)
     for name, data in bad.items():
         (tmp_path / f"{name}.png").write_bytes(data)
-    result = cli("predict", str(dnn_run), str(tmp_path), str(tmp_path / "missing.png"))
+    result = cli("predict", str(tiny_run), str(tmp_path), str(tmp_path / "missing.png"))
     assert result.code == 2
     assert result.out.count("\n") == 1 and "good.png  7  " in result.out
     lines = result.err.splitlines()
@@ -62,7 +62,7 @@ def test_bad_files_are_reported_and_the_rest_predicted(cli, dnn_run: Path, tmp_p
         assert any(name in line and message in line for line in lines), (name, result.err)
 
 
-def test_options(cli, dnn_run: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_options(cli, tiny_run: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     data = load_dataset("mnist")
     page = Image.new("L", (620, 200), 255)
     for i, index in enumerate((0, 1, 2)):
@@ -71,25 +71,28 @@ def test_options(cli, dnn_run: Path, tmp_path: Path) -> None:  # type: ignore[no
     Image.fromarray(data.x_test[0]).save(tmp_path / "seven.png")
     saved = tmp_path / "seen"
 
-    result = cli("predict", str(dnn_run), str(tmp_path / "number.png"), "--multi-digit", "--json")
+    result = cli("predict", str(tiny_run), str(tmp_path / "number.png"), "--multi-digit", "--json")
     assert result.code == 0, result.err
     (row,) = json.loads(result.out)
     assert row["number"] == "721" and len(row["digits"]) == 3 and 0 < row["confidence"] <= 1
 
     result = cli(
-        "predict", str(dnn_run), str(tmp_path / "seven.png"), "--top-k", "5", "--save-preprocessed", str(saved)
+        "predict", str(tiny_run), str(tmp_path / "seven.png"), "--top-k", "5", "--save-preprocessed", str(saved)
     )
     assert result.code == 0, result.err
     assert result.out.startswith(f"{tmp_path / 'seven.png'}  7  ") and result.out.count("%") == 6
     assert np.array_equal(np.asarray(Image.open(saved / "seven.png")), data.x_test[0])
 
-    result = cli("predict", str(dnn_run), str(tmp_path / "seven.png"), "--json", "--top-k", "2", "--no-prepare")
+    result = cli("predict", str(tiny_run), str(tmp_path / "seven.png"), "--json", "--top-k", "2", "--no-prepare")
     (row,) = json.loads(result.out)
     assert row["digit"] == "7" and len(row["top_k"]) == 2 and len(row["probabilities"]) == 10
     assert abs(sum(row["probabilities"]) - 1) < 1e-4
 
-    result = cli("predict", str(dnn_run), str(tmp_path / "seven.png"), "--top-k", "11")
-    assert result.code == 2 and "--top-k must be between 1 and 10" in result.err
+    for top_k in ("0", "11"):
+        result = cli("predict", str(tiny_run), str(tmp_path / "seven.png"), "--top-k", top_k)
+        assert (
+            result.code == 2 and result.out == "" and result.err == f"error: --top-k must be in [1, 10], got {top_k}\n"
+        )
 
     fake = tmp_path / "fake.keras"
     fake.write_bytes(b"not a model")
