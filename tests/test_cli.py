@@ -9,9 +9,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-import typer
 
-from mnist_classifier.cli import app
+from mnist_classifier.cli import command_words
 
 if TYPE_CHECKING:
     from .conftest import PythonProcess
@@ -92,19 +91,10 @@ def test_tensorflow_starts_without_noise_on_stderr(python_process: PythonProcess
     assert (done.stdout, done.stderr) == ("3\n", "after\n")
 
 
-def commands() -> list[list[str]]:
-    """Every command of the app, as the words that name it (`data info` is two)."""
-    words: list[list[str]] = []
-    for name, command in typer.main.get_command(app).commands.items():  # type: ignore[attr-defined]
-        subcommands = getattr(command, "commands", {})
-        words += [[name, sub] for sub in subcommands] if subcommands else [[name]]
-    return words
-
-
 def test_help_of_every_command_starts_no_tensorflow(python_process: PythonProcess) -> None:
     """`--help` answers without importing TensorFlow (or Keras): it took seconds for `train --help`, whose app
     callback imported it before the help was handled. Each command's help runs in one fresh process."""
-    every = commands()
+    every = command_words()
     assert {"train", "predict", "serve", "tune"} <= {words[0] for words in every} and ["data", "info"] in every
     program = (
         "import sys, json\n"

@@ -1,6 +1,7 @@
-"""The Python API for notebooks, scripts and the command line: `Run`, one object for a trained run or ensemble, and
-the functions that give one (`train`, `resume`, `ensemble`, `load_run`), `tune`, and a dataset's class counts and
-sample images.
+"""The Python API: what notebooks, scripts and the command line call.
+
+`Run` is one object for a trained run or ensemble; `train`, `resume`, `ensemble` and `load_run` give one. `tune`
+searches hyperparameters; `class_counts` and `sample_images` describe a dataset.
 
     import mnist_classifier as mc
     run = mc.train(model="cnn", preset="fast")

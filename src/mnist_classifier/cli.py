@@ -562,6 +562,16 @@ def export(
     )
 
 
+def command_words() -> list[list[str]]:
+    """Every command, as the words that name it on the command line (`data info` is two): what a check of every
+    command's `--help` walks."""
+    words: list[list[str]] = []
+    for name, command in typer.main.get_command(app).commands.items():  # type: ignore[attr-defined]
+        subcommands = getattr(command, "commands", {})
+        words += [[name, sub] for sub in subcommands] if subcommands else [[name]]
+    return words
+
+
 def main() -> None:
     """Entry point: a user's mistake becomes one line on stderr and exit code 2."""
     try:

@@ -1,4 +1,4 @@
-"""How a reading reads as JSON: the one shape of `predict --json`, the Python API's and the server's answers.
+"""How a reading reads as JSON: one shape for every caller (`predict --json`, the Python API, the server).
 
 A digit is `{"digit", "verdict", "confidence", "top_k" (when asked), "probabilities"}`; a number read digit by digit
 is `{"number", "verdict", "confidence", "digits": [digit, ...]}`; `predict --json` puts `"file"` first. Probabilities
