@@ -104,9 +104,10 @@ def python_process() -> PythonProcess:
     return PythonProcess()
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def trainer() -> Callable[..., Path]:
-    """`training.train`, for a test that trains for real; a test that uses this is in the slow tier."""
+    """`training.train`, for a test that trains for real; a test that uses this is in the slow tier. Session-scoped,
+    so that a module- or session-scoped fixture that trains (and its tests) can use it too."""
     from mnist_classifier.training import train
 
     return train

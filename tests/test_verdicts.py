@@ -1,21 +1,30 @@
-"""Verdicts (digit / uncertain / not_a_digit), calibration and their stored form, on a real trained DNN."""
+"""Verdicts (digit / uncertain / not_a_digit): the calibrator on synthetic arrays, the stored calibration of a run,
+and the verdicts of real trained models.
+
+Tests that need *a* model use `tiny_run`; those that assert accuracy-like figures use the two-epoch DNN (`dnn_run`)
+or the fast CNN preset (trained through `trainer`), both in the slow tier.
+"""
 
 from __future__ import annotations
 
 import json
 import shutil
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
+from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
 
 from mnist_classifier import load_run, verdicts
+from mnist_classifier.calibrate import calibrate_run
 from mnist_classifier.data import load_dataset, split_validation, synthetic
 from mnist_classifier.inference import DefaultCalibrationWarning, Predictor
 from mnist_classifier.report import write_report
-from mnist_classifier.verdicts import fit_temperature
+from mnist_classifier.verdicts import Calibrator, Distances, fit_temperature
 
 from .conftest import require
 
@@ -26,12 +35,18 @@ def predictor(dnn_run: Path) -> Predictor:
 
 
 @pytest.fixture(scope="module")
-def cnn(tmp_path_factory: pytest.TempPathFactory) -> Predictor:
+def cnn(trainer: Callable[..., Path], tmp_path_factory: pytest.TempPathFactory) -> Predictor:
     """The fast CNN preset as `train --model cnn --preset fast` makes it (two epochs, outlier exposure)."""
     from mnist_classifier import resolve
-    from mnist_classifier.training import train
 
-    return Predictor(train(resolve(model="cnn", preset="fast"), tmp_path_factory.mktemp("cnn") / "run", verbose=0))
+    return Predictor(trainer(resolve(model="cnn", preset="fast"), tmp_path_factory.mktemp("cnn") / "run", verbose=0))
+
+
+@pytest.fixture
+def model(request: pytest.FixtureRequest, trainer: Callable[..., Path]) -> Predictor:
+    """The model a parametrised test names: `predictor` (the two-epoch DNN) or `cnn`; both are trained for real, which
+    `trainer` declares to the tiers (the named fixture is fetched only when used)."""
+    return request.getfixturevalue(request.param)
 
 
 @pytest.fixture(scope="module")
@@ -42,9 +57,153 @@ def blends() -> np.ndarray:
     return ((ones.astype(np.float32) + sevens) / 2).astype(np.uint8)
 
 
-@pytest.mark.parametrize("model", ["predictor", "cnn"])
-def test_a_clean_mnist_digit_is_a_digit(model: str, request: pytest.FixtureRequest) -> None:
-    judge = request.getfixturevalue(model).judge
+def overconfident(n: int = 4000, sharpness: float = 4.0, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Softmax probabilities and labels of two overlapping Gaussian blobs of logits, `sharpness` times too sure: the
+    calibrated logits are x and -x for a point x ~ N(+-1, 1), whose true log-odds are 2x."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 2, n)
+    x = rng.normal(np.where(labels == 1, 1.0, -1.0), 1.0)
+    logits = sharpness * np.stack([-x, x], axis=1)
+    exp = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return (exp / exp.sum(axis=1, keepdims=True)).astype(np.float32), labels
+
+
+def nll(probabilities: np.ndarray, labels: np.ndarray) -> float:
+    return float(-np.mean(np.log(np.clip(probabilities[np.arange(len(labels)), labels], 1e-12, 1))))
+
+
+def measured(shift: float, printed: float = 1.5, n: int = 1000, seed: int = 1) -> Distances:
+    """Distances of a score whose validation digits are N(0, 1), whose non-digits of two kinds lie `shift` further,
+    and whose printed and photographed digits lie `printed` and 0.5 further."""
+    rng = np.random.default_rng(seed)
+    return Distances(
+        digits=rng.normal(0, 1, n),
+        nondigits={"letters": rng.normal(shift, 1, n), "noise": rng.normal(shift + 1, 1, n)},
+        unlike={"printed": rng.normal(printed, 1, 300), "photographed": rng.normal(0.5, 1, n)},
+    )
+
+
+def test_the_calibrator_learns_nothing_at_construction_and_refuses_use_before_fit() -> None:
+    calibrator = Calibrator(max_reject=0.1, printed_kept=0.9)
+    assert not [name for name in vars(calibrator) if name.endswith("_")]
+    assert calibrator.get_params() == {
+        "max_reject": 0.1,
+        "printed_kept": 0.9,
+        "confidence_threshold": 0.6,
+        "margin": 0.02,
+    }
+    for use in (calibrator.calibration, calibrator.figures):
+        with pytest.raises(NotFittedError, match="not fitted yet: call fit"):
+            use()
+    probabilities, labels = overconfident(100)
+    with pytest.raises(ValueError, match="at least one candidate score"):
+        calibrator.fit(probabilities, labels, {})
+
+
+def test_the_temperature_lowers_the_nll_and_the_calibration_error_and_keeps_every_argmax() -> None:
+    probabilities, labels = overconfident()
+    calibrator = Calibrator().fit(probabilities, labels, {"top_two": measured(3.0)})
+    assert 3.0 < calibrator.temperature_ < 5.0  # the logits were four times too sharp
+    scaled = verdicts.temperature_scaled(probabilities, calibrator.temperature_)
+    assert nll(scaled, labels) < nll(probabilities, labels) - 0.1
+    assert calibrator.ece_after_ < calibrator.ece_before_ / 3
+    assert calibrator.ece_before_ == verdicts.expected_calibration_error(probabilities, labels)[0]
+    assert (scaled.argmax(axis=1) == probabilities.argmax(axis=1)).all()
+    honest, labels = overconfident(sharpness=1.0)
+    assert fit_temperature(honest, labels) == pytest.approx(1.0, abs=0.1)
+
+
+def test_the_score_that_tells_digits_from_non_digits_best_is_chosen_unless_the_first_is_as_good() -> None:
+    probabilities, labels = overconfident(500)
+    means, precision = np.zeros((2, 3)), np.eye(3)
+    better = Calibrator().fit(
+        probabilities, labels, {"top_two": measured(1.0), "mahalanobis": measured(3.0)}, means, precision
+    )
+    assert better.score_ == "mahalanobis" and better.means_ is means and better.precision_ is precision
+    assert better.candidates_["mahalanobis"]["auroc_mean"] > better.candidates_["top_two"]["auroc_mean"] + 0.1
+    assert set(better.candidates_["top_two"]["auroc"]) == {"letters", "noise"}
+    kept = Calibrator().fit(
+        probabilities, labels, {"mahalanobis": measured(2.0), "top_two": measured(2.0, seed=2)}, means, precision
+    )
+    assert kept.score_ == "mahalanobis", kept.candidates_  # the other is within the margin
+    first = Calibrator().fit(probabilities, labels, {"top_two": measured(2.0), "mahalanobis": measured(2.0, seed=2)})
+    assert first.score_ == "top_two" and first.means_ is None and first.precision_ is None
+    np.testing.assert_array_equal(first.reference_, np.sort(measured(2.0).digits))
+
+
+def test_the_reject_threshold_keeps_the_declared_share_of_printed_digits_or_turns_away_the_declared_few() -> None:
+    probabilities, labels = overconfident(500)
+    unlike_mnist = measured(3.0, printed=2.0, n=5000)
+    far = Calibrator(printed_kept=0.8).fit(probabilities, labels, {"top_two": unlike_mnist})
+    printed = far.calibration().typicality(unlike_mnist.unlike["printed"])
+    assert far.reject_threshold_ < 0.05  # unlike the validation digits: the threshold gives way to keep 80% of them
+    step = 1 / len(unlike_mnist.digits)  # typicality moves in steps of one reference digit
+    assert np.mean(printed >= far.reject_threshold_) >= 0.8 > np.mean(printed >= far.reject_threshold_ + step)
+    assert far.validation_kept_["printed"] == np.mean(printed >= far.reject_threshold_)
+    near = Calibrator(max_reject=0.05).fit(probabilities, labels, {"top_two": measured(3.0, printed=0.0)})
+    assert near.reject_threshold_ == 0.05  # printed digits like the others: at most 5% of validation digits refused
+    digits = near.calibration().typicality(measured(3.0).digits)
+    assert 0.04 < np.mean(digits < near.reject_threshold_) <= 0.05
+    without = Calibrator(max_reject=0.03).fit(
+        probabilities, labels, {"top_two": Distances(np.zeros(10), {"a": np.ones(10)})}
+    )
+    assert without.reject_threshold_ == 0.03 and without.validation_kept_ == {}
+
+
+def test_fitting_again_reproduces_the_calibration_and_fit_returns_the_calibrator() -> None:
+    probabilities, labels = overconfident(800)
+    distances = {"mahalanobis": measured(2.0), "top_two": measured(3.0)}
+    calibrator = Calibrator(printed_kept=0.7)
+    assert calibrator.fit(probabilities, labels, distances, np.ones((2, 2)), np.eye(2)) is calibrator
+    again = clone(calibrator).fit(probabilities, labels, distances, np.ones((2, 2)), np.eye(2))
+    assert again.figures() == calibrator.figures()
+    first, second = calibrator.calibration(), again.calibration()
+    assert first.settings() == second.settings() and first.fitted and first.confidence_threshold == 0.6
+    np.testing.assert_array_equal(first.reference, second.reference)
+
+
+def test_a_fitted_calibration_is_stored_in_the_format_old_runs_have_and_loads_back(tmp_path: Path) -> None:
+    probabilities, labels = overconfident(800)
+    means, precision = np.arange(6.0).reshape(2, 3), np.eye(3)
+    calibrator = Calibrator().fit(probabilities, labels, {"mahalanobis": measured(3.0)}, means, precision)
+    verdicts.save(tmp_path, calibrator.calibration(), calibrator.figures())
+    stored = json.loads((tmp_path / verdicts.CALIBRATION).read_text())
+    assert list(stored) == ["temperature", "score", "reject_threshold", "confidence_threshold", "figures"]
+    assert list(stored["figures"]) == [
+        "chosen_by",
+        "candidates",
+        "validation_kept",
+        "validation_ece_before",
+        "validation_ece_after",
+    ]
+    loaded = verdicts.load(tmp_path)
+    assert loaded is not None and loaded.settings() == calibrator.calibration().settings() and loaded.fitted
+    np.testing.assert_array_equal(loaded.means, means)
+    np.testing.assert_array_equal(loaded.reference, calibrator.reference_)
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / verdicts.CALIBRATION).write_text(
+        '{"temperature": 1.25, "score": "top_two", "reject_threshold": 0.04, "confidence_threshold": 0.6,'
+        ' "figures": {"chosen_by": "mean AUROC"}}'
+    )
+    np.savez(old / verdicts.FEATURE_STATS, reference=np.linspace(0, 1, 11))
+    written_before = verdicts.load(old)
+    assert written_before is not None and written_before.score == "top_two" and written_before.means is None
+    assert written_before.typicality(np.array([0.0, 0.95])).tolist() == [1.0, pytest.approx(1 / 11)]
+
+
+def test_calibrating_a_run_again_reproduces_what_training_stored(tiny_run: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    before = {name: (run / name).read_bytes() for name in (verdicts.CALIBRATION, verdicts.FEATURE_STATS)}
+    fitted = calibrate_run(run)
+    assert json.loads(before[verdicts.CALIBRATION]) == fitted
+    assert {name: (run / name).read_bytes() for name in before} == before
+
+
+@pytest.mark.parametrize("model", ["predictor", "cnn"], indirect=True)
+def test_a_clean_mnist_digit_is_a_digit(model: Predictor) -> None:
+    judge = model.judge
     mnist = load_dataset("mnist")
     judged = judge(mnist.x_test[:200])
     assert judged.verdicts[0] == "digit"
@@ -52,19 +211,19 @@ def test_a_clean_mnist_digit_is_a_digit(model: str, request: pytest.FixtureReque
     assert judged.verdicts.count("digit") >= 190
 
 
-@pytest.mark.parametrize(("model", "least"), [("predictor", 180), ("cnn", 198)])
-def test_fashion_items_are_not_digits(model: str, least: int, request: pytest.FixtureRequest) -> None:
+@pytest.mark.parametrize(("model", "least"), [("predictor", 180), ("cnn", 198)], indirect=["model"])
+def test_fashion_items_are_not_digits(model: Predictor, least: int) -> None:
     fashion = load_dataset("fashion-mnist").x_test[:200]
-    verdicts = request.getfixturevalue(model).judge(fashion).verdicts
+    verdicts = model.judge(fashion).verdicts
     assert verdicts.count("not_a_digit") >= least
 
 
-@pytest.mark.parametrize("model", ["predictor", "cnn"])
-def test_generated_letters_are_not_digits(model: str, request: pytest.FixtureRequest) -> None:
+@pytest.mark.parametrize("model", ["predictor", "cnn"], indirect=True)
+def test_generated_letters_are_not_digits(model: Predictor) -> None:
     fonts = synthetic.matplotlib_fonts()
     letters, refused = synthetic.letters(fonts[:3], 12, seed=5, chars="KWMH")
     assert refused == 0
-    assert request.getfixturevalue(model).judge(letters).verdicts == ["not_a_digit"] * 12
+    assert model.judge(letters).verdicts == ["not_a_digit"] * 12
 
 
 def test_the_average_of_a_1_and_a_7_is_never_a_confident_digit(cnn: Predictor, blends: np.ndarray) -> None:
@@ -93,15 +252,22 @@ def test_scaling_lowers_the_calibration_error_on_a_validation_slice(predictor: P
     assert (verdicts.temperature_scaled(raw, temperature).argmax(axis=1) == raw.argmax(axis=1)).all()
 
 
-def test_the_stored_calibration_reloads(dnn_run: Path, predictor: Predictor) -> None:
-    stored = json.loads((dnn_run / verdicts.CALIBRATION).read_text())
-    loaded = verdicts.load(dnn_run)
+def test_the_stored_calibration_reloads(tiny_run: Path) -> None:
+    stored = json.loads((tiny_run / verdicts.CALIBRATION).read_text())
+    loaded = verdicts.load(tiny_run)
     assert loaded is not None and loaded.fitted
-    assert loaded.temperature == stored["temperature"] != 1.0
-    assert loaded.score == stored["score"] in verdicts.SCORES
-    assert 0 < loaded.reject_threshold <= 0.05
+    assert loaded.settings() == {key: stored[key] for key in loaded.settings()}
+    assert loaded.score in verdicts.SCORES and 0 < loaded.reject_threshold <= 0.05
     assert loaded.reference is not None and len(loaded.reference) == 6000
-    assert predictor.calibration.temperature == loaded.temperature
+    assert (np.diff(loaded.reference) >= 0).all()
+    assert Predictor(tiny_run).calibration.settings() == loaded.settings()
+    metrics = json.loads((tiny_run / "metrics.json").read_text())["verdicts"]
+    assert metrics["calibrated"] and metrics["temperature"] == loaded.temperature
+
+
+def test_the_two_epoch_dnn_is_calibrated_and_answers_most_digits(dnn_run: Path) -> None:
+    loaded = verdicts.load(dnn_run)
+    assert loaded is not None and loaded.temperature != 1.0
     metrics = json.loads((dnn_run / "metrics.json").read_text())["verdicts"]
     assert metrics["calibrated"] and metrics["ece_after"] < metrics["ece_before"]
     assert 0.9 < metrics["coverage"] < 1 and metrics["auroc_validation_nondigits"] > 0.8
@@ -132,9 +298,9 @@ def test_the_held_out_figures_include_fashion_mnist_when_installed(dnn_run: Path
     assert fashion["auroc"] > 0.9 and 0.5 < fashion["rejected"] <= 1 and 0 <= fashion["answered"] < 0.5
 
 
-def test_the_report_shows_the_held_out_figures(dnn_run: Path, tmp_path: Path) -> None:
+def test_the_report_shows_the_held_out_figures(tiny_run: Path, tmp_path: Path) -> None:
     run = tmp_path / "run"
-    shutil.copytree(dnn_run, run)
+    shutil.copytree(tiny_run, run)
     page = write_report(run).read_text()
     assert "Not a digit, on sets the model never saw" in page
     table = page[page.index("Not a digit, on sets") : page.index("Per-class results")]
@@ -157,19 +323,21 @@ def test_held_out_letters_use_fonts_of_their_own_and_no_held_out_image_is_a_vali
     assert not any(image.tobytes() in seen for images in held_out.values() for image in images)
 
 
-def test_an_old_run_without_calibration_still_predicts_and_says_so_once(cli, dnn_run: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_an_old_run_without_calibration_still_predicts_and_says_so_once(cli, tiny_run: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     old = tmp_path / "old"
-    shutil.copytree(dnn_run, old)
+    shutil.copytree(tiny_run, old)
     (old / verdicts.CALIBRATION).unlink()
     (old / verdicts.FEATURE_STATS).unlink()
     mnist = load_dataset("mnist")
     for i in range(3):
         Image.fromarray(mnist.x_test[i]).save(tmp_path / f"{i}.png")
-    result = cli("predict", str(old), str(tmp_path / "0.png"), str(tmp_path / "1.png"), "--json")
+    files = [str(tmp_path / "0.png"), str(tmp_path / "1.png")]
+    result = cli("predict", str(old), *files, "--json")
     assert result.code == 0, result.err
     assert result.err.count("note:") == 1 and "verdicts use defaults" in result.err
     readings = json.loads(result.out)
-    assert [r["digit"] for r in readings] == [str(mnist.y_test[0]), str(mnist.y_test[1])]
+    calibrated = json.loads(cli("predict", str(tiny_run), *files, "--json").out)
+    assert [r["digit"] for r in readings] == [r["digit"] for r in calibrated]  # scaling keeps every argmax
     assert {r["verdict"] for r in readings} <= set(verdicts.VERDICTS)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -204,9 +372,9 @@ def test_predict_carries_verdicts_and_their_options(cli, dnn_run: Path, tmp_path
 
 
 @pytest.mark.parametrize("value", ["2", "-0.1", "abc", "nan"])
-def test_a_bad_threshold_is_one_line_and_exit_2(cli, dnn_run: Path, tmp_path: Path, value: str) -> None:  # type: ignore[no-untyped-def]
+def test_a_bad_threshold_is_one_line_and_exit_2(cli, tiny_run: Path, tmp_path: Path, value: str) -> None:  # type: ignore[no-untyped-def]
     Image.fromarray(load_dataset("mnist").x_test[0]).save(tmp_path / "digit.png")
     for option in ("--reject-threshold", "--confidence-threshold"):
-        result = cli("predict", str(dnn_run), str(tmp_path / "digit.png"), option, value)
+        result = cli("predict", str(tiny_run), str(tmp_path / "digit.png"), option, value)
         assert result.code == 2
         assert result.err.count("\n") == 1 and option in result.err and result.out == ""
