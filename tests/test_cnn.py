@@ -7,8 +7,7 @@ import dataclasses
 import json
 import math
 import shutil
-import subprocess
-import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -18,23 +17,19 @@ from PIL import Image
 
 from mnist_classifier import resolve
 from mnist_classifier.augment import Augmentation, augment
+from mnist_classifier.backends import EnsembleBackend, KerasBackend, OnnxBackend, ensemble_probabilities
 from mnist_classifier.config import TrainConfig
 from mnist_classifier.data import load_dataset, write_idx
 from mnist_classifier.ensemble import build_ensemble, train_ensemble
 from mnist_classifier.evaluation import evaluate_run, split_arrays
-from mnist_classifier.inference import (
-    EnsemblePredictor,
-    OnnxPredictor,
-    Predictor,
-    ensemble_probabilities,
-    fast_predictor,
-    load_predictor,
-)
+from mnist_classifier.inference import Predictor, fast_predictor, load_predictor
 from mnist_classifier.layers import Deskew
 from mnist_classifier.preprocess import deskew, scale
 from mnist_classifier.resample import sample_bilinear, sample_rows
 from mnist_classifier.runs import run_config
-from mnist_classifier.training import make_optimizer, train, training_data
+from mnist_classifier.training import make_optimizer, training_data
+
+Train = Callable[..., Path]
 
 TRAIN, TEST = 6000, 1000
 
@@ -65,10 +60,10 @@ def small_cnn(folder: Path, **overrides: object) -> TrainConfig:
 
 
 @pytest.fixture(scope="session")
-def cnn_runs(mnist_slice: Path, tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+def cnn_runs(mnist_slice: Path, tmp_path_factory: pytest.TempPathFactory, trainer: Train) -> list[Path]:
     """Two one-epoch fast CNNs on the slice with different seeds, evaluated on the slice's test images."""
     runs = tmp_path_factory.mktemp("cnn-runs")
-    out = [train(small_cnn(mnist_slice, seed=seed), runs / f"seed{seed}", verbose=0) for seed in (1, 2)]
+    out = [trainer(small_cnn(mnist_slice, seed=seed), runs / f"seed{seed}", verbose=0) for seed in (1, 2)]
     for run_dir in out:
         evaluate_run(run_dir)
     return out
@@ -83,9 +78,9 @@ def test_cnn_learns_in_one_epoch(cnn_runs: list[Path]) -> None:
         assert config["model"] == "cnn" and config["meta"]["train_size"] == 4800 + 480  # and a printed digit per 10
 
 
-def test_seeded_cnn_training_is_reproducible(mnist_slice: Path, tmp_path: Path) -> None:
+def test_seeded_cnn_training_is_reproducible(mnist_slice: Path, tmp_path: Path, trainer: Train) -> None:
     config = small_cnn(mnist_slice, shift=2.0, rotation=10.0, elastic=20.0, seed=7)
-    rows = [list(csv.DictReader((train(config, tmp_path / n, verbose=0) / "history.csv").open())) for n in "ab"]
+    rows = [list(csv.DictReader((trainer(config, tmp_path / n, verbose=0) / "history.csv").open())) for n in "ab"]
     for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
         assert rows[0][0][key] == rows[1][0][key]
 
@@ -173,24 +168,25 @@ def test_sampling_along_rows_is_bilinear_sampling_at_each_rows_index() -> None:
     assert not sample_rows(images, xs + 40).numpy().any()
 
 
-def test_model_layers_do_not_import_training_code() -> None:
+def test_model_layers_do_not_import_training_code(python_process) -> None:  # type: ignore[no-untyped-def]
     """Deskew shares its resampling with augmentation, yet loading a model never pulls in training modules."""
     program = "import sys, mnist_classifier.layers; print('mnist_classifier.augment' in sys.modules)"
-    result = subprocess.run([sys.executable, "-c", program], text=True, capture_output=True, check=True)
+    result = python_process.run("-c", program, check=True)
     assert result.stdout.strip() == "False"
 
 
 def test_a_deskewing_model_keeps_its_layer_through_saving_and_onnx(
-    mnist_slice: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    mnist_slice: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, trainer: Train
 ) -> None:
     """--deskew puts the layer inside the model, so every way of running the saved run straightens digits."""
     monkeypatch.setenv("MNIST_CLASSIFIER_CACHE", str(tmp_path / "cache"))
-    run_dir = train(small_cnn(mnist_slice, deskew=True), tmp_path / "run", verbose=0)
+    run_dir = trainer(small_cnn(mnist_slice, deskew=True), tmp_path / "run", verbose=0)
     evaluate_run(run_dir)
     keras_predictor = fast_predictor(run_dir)
-    assert isinstance(keras_predictor.model.layers[1], Deskew)
+    assert isinstance(keras_predictor.backend, KerasBackend)
+    assert isinstance(keras_predictor.backend.model.layers[1], Deskew)
     onnx_predictor = fast_predictor(run_dir)
-    assert isinstance(onnx_predictor, OnnxPredictor)
+    assert isinstance(onnx_predictor.backend, OnnxBackend)
     images = scale(load_dataset("mnist").x_test[:300])
     expected = keras_predictor.probabilities(images)
     np.testing.assert_allclose(onnx_predictor.probabilities(images), expected, atol=1e-5)
@@ -258,6 +254,7 @@ def test_ensemble_averages_members(cnn_runs: list[Path], mnist_slice: Path, tmp_
     assert tta["tta"] and tta["accuracy"] >= min(accuracies)
 
 
+@pytest.mark.usefixtures("trainer")  # train_ensemble trains its members for real
 def test_trained_ensemble_members_share_a_validation_split(mnist_slice: Path, tmp_path: Path) -> None:
     """train --ensemble: members differ in seed but hold out the same images, so the ensemble's own validation
     accuracy is measured (and reported); ensembles of runs with different splits have none."""
@@ -303,7 +300,8 @@ def test_ensemble_folder_predicts_like_its_members(  # type: ignore[no-untyped-d
         np.testing.assert_allclose(load_predictor(out).probabilities(x), expected, rtol=1e-5, atol=1e-6)
         load_predictor(out, fast=True)  # converts the members to ONNX
         fast = load_predictor(out, fast=True)
-        assert isinstance(fast, EnsemblePredictor) and all(isinstance(m, OnnxPredictor) for m in fast.members)
+        assert isinstance(fast.backend, EnsembleBackend)
+        assert all(isinstance(m.backend, OnnxBackend) for m in fast.backend.members)
         np.testing.assert_allclose(fast.probabilities(x), expected, atol=1e-4)
     moved = tmp_path / "moved"
     moved.mkdir()

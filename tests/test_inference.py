@@ -16,7 +16,7 @@ from PIL import Image
 import mnist_classifier as mc
 from mnist_classifier import image_files
 from mnist_classifier import verdicts as calib
-from mnist_classifier.backends import EnsembleBackend, KerasBackend, OnnxBackend
+from mnist_classifier.backends import EnsembleBackend, KerasBackend, OnnxBackend, with_features
 from mnist_classifier.data import load_dataset
 from mnist_classifier.errors import ImageError, ImageTooLargeError, RunError
 from mnist_classifier.image_files import image_arrays, load_file
@@ -234,3 +234,30 @@ def test_a_picture_array_over_the_decoding_limit_is_refused(monkeypatch: pytest.
     assert image_arrays(np.zeros((100, 100), np.uint8), (28, 28), False, False).shape == (1, 28, 28)
     with pytest.raises(ImageTooLargeError, match="too many pixels"):
         image_arrays(np.zeros((100, 100, 3), np.uint8), (28, 28), False, False)
+
+
+class Subclassed(keras.Model):
+    """A model with no graph of layers to read its penultimate features from."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.dense = keras.layers.Dense(10, activation="softmax")
+
+    def call(self, x: object) -> object:
+        return self.dense(keras.ops.reshape(x, (-1, 784)))
+
+
+def test_penultimate_features_where_a_model_has_them() -> None:
+    """A model of layers gives its last layer's input as a second output; a subclassed model (no graph to read) or
+    one with two outputs runs as it is (the Mahalanobis score falls back)."""
+    x = np.zeros((2, 28, 28), np.float32)
+    inputs = keras.Input((28, 28))
+    flat = keras.layers.Flatten()(inputs)
+    plain = keras.Model(inputs, keras.layers.Dense(10)(keras.layers.Dense(32)(flat)))
+    probs, features = with_features(plain)(x)
+    assert probs.shape == (2, 10) and features.shape == (2, 32)
+    two = keras.Model(inputs, [keras.layers.Dense(10)(flat), keras.layers.Dense(3)(flat)])
+    subclassed = Subclassed()
+    subclassed(x)
+    for model in (two, subclassed):
+        assert with_features(model) is model

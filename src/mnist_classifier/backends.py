@@ -196,11 +196,11 @@ def with_features(model: Any) -> Any:
     import keras
 
     try:
-        inputs, outputs, last = model.input, model.outputs, model.layers[-1].input
-    except AttributeError:  # a model never called on symbolic inputs (subclassed) has no graph to read them from
+        last = model.layers[-1].input
+        if len(model.outputs) != 1 or not isinstance(last, keras.KerasTensor):  # several outputs or last inputs
+            return model
+        reader = keras.Model(model.input, [model.outputs[0], last], name=model.name)
+    except (AttributeError, ValueError):  # no graph to read (a subclassed model), or a last layer outside it
         return model
-    if len(outputs) != 1 or not isinstance(last, keras.KerasTensor):  # several outputs, or a last layer of several
-        return model
-    reader = keras.Model(inputs, [outputs[0], last], name=model.name)
     reader(np.zeros((1, *model.input_shape[1:]), np.float32))  # called once: Keras exports only a called model
     return reader

@@ -136,9 +136,11 @@ def fast_predictor(path: Path, batch_size: int = 1024) -> Predictor:
     cached = onnx_cache.location(model_file(path))
     if cached.is_file():
         try:
-            return Predictor(path, batch_size, OnnxBackend(cached))
+            copy = OnnxBackend(cached)
         except RunError:  # a damaged cache entry: convert again
             cached.unlink(missing_ok=True)
+        else:
+            return Predictor(path, batch_size, copy)
     import_tensorflow_quietly()
     backend = KerasBackend(load_model(path))
     predictor = Predictor(path, batch_size, backend)
