@@ -1,5 +1,6 @@
 """Hyperparameter search on slices of the real MNIST: grid, random, pruning, and workers (started together, joining,
-killed, frozen) in real processes on SQLite and PostgreSQL."""
+killed, frozen) in real processes on SQLite and PostgreSQL. A test whose trials train asks for `trainer` (the slow
+tier) though `tune` calls train itself; one that starts workers uses `python_process` (integration)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,6 @@ import signal
 import socket
 import sqlite3
 import subprocess
-import sys
 import tempfile
 import time
 from collections import Counter
@@ -29,11 +29,14 @@ from optuna.storages import RDBStorage
 from optuna.trial import TrialState
 
 from mnist_classifier import resolve, tuning
-from mnist_classifier.errors import ConfigError
+from mnist_classifier.errors import ConfigError, TuningError
 from mnist_classifier.models import MODELS
 from mnist_classifier.tuning.report import write_tuning_report
+from mnist_classifier.tuning.study import PruningCallback
 
-from .conftest import require
+from .conftest import PythonProcess, require
+
+trains = pytest.mark.usefixtures("trainer")  # its trials train: the slow tier
 
 SPACE = "hidden_units = [[32], [64]]\nlearning_rate = [3e-3, 1e-2]\n"
 BASE = "epochs = 2\ntrain_samples = 3000\nbatch_size = 64\n"
@@ -65,6 +68,7 @@ def evaluated(found: list[optuna.trial.FrozenTrial]) -> list[tuple[str, float]]:
     return [(t.params["hidden_units"], t.params["learning_rate"]) for t in found if t.state in done]
 
 
+@trains
 def test_grid_search_evaluates_each_point_once_and_its_best_config_trains(cli, files, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     space, base = files
     out = tmp_path / "out"
@@ -102,6 +106,7 @@ def test_grid_search_evaluates_each_point_once_and_its_best_config_trains(cli, f
     assert changed.code == 2 and "was started with another space" in changed.err
 
 
+@trains
 def test_random_search_counts_trials_across_runs(cli, files, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     _, base = files
     space = tmp_path / "ranges.toml"
@@ -119,6 +124,7 @@ def test_random_search_counts_trials_across_runs(cli, files, tmp_path: Path) -> 
     assert not (out / "final").exists()
 
 
+@trains
 def test_trial_claimed_before_its_first_heartbeat_is_failed_and_redone(  # type: ignore[no-untyped-def]
     cli, files, tmp_path: Path
 ) -> None:
@@ -190,16 +196,17 @@ def grid12(tmp_path: Path) -> tuple[Path, Path]:
 
 
 def worker(space: Path, base: Path, out: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "mnist_classifier", *tune_args(space, base, out, "--pruner", "none", *extra)]
+    """The arguments of Python running a `tune` worker."""
+    return ["-m", "mnist_classifier", *tune_args(space, base, out, "--pruner", "none", *extra)]
 
 
-def start_together(commands: list[list[str]]) -> list[tuple[int, str, str]]:
+def start_together(python: PythonProcess, commands: list[list[str]]) -> list[tuple[int, str, str]]:
     """Start the workers behind a barrier (each imports TensorFlow, reports ready, then waits for the go on its
     stdin) so they open the study at the same instant; their exit codes and outputs."""
     env = os.environ | {"PYTHONUNBUFFERED": "1"}
-    gated = [[sys.executable, "-c", GATE, *c[3:]] for c in commands]
+    gated = [["-c", GATE, *c[2:]] for c in commands]
     pipes = subprocess.PIPE
-    workers = [subprocess.Popen(c, stdin=pipes, stdout=pipes, stderr=pipes, text=True, env=env) for c in gated]
+    workers = [python.start(*c, stdin=pipes, stdout=pipes, stderr=pipes, text=True, env=env) for c in gated]
     for w in workers:
         assert w.stdout is not None and w.stdout.readline() == "ready\n"
     for w in workers:
@@ -246,10 +253,12 @@ def wait_for(condition: Callable[[], bool], process: subprocess.Popen[bytes], se
         time.sleep(0.2)
 
 
-def four_workers_share_a_new_grid(grid12: tuple[Path, Path], tmp_path: Path, storage: str | None) -> str:
+def four_workers_share_a_new_grid(
+    python: PythonProcess, grid12: tuple[Path, Path], tmp_path: Path, storage: str | None
+) -> str:
     space, base = grid12
     options = ["--no-final-train"] + (["--storage", storage] if storage else [])
-    results = start_together([worker(space, base, tmp_path / "out", *options) for _ in range(4)])
+    results = start_together(python, [worker(space, base, tmp_path / "out", *options) for _ in range(4)])
     assert [code for code, _, _ in results] == [0, 0, 0, 0], [err[-2000:] for _, _, err in results]
     storage = storage or f"sqlite:///{tmp_path / 'out' / 'study.db'}"
     found = trials(tmp_path, storage=storage)
@@ -259,8 +268,10 @@ def four_workers_share_a_new_grid(grid12: tuple[Path, Path], tmp_path: Path, sto
     return storage
 
 
-def test_four_workers_started_together_evaluate_each_grid_point_once(grid12, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    storage = four_workers_share_a_new_grid(grid12, tmp_path, None)
+def test_four_workers_started_together_evaluate_each_grid_point_once(  # type: ignore[no-untyped-def]
+    python_process: PythonProcess, grid12, tmp_path: Path
+) -> None:
+    storage = four_workers_share_a_new_grid(python_process, grid12, tmp_path, None)
 
     from optuna_dashboard import wsgi
 
@@ -272,15 +283,17 @@ def test_four_workers_started_together_evaluate_each_grid_point_once(grid12, tmp
     assert {t["number"]: t["values"][0] for t in shown if t["state"] == "Complete"} == values
 
 
-def test_worker_with_other_threads_and_output_folder_joins_a_running_study(cli, grid12, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_worker_with_other_threads_and_output_folder_joins_a_running_study(  # type: ignore[no-untyped-def]
+    python_process: PythonProcess, cli, grid12, tmp_path: Path
+) -> None:
     space, base = grid12
     storage = f"sqlite:///{tmp_path / 'study.db'}"
     options = ["--storage", storage, "--no-final-train"]
-    first = subprocess.Popen(worker(space, base, tmp_path / "a", *options), stdout=subprocess.DEVNULL)
+    first = python_process.start(*worker(space, base, tmp_path / "a", *options), stdout=subprocess.DEVNULL)
     wait_for(lambda: running_in(storage, "dnn-mnist-grid", first.pid), first)
     other = tmp_path / "other.toml"
     other.write_text(TINY.replace("threads = 1", "threads = 2"))
-    second = subprocess.run(worker(space, other, tmp_path / "b", *options), capture_output=True, text=True)
+    second = python_process.run(*worker(space, other, tmp_path / "b", *options))
     first.wait(300)
     assert (first.returncode, second.returncode) == (0, 0), second.stderr[-2000:]
     found = trials(tmp_path, storage=storage)
@@ -292,14 +305,14 @@ def test_worker_with_other_threads_and_output_folder_joins_a_running_study(cli, 
     assert refused.code == 2 and "was started with another epochs (1, now 2)" in refused.err
 
 
-def kill_ten_times(space: Path, base: Path, out: Path, storage: str) -> None:
+def kill_ten_times(python: PythonProcess, space: Path, base: Path, out: Path, storage: str) -> None:
     """SIGKILL a worker at a random moment of a trial, ten times over one study, then let a worker finish it: every
     grid point is complete exactly once and no completed trial is lost."""
     command = worker(space, base, out, "--storage", storage, "--study", "killed", "--no-final-train")
     rng = random.Random(7)
     completed: dict[int, float | None] = {}
     for _ in range(10):
-        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        process = python.start(*command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_for(lambda p=process: running_in(storage, "killed", p.pid), process)  # type: ignore[misc]
         time.sleep(rng.uniform(0, 2))
         process.send_signal(signal.SIGKILL)
@@ -308,7 +321,7 @@ def kill_ten_times(space: Path, base: Path, out: Path, storage: str) -> None:
         now = {t.number: t.value for t in found if t.state == TrialState.COMPLETE}
         assert {n: now.get(n) for n in completed} == completed, "no completed trial lost"
         completed |= now
-    final = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    final = python.run(*command, timeout=600)
     assert final.returncode == 0, final.stderr[-2000:]
     found = optuna.load_study(study_name="killed", storage=storage).trials
     assert {n: t.value for t in found if (n := t.number) in completed} == completed
@@ -316,18 +329,24 @@ def kill_ten_times(space: Path, base: Path, out: Path, storage: str) -> None:
     assert sum(t.state == TrialState.FAIL for t in found) >= 3, "kills hit running trials, redone later"
 
 
-def test_workers_killed_ten_times_leave_every_grid_point_complete_once(grid12, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_workers_killed_ten_times_leave_every_grid_point_complete_once(  # type: ignore[no-untyped-def]
+    python_process: PythonProcess, grid12, tmp_path: Path
+) -> None:
     space, base = grid12
-    kill_ten_times(space, base, tmp_path / "out", f"sqlite:///{tmp_path / 'study.db'}")
+    kill_ten_times(python_process, space, base, tmp_path / "out", f"sqlite:///{tmp_path / 'study.db'}")
 
 
-def test_slow_heartbeat_within_the_grace_period_never_fails_a_live_trial(grid12, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_slow_heartbeat_within_the_grace_period_never_fails_a_live_trial(  # type: ignore[no-untyped-def]
+    python_process: PythonProcess, grid12, tmp_path: Path
+) -> None:
     """A worker frozen (SIGSTOP) for most of the grace period, its heartbeat that late, while another worker
     checks for stale trials: its trial is not failed, and it completes it once it goes on."""
     space, base = grid12
     storage = f"sqlite:///{tmp_path / 'study.db'}"
     command = worker(space, base, tmp_path / "out", "--storage", storage, "--no-final-train")
-    frozen, other = (subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for _ in range(2))
+    frozen, other = (
+        python_process.start(*command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for _ in range(2)
+    )
     wait_for(lambda: running_in(storage, "dnn-mnist-grid", frozen.pid), frozen)
     with contextlib.closing(sqlite3.connect(tmp_path / "study.db", 30, isolation_level=None)) as db:
         db.execute("BEGIN IMMEDIATE")  # so the worker is frozen between transactions, holding no lock of SQLite
@@ -340,10 +359,12 @@ def test_slow_heartbeat_within_the_grace_period_never_fails_a_live_trial(grid12,
     assert_grid_done_once(found)
 
 
-def test_two_workers_reaching_the_end_make_one_final_run(files, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_two_workers_reaching_the_end_make_one_final_run(  # type: ignore[no-untyped-def]
+    python_process: PythonProcess, files, tmp_path: Path
+) -> None:
     space, base = files
     out = tmp_path / "out"
-    results = start_together([worker(space, base, out) for _ in range(2)])
+    results = start_together(python_process, [worker(space, base, out) for _ in range(2)])
     assert [code for code, _, _ in results] == [0, 0], [err[-2000:] for _, _, err in results]
     outputs = "".join(out for _, out, _ in results)
     assert outputs.count("retraining the best configuration") == 1
@@ -354,13 +375,17 @@ def test_two_workers_reaching_the_end_make_one_final_run(files, tmp_path: Path) 
     assert not list(out.glob(".final-*")), "no staging folder left"
 
 
-def test_four_workers_started_together_share_a_grid_through_postgresql(grid12, tmp_path: Path, postgres: str) -> None:  # type: ignore[no-untyped-def]
-    four_workers_share_a_new_grid(grid12, tmp_path, postgres)
+def test_four_workers_started_together_share_a_grid_through_postgresql(  # type: ignore[no-untyped-def]
+    python_process: PythonProcess, grid12, tmp_path: Path, postgres: str
+) -> None:
+    four_workers_share_a_new_grid(python_process, grid12, tmp_path, postgres)
 
 
-def test_workers_killed_ten_times_through_postgresql(grid12, tmp_path: Path, postgres: str) -> None:  # type: ignore[no-untyped-def]
+def test_workers_killed_ten_times_through_postgresql(  # type: ignore[no-untyped-def]
+    python_process: PythonProcess, grid12, tmp_path: Path, postgres: str
+) -> None:
     space, base = grid12
-    kill_ten_times(space, base, tmp_path / "out", postgres)
+    kill_ten_times(python_process, space, base, tmp_path / "out", postgres)
 
 
 def study_with(values: list[float], epochs: int) -> optuna.Study:
@@ -385,6 +410,7 @@ def test_report_escapes_names_and_notes_the_plots_it_cannot_draw(tmp_path: Path)
     assert page.count("<script>") == 1 and "Plotly" in page, "Plotly.js inline, once"
 
 
+@trains
 def test_median_pruner_stops_a_trial_clearly_worse_than_the_median(tmp_path: Path) -> None:
     base = resolve(epochs=5, train_samples=2000, learning_rate=1e-5, optimizer="sgd", hidden_units=[32])
     study = study_with([0.95, 0.96, 0.97], 5)
@@ -397,6 +423,7 @@ def test_median_pruner_stops_a_trial_clearly_worse_than_the_median(tmp_path: Pat
     assert not kept.pruned and kept.epochs == 5, "the same trial runs to the end when it beats the median"
 
 
+@trains
 def test_failed_trial_is_recorded_and_the_study_goes_on(files, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     space, base = files
     real = tuning.study.train
@@ -475,6 +502,7 @@ def test_unknown_sampler_names_the_option() -> None:
         tuning.settings(resolve(), sampler="bayes")
 
 
+@trains
 def test_space_given_as_a_dict_is_checked_and_searched(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="space: 'neurons' is not a setting"):
         tuning.read_space({"neurons": [1, 2]}, resolve(), "grid")
@@ -484,3 +512,50 @@ def test_space_given_as_a_dict_is_checked_and_searched(tmp_path: Path) -> None:
     result = tuning.tune(plan)
     assert result.counts["complete"] == 2 and sorted(r["learning_rate"] for r in result.rows) == [1e-3, 3e-3]
     assert "given in Python" in (tmp_path / "report.html").read_text()
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used with Study.optimize")
+def test_a_trial_failed_by_another_worker_is_told_by_its_state_not_by_optunas_words(
+    files: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another worker fails a trial running here when its heartbeat is late, and Optuna refuses the trial's end with a
+    ValueError whose words are Optuna's to change: the worker reads the trial's state. Any other ValueError stays."""
+    failed_elsewhere = True
+
+    def optimize(study: optuna.Study, func: Callable[[optuna.Trial], float], **kwargs: object) -> None:
+        trial = study.ask()
+        func(trial)
+        if failed_elsewhere:
+            study.tell(trial, state=TrialState.FAIL)  # as the other worker's fail_stale_trials does
+        raise ValueError(f"trial {trial.number} was already finished")  # not Optuna 5's words
+
+    monkeypatch.setattr(optuna.Study, "optimize", optimize)
+    monkeypatch.setattr(tuning.study, "fit_trial", lambda trial, *args: PruningCallback(trial))  # no training
+    space, base = files
+    plan = tuning.settings(resolve(base), space, "grid", "none", out=tmp_path / "out")
+    with pytest.raises(TuningError, match="a trial running here was failed by another worker"):
+        tuning.tune(plan)
+    failed_elsewhere = False
+    with pytest.raises(ValueError, match="already finished"):
+        tuning.tune(plan)
+
+
+def test_the_postgresql_lock_disposes_of_its_engine_when_its_block_fails(monkeypatch: pytest.MonkeyPatch) -> None:
+    disposed: list[bool] = []
+
+    class Connection(contextlib.nullcontext[None]):
+        def execute(self, *args: object) -> None:
+            pass
+
+    class Engine:
+        def connect(self) -> Connection:
+            return Connection()
+
+        def dispose(self) -> None:
+            disposed.append(True)
+
+    monkeypatch.setattr(tuning.storage.sqlalchemy, "create_engine", lambda *args, **kwargs: Engine())
+    url = tuning.storage.parse_url("postgresql://nobody@127.0.0.1/tune")
+    with pytest.raises(RuntimeError, match="the block failed"), tuning.storage.lock(url, "open"):
+        raise RuntimeError("the block failed")
+    assert disposed == [True]

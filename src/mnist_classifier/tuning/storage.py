@@ -103,10 +103,12 @@ def lock(url: sqlalchemy.URL, name: str, wait: bool = True) -> Iterator[bool]:
             yield True
         return
     key = int.from_bytes(hashlib.sha256(f"mnist-classifier {name}".encode()).digest()[:8], "big", signed=True)
-    with pg:
-        if wait:
-            pg.execute(sqlalchemy.text("SELECT pg_advisory_lock(:key)"), {"key": key})
-            yield True
-        else:
-            yield bool(pg.execute(sqlalchemy.text("SELECT pg_try_advisory_lock(:key)"), {"key": key}).scalar())
-    engine.dispose()
+    try:
+        with pg:
+            if wait:
+                pg.execute(sqlalchemy.text("SELECT pg_advisory_lock(:key)"), {"key": key})
+                yield True
+            else:
+                yield bool(pg.execute(sqlalchemy.text("SELECT pg_try_advisory_lock(:key)"), {"key": key}).scalar())
+    finally:
+        engine.dispose()

@@ -139,6 +139,7 @@ class Worker:
     progress: Progress
     durations: list[float] = field(default_factory=list)
     failures: int = 0
+    current: int | None = None  # the number of the trial running here, until Optuna has recorded its end
 
     @property
     def grid(self) -> bool:
@@ -160,6 +161,7 @@ class Worker:
         return "wait" if running else "stop"
 
     def objective(self, trial: optuna.Trial) -> float:
+        self.current = trial.number
         trial.set_user_attr("trial", trial.number)
         trial.set_user_attr("worker", WORKER)
         if self.grid and "point" not in trial.user_attrs:
@@ -182,6 +184,7 @@ class Worker:
         return result.best
 
     def after_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        self.current = None
         if trial.user_attrs.get("reason") == NO_POINT:
             study.stop()
             return
@@ -208,6 +211,12 @@ class Worker:
             f"trial {trial.number} {outcome}  {params}  |  {best_text}  |"
             f"  {len(trials)}/{self.budget} done  ~{format_duration(left)} left"
         )
+
+    def failed_elsewhere(self) -> bool:
+        """Whether the trial running here was failed by another worker (its heartbeat was late), which Optuna answers
+        with a ValueError when this worker reports the trial's end: told from other ValueErrors by the trial's state."""
+        failed = self.study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
+        return self.current is not None and any(t.number == self.current for t in failed)
 
     def run(self, url: sqlalchemy.URL) -> None:
         """Run trials until the budget, the grid or the time is used up, or too many fail in a row."""
@@ -240,8 +249,8 @@ class Worker:
             timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
             try:
                 self.study.optimize(self.objective, timeout=timeout, callbacks=callbacks, catch=(Exception,))
-            except ValueError as e:
-                if not str(e).startswith("Cannot tell a FAIL trial"):
+            except ValueError:
+                if not self.failed_elsewhere():
                     raise
                 raise TuningError(
                     f"a trial running here was failed by another worker (its heartbeat was over {GRACE_PERIOD} s"
