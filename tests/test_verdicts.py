@@ -20,7 +20,6 @@ from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 
 from mnist_classifier import load_run, verdicts
-from mnist_classifier.calibrate import calibrate_run
 from mnist_classifier.data import load_dataset, split_validation, synthetic
 from mnist_classifier.inference import DefaultCalibrationWarning, Predictor
 from mnist_classifier.report import write_report
@@ -192,12 +191,15 @@ def test_a_fitted_calibration_is_stored_in_the_format_old_runs_have_and_loads_ba
     assert written_before.typicality(np.array([0.0, 0.95])).tolist() == [1.0, pytest.approx(1 / 11)]
 
 
-def test_calibrating_a_run_again_reproduces_what_training_stored(tiny_run: Path, tmp_path: Path) -> None:
+def test_the_calibrate_command_reproduces_what_training_stored(cli, tiny_run: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     run = tmp_path / "run"
     shutil.copytree(tiny_run, run)
     before = {name: (run / name).read_bytes() for name in (verdicts.CALIBRATION, verdicts.FEATURE_STATS)}
-    fitted = calibrate_run(run)
-    assert json.loads(before[verdicts.CALIBRATION]) == fitted
+    (run / verdicts.CALIBRATION).unlink()
+    result = cli("calibrate", str(run))
+    assert result.code == 0, result.err
+    stored = json.loads(before[verdicts.CALIBRATION])
+    assert f"temperature {stored['temperature']:.3f} · score {stored['score']}" in result.out
     assert {name: (run / name).read_bytes() for name in before} == before
 
 
