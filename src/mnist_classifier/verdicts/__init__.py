@@ -1,4 +1,4 @@
-"""Verdicts: the calibration a model judges its readings with, how it is fitted and stored, and the verdicts it gives.
+"""Verdicts (digit, uncertain, not a digit): what a model needs to give them, on arrays, in one package.
 
 A reading is a `digit`, `uncertain` (a digit, but two classes are close) or `not_a_digit` (unlike the digits the
 model knows); the reading itself is always kept. Nothing here runs a model: callers measure and pass arrays.
