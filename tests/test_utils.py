@@ -56,3 +56,16 @@ def test_importing_the_package_changes_no_warning_filter_and_no_environment_vari
     result = python_process.run("-c", script, env=unset)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == {"filters": [], "environ": []}
+
+
+def test_the_version_is_pyprojects_everywhere() -> None:
+    """pyproject.toml holds the version; the package and the server's OpenAPI read it from the installed metadata."""
+    import tomllib
+    from types import SimpleNamespace
+
+    import mnist_classifier
+    from mnist_classifier.server import create_app
+
+    declared = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())["project"]["version"]
+    assert mnist_classifier.__version__ == declared
+    assert create_app(SimpleNamespace(name="a model")).version == declared  # type: ignore[arg-type]

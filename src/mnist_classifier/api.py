@@ -22,6 +22,7 @@ import numpy as np
 from .config import Interval, Options, TrainConfig, check_field, check_names, check_value, resolve
 from .errors import ConfigError, ImageError, RunError
 from .runs import CONFIG, METRICS, check_run_dir, ensemble_members, new_run_dir, read_history, read_json, read_metrics
+from .utils import import_tensorflow_quietly
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -226,6 +227,7 @@ def train(
         config = dataclasses.replace(config, **settings).validate()
     else:
         config = resolve(None, preset, **settings)
+    import_tensorflow_quietly()
     from .evaluation import evaluate_run
     from .report import write_report
     from .training import train as fit
@@ -244,6 +246,7 @@ def train(
 def resume(path: str | Path, verbose: int | str = "auto") -> Run:
     """Continue a run that was interrupted, from its last completed epoch (or, killed after training, from its
     evaluation); then evaluate it and write its report, as `train` would have."""
+    import_tensorflow_quietly()
     from .evaluation import evaluate_run
     from .report import write_report
     from .training import resume as resume_training
@@ -275,6 +278,7 @@ def tune(
     values or a range {"low", "high", "log" or "step"} (or names a space TOML file); the settings it leaves fixed
     come from `config` or by name (`model="cnn", epochs=3`). `progress` gets one line for the study's plan, then
     one per trial."""
+    import_tensorflow_quietly()
     from . import tuning
 
     check_names(settings)

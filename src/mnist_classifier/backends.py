@@ -26,18 +26,6 @@ if TYPE_CHECKING:
 TTA_SHIFTS = ((0, 0), (-1, 0), (1, 0), (0, -1), (0, 1))
 
 
-def single_threaded_ops() -> None:
-    """Run each TensorFlow op on one thread: for a server's small batches this halves the CPU per call
-    (no hand-off between threads). Takes effect only before TensorFlow's first op."""
-    import tensorflow as tf
-
-    try:
-        tf.config.threading.set_intra_op_parallelism_threads(1)
-        tf.config.threading.set_inter_op_parallelism_threads(1)
-    except RuntimeError:  # TensorFlow has already started in this process: its threads stay as they are
-        pass
-
-
 class Backend(Protocol):
     """One way of running a model on float32 batches in [0, 1] of shape (N, *input_shape)."""
 

@@ -533,11 +533,11 @@ def serve(
     """Serve the model over HTTP: POST /predict, GET /model, GET /health, docs at /docs, a drawing page at /."""
     import uvicorn
 
-    from .backends import single_threaded_ops
     from .inference import load_predictor
     from .server import create_app
+    from .utils import set_threads
 
-    single_threaded_ops()
+    set_threads(1)  # one thread per op: for a server's small batches this halves the CPU per call
     application = create_app(load_predictor(model), int(max_upload_mb * 2**20), int(max_decode_mb * 2**20))
     console.print(f"serving {model} on http://{host}:{port}/ (docs at /docs); Ctrl+C stops", highlight=False)
     uvicorn.run(application, host=host, port=port, access_log=access_log, log_level="warning")

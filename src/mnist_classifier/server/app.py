@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from importlib.metadata import version
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -56,7 +57,7 @@ def create_app(
     app = FastAPIOffline(
         title="mnist-classifier",
         summary=f"Reads handwritten digits with the model {predictor.name}.",
-        version="0.1.0",
+        version=version("mnist-classifier"),  # pyproject.toml's, as installed
         lifespan=lifespan,
     )
     app.include_router(router)
