@@ -1,0 +1,60 @@
+"""What the command modules share: the console, the common options, TensorFlow's quiet start, option checks."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from ..config import Interval, Rule, check_value
+from ..utils import import_tensorflow_quietly
+
+console = Console(soft_wrap=True)
+ABOVE_ZERO = Interval(0, None, "neither")
+
+DatasetOpt = Annotated[str, typer.Option("--dataset", help="mnist, fashion-mnist, or a name for --data-dir.")]
+DataDirOpt = Annotated[Path | None, typer.Option("--data-dir", help="A folder holding the four IDX files.")]
+TrainSamplesOpt = Annotated[
+    int | None, typer.Option("--train-samples", help="Train on only this many images (quick experiments).")
+]
+
+
+def quiet_tensorflow(command: Callable[..., None]) -> Callable[..., None]:
+    """A command that starts TensorFlow starts it first, with its C++ start-up lines kept off stderr; its `--help`
+    returns before the command runs, so it never starts TensorFlow."""
+
+    @functools.wraps(command)
+    def run(*args: Any, **kwargs: Any) -> None:
+        import_tensorflow_quietly()
+        command(*args, **kwargs)
+
+    return run
+
+
+def within(*rules: Rule) -> Callable[[typer.CallbackParam, Any], Any]:
+    """A Typer callback that checks an option against declared rules (config.Interval, config.Options): a value
+    outside them is one line, `--NAME must ...`, and exit code 2."""
+
+    def check(param: typer.CallbackParam, value: Any) -> Any:
+        check_value(param.name or "", value, *rules)
+        return value
+
+    return check
+
+
+def print_summary(metrics: dict[str, Any], run_dir: Path, report: Path) -> None:
+    """A run's (or an ensemble's) headline figures, its folder and its report."""
+    console.print(
+        f"{metrics.get('split', 'test')} accuracy [bold]{metrics['accuracy']:.2%}[/]"
+        f" ({metrics['errors']} errors of {metrics['n']:,})"
+        f" · loss {metrics['loss']:.4f}"
+        + (f" · trained in {metrics['train_seconds']:.1f} s" if "train_seconds" in metrics else "")
+    )
+    if "val_accuracy" in metrics:
+        console.print(f"validation accuracy {metrics['val_accuracy']:.2%} (the members' shared split)")
+    console.print(f"run directory: {run_dir}", highlight=False)
+    console.print(f"report: {report}", highlight=False)

@@ -1,0 +1,63 @@
+"""The commands that hand a model on: `serve` answers over HTTP, `export` writes it in another format."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ..config import Interval
+from .common import ABOVE_ZERO, console, quiet_tensorflow, within
+
+
+@quiet_tensorflow
+def serve(
+    model: Annotated[Path, typer.Argument(help="A run directory, an ensemble folder, or a .keras file.")],
+    host: Annotated[str, typer.Option(help="Address to listen on; 0.0.0.0 exposes it to the network.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.", callback=within(Interval(0, 65535)))] = 8000,
+    max_upload_mb: Annotated[
+        float,
+        typer.Option("--max-upload-mb", help="Largest request body accepted.", callback=within(ABOVE_ZERO)),
+    ] = 5.0,
+    max_decode_mb: Annotated[
+        float,
+        typer.Option(
+            "--max-decode-mb",
+            callback=within(ABOVE_ZERO),
+            help="Most memory one image may take once decoded, judged from its header before decoding (width x"
+            " height x 1 byte for grey, 1-bit and palette, 2 for 16-bit, 4 for colour); larger ones get 413."
+            " JPEGs decode reduced, so large photos fit.",
+        ),
+    ] = 64.0,
+    access_log: Annotated[bool, typer.Option("--access-log", help="Log every request.")] = False,
+) -> None:
+    """Serve the model over HTTP: POST /predict, GET /model, GET /health, docs at /docs, a drawing page at /."""
+    import uvicorn
+
+    from ..inference import load_predictor
+    from ..server import create_app
+    from ..utils import set_threads
+
+    set_threads(1)  # one thread per op: for a server's small batches this halves the CPU per call
+    application = create_app(load_predictor(model), int(max_upload_mb * 2**20), int(max_decode_mb * 2**20))
+    console.print(f"serving {model} on http://{host}:{port}/ (docs at /docs); Ctrl+C stops", highlight=False)
+    uvicorn.run(application, host=host, port=port, access_log=access_log, log_level="warning")
+
+
+@quiet_tensorflow
+def export(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory written by train.")],
+    format: Annotated[str, typer.Option("--format", help="keras, savedmodel, onnx or tflite.")],
+    out: Annotated[Path, typer.Option(help="File or folder to write (must not exist).")],
+) -> None:
+    """Export a run's model, then check the export gives the original's predictions on the whole test set."""
+    from ..api import load_run
+
+    check = load_run(run_dir).export(format, out)
+    console.print(f"wrote {check.path} ({check.format})", highlight=False)
+    console.print(
+        f"check on the {check.dataset} test set: {check.agree:,} of {check.n:,} predictions equal the original's,"
+        f" largest probability difference {check.max_difference:.1e}",
+        highlight=False,
+    )
