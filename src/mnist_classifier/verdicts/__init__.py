@@ -4,14 +4,35 @@ A reading is a `digit`, `uncertain` (a digit, but two classes are close) or `not
 model knows); the reading itself is always kept. Nothing here runs a model: callers measure and pass arrays.
 """
 
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
 from .calibration import FALLBACK, Calibration
-from .calibrator import Calibrator, Distances
-from .measures import auroc, expected_calibration_error
 from .scores import SCORES, class_statistics, mahalanobis
 from .stored import CALIBRATION, FEATURE_STATS, load, save
 from .temperature import fit_temperature, temperature_scaled
 from .thresholds import threshold, with_thresholds
 from .verdict import VERDICTS, overall, verdicts
+
+if TYPE_CHECKING:
+    from .calibrator import Calibrator, Distances
+    from .measures import auroc, expected_calibration_error
+
+# Fitting and measuring need scikit-learn, which reading a digit does not: they load on first use (PEP 562), so
+# `predict` with a cached ONNX copy starts without it.
+LAZY = {
+    "Calibrator": "calibrator",
+    "Distances": "calibrator",
+    "auroc": "measures",
+    "expected_calibration_error": "measures",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in LAZY:
+        return getattr(import_module(f".{LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "CALIBRATION",
