@@ -175,6 +175,7 @@ class Run:
     ) -> dict[str, Any]:
         """Evaluate a single run on train, val or test (of its own dataset, or of another of the same shape); rewrite
         its metrics and report; return the metrics."""
+        import_tensorflow_quietly()
         from .evaluation import evaluate_run
         from .report import write_report
 
@@ -185,6 +186,7 @@ class Run:
     def calibrate(self) -> dict[str, Any]:
         """Fit the calibration and verdict thresholds again and write calibration.json (training does it itself;
         this is for runs trained before); return what was fitted and its validation figures."""
+        import_tensorflow_quietly()
         from .calibrate import calibrate_run
 
         return calibrate_run(self.path)
@@ -192,6 +194,7 @@ class Run:
     def export(self, format: str, out: str | Path) -> ExportCheck:
         """Write the model as keras, savedmodel, onnx or tflite to `out` (which must not exist), then check that the
         export gives the original's predictions on the whole test set."""
+        import_tensorflow_quietly()
         from .export import export_run
 
         return export_run(self.path, format, Path(out))
@@ -294,6 +297,7 @@ def tune(
 def ensemble(runs: Sequence[str | Path], out: str | Path | None = None, tta: bool = False) -> Run:
     """Average the runs' probabilities, evaluate the ensemble on the test set and write its folder with metrics and
     report; `tta` also averages over one-pixel shifts of each test image."""
+    import_tensorflow_quietly()
     from .ensemble import build_ensemble
     from .report import write_report
 

@@ -1,8 +1,7 @@
-"""What the command modules share: the console, the common options, TensorFlow's quiet start, option checks."""
+"""What the command modules share: the console, the common options, option checks, the summary of a run."""
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
@@ -11,7 +10,6 @@ import typer
 from rich.console import Console
 
 from ..config import Interval, Rule, check_value
-from ..utils import import_tensorflow_quietly
 
 console = Console(soft_wrap=True)
 ABOVE_ZERO = Interval(0, None, "neither")
@@ -21,18 +19,6 @@ DataDirOpt = Annotated[Path | None, typer.Option("--data-dir", help="A folder ho
 TrainSamplesOpt = Annotated[
     int | None, typer.Option("--train-samples", help="Train on only this many images (quick experiments).")
 ]
-
-
-def quiet_tensorflow(command: Callable[..., None]) -> Callable[..., None]:
-    """A command that starts TensorFlow starts it first, with its C++ start-up lines kept off stderr; its `--help`
-    returns before the command runs, so it never starts TensorFlow."""
-
-    @functools.wraps(command)
-    def run(*args: Any, **kwargs: Any) -> None:
-        import_tensorflow_quietly()
-        command(*args, **kwargs)
-
-    return run
 
 
 def within(*rules: Rule) -> Callable[[typer.CallbackParam, Any], Any]:

@@ -8,10 +8,9 @@ from typing import Annotated
 import typer
 
 from ..config import Interval
-from .common import ABOVE_ZERO, console, quiet_tensorflow, within
+from .common import ABOVE_ZERO, console, within
 
 
-@quiet_tensorflow
 def serve(
     model: Annotated[Path, typer.Argument(help="A run directory, an ensemble folder, or a .keras file.")],
     host: Annotated[str, typer.Option(help="Address to listen on; 0.0.0.0 exposes it to the network.")] = "127.0.0.1",
@@ -37,15 +36,15 @@ def serve(
 
     from ..inference import load_predictor
     from ..server import create_app
-    from ..utils import set_threads
+    from ..utils import import_tensorflow_quietly, set_threads
 
+    import_tensorflow_quietly()
     set_threads(1)  # one thread per op: for a server's small batches this halves the CPU per call
     application = create_app(load_predictor(model), int(max_upload_mb * 2**20), int(max_decode_mb * 2**20))
     console.print(f"serving {model} on http://{host}:{port}/ (docs at /docs); Ctrl+C stops", highlight=False)
     uvicorn.run(application, host=host, port=port, access_log=access_log, log_level="warning")
 
 
-@quiet_tensorflow
 def export(
     run_dir: Annotated[Path, typer.Argument(help="A run directory written by train.")],
     format: Annotated[str, typer.Option("--format", help="keras, savedmodel, onnx or tflite.")],

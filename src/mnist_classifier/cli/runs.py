@@ -9,8 +9,7 @@ from typing import Annotated
 import typer
 
 from ..errors import ConfigError
-from ..utils import import_tensorflow_quietly
-from .common import DataDirOpt, TrainSamplesOpt, console, print_summary, quiet_tensorflow
+from .common import DataDirOpt, TrainSamplesOpt, console, print_summary
 
 
 def parse_units(text: str | None, name: str = "--hidden-units", example: str = "512,256") -> list[int] | None:
@@ -140,7 +139,6 @@ def train(
     if resume is not None:
         if config or preset or out or show_config or any(v is not None for v in overrides.values()):
             raise ConfigError("--resume takes every setting from the run's config.json; give it alone")
-        import_tensorflow_quietly()
         run = api.resume(resume, verbose)
     else:
         settings = resolve(config, preset, **overrides)
@@ -149,12 +147,10 @@ def train(
 
             console.print(tomli_w.dumps({k: v for k, v in to_dict(settings).items() if v is not None}), end="")
             return
-        import_tensorflow_quietly()
         run = api.train(settings, out=out, verbose=verbose)
     print_summary(run.metrics, run.path, run.path / "report.html")
 
 
-@quiet_tensorflow
 def evaluate(
     run_dir: Annotated[Path, typer.Argument(help="A run directory written by train.")],
     split: Annotated[str, typer.Option(help="train, val or test.")] = "test",
@@ -169,7 +165,6 @@ def evaluate(
     print_summary(metrics, run_dir, run_dir / "report.html")
 
 
-@quiet_tensorflow
 def calibrate(
     run_dir: Annotated[Path, typer.Argument(help="A run or ensemble folder (an ensemble's members first).")],
 ) -> None:
@@ -192,7 +187,6 @@ def calibrate(
     console.print(f"wrote {run_dir / 'calibration.json'}; `evaluate` puts the figures into the report", highlight=False)
 
 
-@quiet_tensorflow
 def ensemble_command(
     run_dirs: Annotated[list[Path], typer.Argument(help="Two or more run directories of the same dataset.")],
     out: Annotated[

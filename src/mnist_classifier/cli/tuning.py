@@ -8,10 +8,9 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from .common import DataDirOpt, TrainSamplesOpt, console, quiet_tensorflow
+from .common import DataDirOpt, TrainSamplesOpt, console
 
 
-@quiet_tensorflow
 def tune(
     model: Annotated[str | None, typer.Option(help="Model name: dnn (default: --config's, else dnn).")] = None,
     space: Annotated[
