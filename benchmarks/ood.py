@@ -35,11 +35,11 @@ from sklearn.metrics import roc_auc_score
 sys.path.insert(0, str(Path(__file__).parent))
 import serving
 
-from mnist_classifier.verdicts import expected_calibration_error, temperature_scaled
 from mnist_classifier.data import Dataset, load_dataset, synthetic
 from mnist_classifier.image_files import load_file
 from mnist_classifier.inference import DefaultCalibrationWarning, Predictor, judgement, load_predictor
 from mnist_classifier.preprocess import scale
+from mnist_classifier.verdicts import expected_calibration_error, temperature_scaled
 
 CLI = [sys.executable, "-m", "mnist_classifier"]
 DEFAULT_RUNS = {"cnn fast": ["--model", "cnn", "--preset", "fast"], "dnn default": []}

@@ -11,12 +11,12 @@ from typing import Any
 import numpy as np
 from sklearn.metrics import classification_report, confusion_matrix, log_loss
 
-from .verdict_figures import verdict_figures
 from .config import TrainConfig
 from .data import Dataset, load_dataset, split_validation
 from .errors import ConfigError
 from .inference import DefaultCalibrationWarning, Predictor
 from .runs import history_summary, run_config, run_meta, write_evaluation
+from .verdict_figures import verdict_figures
 
 SPLITS = ("train", "val", "test")
 
