@@ -6,6 +6,7 @@ A setting takes a list of values (the grid's points, or choices for random and T
 
 from __future__ import annotations
 
+import difflib
 import itertools
 import json
 import random
@@ -100,8 +101,10 @@ def read_space(source: Path | Mapping[str, Any], base: TrainConfig, sampler: str
     for name, spec in raw.items():
         where = f"{label}: {name!r}"
         if name not in FIELDS:
-            tunable = ", ".join(f for f in FIELDS if f not in NOT_TUNABLE)
-            raise ConfigError(f"{where} is not a setting; tunable settings: {tunable}")
+            tunable = [f for f in FIELDS if f not in NOT_TUNABLE]
+            close = difflib.get_close_matches(name, tunable, n=1)
+            hint = f"did you mean {close[0]}?" if close else f"tunable settings: {', '.join(tunable)}"
+            raise ConfigError(f"{where} is not a setting; {hint}")
         if name in NOT_TUNABLE:
             raise ConfigError(f"{where} cannot be tuned; set it with {option(name)}")
         dim = parse_dimension(label, name, spec)
