@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-from scipy.optimize import minimize_scalar
 
 
 def temperature_scaled(probabilities: np.ndarray, temperature: float) -> np.ndarray:
@@ -18,6 +17,7 @@ def temperature_scaled(probabilities: np.ndarray, temperature: float) -> np.ndar
 
 def fit_temperature(probabilities: np.ndarray, labels: np.ndarray) -> float:
     """The temperature in [e^-3, e^3] that minimises the negative log-likelihood of the labels."""
+    from scipy.optimize import minimize_scalar  # here: reading a digit (temperature_scaled) needs no optimiser
 
     def nll(log_t: float) -> float:
         scaled = temperature_scaled(probabilities, float(np.exp(log_t)))
