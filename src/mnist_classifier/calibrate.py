@@ -91,6 +91,6 @@ def calibrate_run(folder: Path) -> dict[str, Any]:
     distances = {candidate.score: measured(predictor, candidate, x_val, others, unlike) for candidate in scored}
     statistics = scored[0]
     calibrator = Calibrator().fit(raw_val, y_val, distances, statistics.means, statistics.precision)
-    calibration = calibrator.calibration()
-    verdicts.save(folder, calibration, calibrator.figures())
-    return calibration.settings() | {"figures": calibrator.figures()}
+    calibration, figures = calibrator.calibration(), calibrator.figures()
+    verdicts.save(folder, calibration, figures)
+    return calibration.settings() | {"figures": figures}
