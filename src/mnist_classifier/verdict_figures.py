@@ -68,12 +68,12 @@ def photographed_figures(predictor: Predictor, x: np.ndarray, y: np.ndarray) -> 
     """The evaluated digits photographed and prepared (synthetic.photographed), as a photo of handwriting reaches
     `predict`: how many, the share answered as a digit, and the accuracy on them."""
     photos = synthetic.photographed(x, seed=7)
-    probs, distance = predictor.assess(photos, predictor.calibration.temperature)
-    verdicts = np.array(judgement(probs, distance, predictor.calibration).verdicts)
+    judged = predictor.judge(photos)
+    verdicts = np.array(judged.verdicts)
     return {
         "n": len(photos),
         "answered": float(np.mean(verdicts == "digit")),
-        "accuracy": float(np.mean(probs.argmax(axis=1) == y)),
+        "accuracy": float(np.mean(judged.probabilities.argmax(axis=1) == y)),
     }
 
 
@@ -89,11 +89,11 @@ def held_out_figures(predictor: Predictor, digit_distance: np.ndarray) -> dict[s
         figures["fashion-mnist"] = {"available": False}
     sets |= synthetic.held_out_set(HELD_OUT_PER_KIND)
     for name, images in sets.items():
-        probs, distance = predictor.assess(images, predictor.calibration.temperature)
-        verdicts = np.array(judgement(probs, distance, predictor.calibration).verdicts)
+        judged = predictor.judge(images)
+        verdicts = np.array(judged.verdicts)
         figures[name] = {
             "n": len(images),
-            "auroc": calib.auroc(digit_distance, distance),
+            "auroc": calib.auroc(digit_distance, judged.distance),
             "rejected": float(np.mean(verdicts == "not_a_digit")),
             "answered": float(np.mean(verdicts == "digit")),
         }
