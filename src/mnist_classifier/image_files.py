@@ -66,18 +66,20 @@ def image_arrays(images: np.ndarray, input_shape: tuple[int, ...], prepared: boo
             f"expected images of shape {input_shape} (or a batch of them) or one picture (height, width[, 1, 3 or 4"
             f" channels]), got an array of shape {images.shape}"
         )
+    height, width = images.shape[:2]
+    mode = "RGB" if channels == 3 else "RGBA" if channels == 4 else "L"  # Image.fromarray's, for uint8
+    cost = decoded_bytes(mode, (width, height))
+    if cost > MAX_DECODE_BYTES:  # before any copy of the pixels is made
+        raise ImageTooLargeError(
+            f"picture is {width}x{height} {mode}: too many pixels to read ({cost / 2**20:,.0f}"
+            f" MiB, limit {MAX_DECODE_BYTES / 2**20:,.0f} MiB); scale it down"
+        )
     if images.dtype != np.uint8:
         values = images.astype(np.float32)
         if not (values.min() >= 0 and values.max() <= 1):  # NaN fails both comparisons
             raise ImageError("pixel values must be finite and within [0, 1] (or uint8 0..255)")
         images = np.round(values * 255).astype(np.uint8)
     picture = Image.fromarray(images[..., 0] if channels == 1 else images)
-    cost = decoded_bytes(picture.mode, picture.size)
-    if cost > MAX_DECODE_BYTES:
-        raise ImageTooLargeError(
-            f"picture is {picture.width}x{picture.height} {picture.mode}: too many pixels to read ({cost / 2**20:,.0f}"
-            f" MiB, limit {MAX_DECODE_BYTES / 2**20:,.0f} MiB); scale it down"
-        )
     return np.stack(prepare(picture, False, deskewing) if prepared else [as_is(picture)])
 
 
