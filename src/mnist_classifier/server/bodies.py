@@ -17,9 +17,8 @@ from fastapi import HTTPException
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, WithJsonSchema, model_validator
 from pydantic_core import PydanticCustomError
 
+from ..preprocess import SIZE
 from ..verdicts import Calibration, with_thresholds
-
-SIDE = 28  # the side of the images the bundled datasets' models read, as the schema documents `pixels`
 
 
 class Options(BaseModel):
@@ -80,15 +79,15 @@ Pixels = Annotated[
     WithJsonSchema(
         {
             "type": "array",
-            "minItems": SIDE,
-            "maxItems": SIDE,
+            "minItems": SIZE,
+            "maxItems": SIZE,
             "items": {
                 "type": "array",
-                "minItems": SIDE,
-                "maxItems": SIDE,
+                "minItems": SIZE,
+                "maxItems": SIZE,
                 "items": {"type": "number", "minimum": 0, "maximum": 1},
             },
-            "description": f"{SIDE}x{SIDE} array in [0, 1], light ink on black, used as is",
+            "description": f"{SIZE}x{SIZE} array in [0, 1], light ink on black, used as is",
         }
     ),
 ]
