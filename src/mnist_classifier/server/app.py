@@ -8,17 +8,15 @@ within a memory budget; beyond `max_queue` requests in flight, the server answer
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.metadata import version
-from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
-from pydantic import ValidationError
 
 from ..errors import ImageError, ImageTooLargeError, NotAnImageError
 from ..inference import Predictor
@@ -65,7 +63,6 @@ def create_app(
     app.add_exception_handler(Busy, busy)
     app.add_exception_handler(BatchFailed, batch_failed)
     app.add_exception_handler(RequestValidationError, invalid_request)
-    app.add_exception_handler(ValidationError, invalid_body)
     app.add_exception_handler(ImageError, image_error)
     return app
 
@@ -82,22 +79,13 @@ async def batch_failed(request: Request, error: Exception) -> JSONResponse:
     return JSONResponse({"detail": "the model failed on this request's batch (logged); try again"}, 500)
 
 
-def first_problem(errors: Sequence[Any], prefix: tuple[str, ...] = ()) -> JSONResponse:
-    """422 with the first validation error as one line: where it is, then what is wrong."""
-    first = errors[0] if errors else {}
-    where = " ".join(str(part) for part in (*prefix, *first.get("loc", ())))
-    return JSONResponse({"detail": f"{where}: {first.get('msg', 'invalid')}".splitlines()[0]}, 422)
-
-
 async def invalid_request(request: Request, error: Exception) -> JSONResponse:
+    """422 with the first problem of the query or the JSON body (bodies.parse_json) as one line: where it is, then
+    what is wrong."""
     assert isinstance(error, RequestValidationError)
-    return first_problem(error.errors())
-
-
-async def invalid_body(request: Request, error: Exception) -> JSONResponse:
-    """A JSON body that parsed but is not a valid body (see bodies.JsonBody)."""
-    assert isinstance(error, ValidationError)
-    return first_problem(error.errors(include_url=False), ("body",))
+    first = error.errors()[0] if error.errors() else {}
+    where = " ".join(str(part) for part in first.get("loc", ()))
+    return JSONResponse({"detail": f"{where}: {first.get('msg', 'invalid')}".splitlines()[0]}, 422)
 
 
 async def image_error(request: Request, error: Exception) -> JSONResponse:

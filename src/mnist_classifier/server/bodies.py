@@ -14,6 +14,7 @@ from typing import Annotated, Any
 
 import numpy as np
 from fastapi import HTTPException
+from fastapi.exceptions import RequestValidationError
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, WithJsonSchema, model_validator
 from pydantic_core import PydanticCustomError
 
@@ -132,13 +133,15 @@ class JsonBody(Options):
 
 
 def parse_json(body: bytes) -> JsonBody:
-    """A JSON body, parsed and validated: 422 if it is not JSON, a ValidationError if it is not a valid body."""
+    """A JSON body, parsed and validated: 422 if it is not JSON; if it is not a valid body, a RequestValidationError
+    whose locations start with "body", answered as a bad query parameter is."""
     try:
         return JsonBody.model_validate_json(body)
     except ValidationError as error:
-        if error.errors()[0]["type"] == "json_invalid":
-            raise HTTPException(422, f"body is not valid JSON ({error.errors()[0]['msg']})") from None
-        raise
+        errors = error.errors(include_url=False)
+        if errors[0]["type"] == "json_invalid":
+            raise HTTPException(422, f"body is not valid JSON ({errors[0]['msg']})") from None
+        raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in errors]) from None
 
 
 IMAGE_FILE: dict[str, Any] = {"type": "string", "format": "binary"}
