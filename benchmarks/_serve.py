@@ -1,10 +1,12 @@
-"""What the serving benchmarks share: the command line, a default DNN to serve, and `serve` started on 127.0.0.1.
+"""What the serving benchmarks share: the command line, a default DNN to serve, `serve` started on 127.0.0.1, and the
+hostile PNGs both send.
 
 Not a benchmark itself (`make bench` leaves out benchmarks/_*.py)."""
 
 from __future__ import annotations
 
 import contextlib
+import io
 import socket
 import subprocess
 import sys
@@ -12,6 +14,8 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+
+from PIL import Image, ImageDraw
 
 CLI = [sys.executable, "-m", "mnist_classifier"]
 HOST = "127.0.0.1"
@@ -48,3 +52,19 @@ def served(run: Path, port: int) -> Iterator[subprocess.Popen[bytes]]:
     finally:
         server.terminate()
         server.wait(30)
+
+
+def png(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def hostile_pngs() -> dict[str, bytes]:
+    """A 7000x7000 transparent RGBA PNG (200 KB; refused from its header) and a 16-megapixel 1-bit PNG (a few KB;
+    decoded within the budget, reduced, read)."""
+    rgba = Image.new("RGBA", (7000, 7000), (0, 0, 0, 0))
+    ImageDraw.Draw(rgba).line([(2500, 1500), (3500, 5500)], fill=(20, 20, 20, 255), width=60)
+    bits = Image.new("1", (4000, 4000), 0)
+    ImageDraw.Draw(bits).line([(2000, 1000), (2000, 3000)], fill=1, width=40)
+    return {"rgba-7000x7000": png(rgba), "1bit-16mp": png(bits)}

@@ -28,7 +28,7 @@ import urllib.request
 from pathlib import Path
 
 import numpy as np
-from _serve import CLI, free_port, served, train_model
+from _serve import CLI, free_port, hostile_pngs, served, train_model
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 from rich.console import Console
 from rich.table import Table
@@ -83,21 +83,6 @@ async def load(port: int, requests: list[tuple[bytes, int]], clients: int) -> tu
     return latencies, outcome, time.perf_counter() - start
 
 
-def hostile_pngs() -> dict[str, bytes]:
-    """A 7000x7000 transparent RGBA PNG (200 KB; refused from its header) and a 16-megapixel 1-bit PNG (a few KB;
-    decoded within the budget, reduced, read)."""
-    rgba = Image.new("RGBA", (7000, 7000), (0, 0, 0, 0))
-    ImageDraw.Draw(rgba).line([(2500, 1500), (3500, 5500)], fill=(20, 20, 20, 255), width=60)
-    bits = Image.new("1", (4000, 4000), 0)
-    ImageDraw.Draw(bits).line([(2000, 1000), (2000, 3000)], fill=1, width=40)
-    files = {}
-    for name, image in (("rgba", rgba), ("bits", bits)):
-        buffer = io.BytesIO()
-        image.save(buffer, "PNG")
-        files[name] = buffer.getvalue()
-    return files
-
-
 def answer_seconds(port: int, body: bytes, repeats: int = 5) -> float:
     """The median time to an answer (any status) of POST /predict with a raw PNG body."""
     times = []
@@ -135,8 +120,8 @@ def bench_server(run: Path, count: int, clients: int) -> dict[str, float]:
         "per_second": len(ms) / seconds,
         "errors": errors,
         "accuracy": correct / len(ms),
-        "rgba_seconds": hostile["rgba"],
-        "bits_seconds": hostile["bits"],
+        "rgba_seconds": hostile["rgba-7000x7000"],
+        "bits_seconds": hostile["1bit-16mp"],
     }
 
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import io
 import math
 import os
 import platform
@@ -27,8 +26,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from _serve import HOST, free_port, served, train_model
-from PIL import Image, ImageDraw
+from _serve import HOST, free_port, hostile_pngs, png, served, train_model
+from PIL import Image
 from rich.console import Console
 from rich.table import Table
 
@@ -41,20 +40,6 @@ def rss_mb(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     raise RuntimeError("no VmRSS in /proc")
-
-
-def png(image: Image.Image) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, "PNG")
-    return buffer.getvalue()
-
-
-def hostile_pngs() -> dict[str, bytes]:
-    rgba = Image.new("RGBA", (7000, 7000), (0, 0, 0, 0))
-    ImageDraw.Draw(rgba).line([(2500, 1500), (3500, 5500)], fill=(20, 20, 20, 255), width=60)
-    bits = Image.new("1", (4000, 4000), 0)
-    ImageDraw.Draw(bits).line([(2000, 1000), (2000, 3000)], fill=1, width=40)
-    return {"rgba-7000x7000": png(rgba), "1bit-16mp": png(bits)}
 
 
 def request(port: int, body: bytes, content_type: str, multipart: bool = True) -> bytes:
