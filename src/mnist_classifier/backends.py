@@ -157,6 +157,9 @@ class EnsembleBackend:
     def assess(self, x: np.ndarray, temperature: float, calibration: Calibration) -> tuple[np.ndarray, np.ndarray]:
         """The members' mean probabilities (scaled by `temperature`); with the `members` score, the distance is the
         mean of the members' atypicality (1 - typicality) under their own calibrations."""
+        if self.tta and calibration.score != "members":  # nothing of the members' own assessments would be used
+            probs = self.probabilities(x)
+            return calib.temperature_scaled(probs, temperature), calibration.distance(probs, None)
         assessed = [member.assess(x) for member in self.members]
         probs = self.probabilities(x) if self.tta else np.mean([p for p, _ in assessed], axis=0)
         if calibration.score == "members":
