@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-Verdict = Literal["digit", "uncertain", "not_a_digit"]  # calibration.VERDICTS
+Verdict = Literal["digit", "uncertain", "not_a_digit"]  # verdicts.VERDICTS
 VERDICT = (
     "digit: answered; uncertain: a digit, but its calibrated confidence is below the confidence threshold (two"
     " classes close); not_a_digit: unlike the digits the model knows (typicality below the reject threshold)."
