@@ -18,6 +18,7 @@ from .backends import KerasBackend
 from .data import load_dataset
 from .errors import ConfigError, ExportError, MnistClassifierError
 from .inference import DefaultCalibrationWarning, Predictor
+from .onnx_cache import first_line
 from .preprocess import scale
 from .runs import load_model, run_config
 from .utils import create_folder, import_tensorflow_quietly
@@ -140,10 +141,6 @@ def export_run(run_dir: Path, format: str, out: Path, limit: int | None = None) 
     finally:
         remove(partial)
     return ExportCheck(out, format, data.name, len(images), agree, worst)
-
-
-def first_line(error: Exception) -> str:
-    return (str(error).splitlines() or [type(error).__name__])[0][:200]
 
 
 def remove(path: Path) -> None:
