@@ -36,10 +36,9 @@ def serve(
 
     from ..inference import load_predictor
     from ..server import create_app
-    from ..utils import import_tensorflow_quietly, set_threads
+    from ..utils import set_threads
 
-    import_tensorflow_quietly()
-    set_threads(1)  # one thread per op: for a server's small batches this halves the CPU per call
+    set_threads(1)  # starts TensorFlow quietly; one thread per op: for a server's small batches this halves the CPU
     application = create_app(load_predictor(model), int(max_upload_mb * 2**20), int(max_decode_mb * 2**20))
     console.print(f"serving {model} on http://{host}:{port}/ (docs at /docs); Ctrl+C stops", highlight=False)
     uvicorn.run(application, host=host, port=port, access_log=access_log, log_level="warning")
