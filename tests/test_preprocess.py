@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import io
+import sys
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -137,6 +139,21 @@ def test_pillows_decompression_bomb_warning_is_silenced_only_where_it_arises() -
         image = open_image(header, max_bytes=2**30, load=False)
         assert warnings.filters == filters
     assert image.size == (10_000, 10_000) and not caught, [str(w.message) for w in caught]
+
+
+def test_threads_opening_images_at_once_leave_the_warning_filters_as_they_were() -> None:
+    """catch_warnings swaps the process's filter list: two threads inside it at once can restore each other's copy
+    and leave Pillow's warning silenced for good (the server and `predict` decode in thread pools)."""
+    data, interval = png(Image.new("L", (28, 28))), sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as possible, so that a race shows
+    try:
+        with warnings.catch_warnings(), ThreadPoolExecutor(4) as pool:
+            warnings.resetwarnings()  # not even pyproject.toml's filter for Pillow's warning
+            for _ in range(5):
+                list(pool.map(lambda _: open_image(data), range(1000)))
+                assert warnings.filters == []
+    finally:
+        sys.setswitchinterval(interval)
 
 
 def test_hostile_transparent_png_is_refused_and_large_photos_are_read(digits: np.ndarray) -> None:

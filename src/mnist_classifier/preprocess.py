@@ -10,6 +10,7 @@ range, then the same crop, scale and centring.
 from __future__ import annotations
 
 import io
+import threading
 import warnings
 from pathlib import Path
 
@@ -30,6 +31,9 @@ STROKE_TARGET = (2.4, 3.6)
 MIN_CONTRAST = 0.08
 SIGNATURES = ((b"\x89PNG", "PNG"), (b"\xff\xd8", "JPEG"), (b"GIF8", "GIF"), (b"BM", "BMP"), (b"RIFF", "WebP"))
 MERGE_OVERLAP = 0.3  # ink components sharing this share of the narrower's width are one digit
+# Pillow warns of images between its pixel limit and twice it, which open_image judges by their cost instead. The
+# warning filters are the process's (catch_warnings is not thread-safe), so threads opening images take turns.
+QUIET_PILLOW = threading.Lock()
 
 
 def scale(images: np.ndarray) -> np.ndarray:
@@ -51,13 +55,13 @@ def open_image(source: bytes | Path, max_bytes: int = MAX_DECODE_BYTES, *, load:
     if isinstance(source, bytes) and not source:
         raise ImageError("empty file; send an image such as a PNG or JPEG")
     try:
-        with warnings.catch_warnings():  # Pillow warns of images between its limit and twice it: refused by cost here
+        with QUIET_PILLOW, warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(source) if isinstance(source, bytes) else source)
-            width, height = image.size
-            if width < 1 or height < 1:
-                raise ImageError(f"image is {width}x{height} pixels; it holds nothing to read")
-            image.draft("L", (WORK_SIDE, WORK_SIDE))  # JPEG only: decodes grey at 1/2, 1/4 or 1/8 scale
+        width, height = image.size
+        if width < 1 or height < 1:
+            raise ImageError(f"image is {width}x{height} pixels; it holds nothing to read")
+        image.draft("L", (WORK_SIDE, WORK_SIDE))  # JPEG only: decodes grey at 1/2, 1/4 or 1/8 scale
         cost = decoded_bytes(image.mode, image.size)
         if cost > max_bytes:
             raise ImageTooLargeError(
