@@ -13,7 +13,7 @@ import os
 import tomllib
 import types
 import typing
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -222,9 +222,13 @@ def check_names(names: Iterable[str]) -> None:
     """Raise SettingError naming the first of `names` that is not a setting, with the closest one that is."""
     unknown = sorted(set(names) - set(FIELDS))
     if unknown:
-        close = difflib.get_close_matches(unknown[0], FIELDS, n=1)
-        hint = f"did you mean {close[0]}?" if close else f"the settings are {', '.join(FIELDS)}"
-        raise SettingError(unknown[0], f"is not a setting; {hint}")
+        raise SettingError(unknown[0], f"is not a setting; {closest(unknown[0], list(FIELDS), 'the settings are')}")
+
+
+def closest(name: str, names: Sequence[str], listing: str) -> str:
+    """What to say of a name that is not one of `names`: the close one it likely meant, else them all."""
+    close = difflib.get_close_matches(name, names, n=1)
+    return f"did you mean {close[0]}?" if close else f"{listing} {', '.join(names)}"
 
 
 def coerce(name: str, value: Any, source: str) -> Any:

@@ -50,3 +50,8 @@ class ExportError(MnistClassifierError):
 
 class WriteError(MnistClassifierError):
     """A file cannot be written: the disk is full, the folder read-only or not ours."""
+
+
+def first_line(error: BaseException) -> str:
+    """The first line of a dependency's error (at most 200 characters), to quote inside one of ours."""
+    return (str(error).splitlines() or [type(error).__name__])[0][:200]

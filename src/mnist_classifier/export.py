@@ -16,9 +16,8 @@ import numpy as np
 
 from .backends import KerasBackend
 from .data import load_dataset
-from .errors import ConfigError, ExportError, MnistClassifierError
+from .errors import ConfigError, ExportError, MnistClassifierError, first_line
 from .inference import DefaultCalibrationWarning, Predictor
-from .onnx_cache import first_line
 from .preprocess import scale
 from .runs import load_model, run_config
 from .utils import create_folder, import_tensorflow_quietly

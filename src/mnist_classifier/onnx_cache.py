@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .data.datasets import cache_dir
-from .errors import ExportError, MnistClassifierError, RunError, WriteError
+from .errors import ExportError, MnistClassifierError, RunError, WriteError, first_line
 from .utils import atomic_path, write_text
 
 if TYPE_CHECKING:
@@ -50,10 +50,6 @@ def runtime_errors() -> tuple[type[Exception], ...]:
         state.RuntimeException,
         state.EngineError,
     )
-
-
-def first_line(error: BaseException) -> str:
-    return (str(error).splitlines() or [type(error).__name__])[0][:200]
 
 
 def session(onnx_file: Path) -> tuple[Forward, tuple[int, ...], int]:

@@ -6,7 +6,6 @@ A setting takes a list of values (the grid's points, or choices for random and T
 
 from __future__ import annotations
 
-import difflib
 import itertools
 import json
 import random
@@ -20,7 +19,7 @@ from typing import Any
 
 import optuna
 
-from ..config import FIELDS, HINTS, TrainConfig, coerce, option, to_dict
+from ..config import FIELDS, HINTS, TrainConfig, closest, coerce, option, to_dict
 from ..errors import ConfigError
 
 SPACES = Path(__file__).parent.parent / "spaces"
@@ -102,9 +101,7 @@ def read_space(source: Path | Mapping[str, Any], base: TrainConfig, sampler: str
         where = f"{label}: {name!r}"
         if name not in FIELDS:
             tunable = [f for f in FIELDS if f not in NOT_TUNABLE]
-            close = difflib.get_close_matches(name, tunable, n=1)
-            hint = f"did you mean {close[0]}?" if close else f"tunable settings: {', '.join(tunable)}"
-            raise ConfigError(f"{where} is not a setting; {hint}")
+            raise ConfigError(f"{where} is not a setting; {closest(name, tunable, 'tunable settings:')}")
         if name in NOT_TUNABLE:
             raise ConfigError(f"{where} cannot be tuned; set it with {option(name)}")
         dim = parse_dimension(label, name, spec)
