@@ -1,4 +1,4 @@
-"""Synthetic images as a model sees them: non-digits, and digits unlike MNIST's (printed, photographed).
+"""Synthetic images as a model sees them: non-digits, and digits unlike MNIST's (printed, photographed, varied).
 
 Training shows them to the model, calibration chooses the verdicts' score and thresholds on them, and `evaluate`
 and the benchmarks measure the verdicts on them; each use draws its own set, from its own fonts and seeds.
@@ -20,6 +20,7 @@ from .nondigits import (
 )
 from .photographed import photograph, photographed
 from .printed import font_digits, printed_digits
+from .variants import VARIANTS, held_out_printed, variant, variants
 
 __all__ = [
     "HELD_OUT_FONTS",
@@ -30,9 +31,11 @@ __all__ = [
     "RAW_KINDS",
     "TRAINING_FONTS",
     "VALIDATION_FONTS",
+    "VARIANTS",
     "blends",
     "font_digits",
     "generated",
+    "held_out_printed",
     "held_out_set",
     "letters",
     "matplotlib_fonts",
@@ -41,4 +44,6 @@ __all__ = [
     "printed_digits",
     "training_pool",
     "validation_set",
+    "variant",
+    "variants",
 ]
