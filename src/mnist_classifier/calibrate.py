@@ -92,5 +92,6 @@ def calibrate_run(folder: Path) -> dict[str, Any]:
     statistics = scored[0]
     calibrator = Calibrator().fit(raw_val, y_val, distances, statistics.means, statistics.precision)
     calibration, figures = calibrator.calibration(), calibrator.figures()
+    calibration = dataclasses.replace(calibration, conformal=verdicts.nonconformity(raw_val, y_val))
     verdicts.save(folder, calibration, figures)
     return calibration.settings() | {"figures": figures}

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from .calibration import FALLBACK, Calibration
 from .scores import SCORES, class_statistics, mahalanobis
+from .sets import check_coverage, nonconformity, prediction_sets
 from .stored import CALIBRATION, FEATURE_STATS, load, save
 from .temperature import fit_temperature, temperature_scaled
 from .thresholds import threshold, with_thresholds
@@ -44,12 +45,15 @@ __all__ = [
     "Calibrator",
     "Distances",
     "auroc",
+    "check_coverage",
     "class_statistics",
     "expected_calibration_error",
     "fit_temperature",
     "load",
     "mahalanobis",
+    "nonconformity",
     "overall",
+    "prediction_sets",
     "save",
     "temperature_scaled",
     "threshold",

@@ -20,7 +20,8 @@ from .scores import class_offsets, mahalanobis, max_probability, top_two
 @dataclass(frozen=True)
 class Calibration:
     """Temperature, score and thresholds of one model; `means`/`precision` for the Mahalanobis score, `reference` the
-    validation digits' scores (sorted, higher is less digit-like) that turn a score into a typicality."""
+    validation digits' scores (sorted, higher is less digit-like) that turn a score into a typicality; `conformal` the
+    held-out validation digits' nonconformity scores (sorted, float32) that prediction sets need (sets.py)."""
 
     temperature: float = 1.0
     score: str = "max_probability"
@@ -30,6 +31,7 @@ class Calibration:
     means: np.ndarray | None = field(default=None, repr=False)
     precision: np.ndarray | None = field(default=None, repr=False)
     reference: np.ndarray | None = field(default=None, repr=False)
+    conformal: np.ndarray | None = field(default=None, repr=False)
 
     def settings(self) -> dict[str, Any]:
         return {
@@ -72,6 +74,13 @@ class Calibration:
         if not below.any():
             return np.inf
         return float(self.reference[int(below.argmax()) - 1])  # the k-th smallest must lie under d
+
+    def prediction_sets(self, probabilities: np.ndarray, coverage: float) -> np.ndarray:
+        """Each image's prediction set at `coverage` (0..1, exclusive) as a (N, classes) mask, from its calibrated
+        probabilities (split conformal; see sets.py); a RunError without stored scores."""
+        from .sets import prediction_sets
+
+        return prediction_sets(probabilities, self.conformal, coverage, self.temperature)
 
 
 FALLBACK = Calibration()

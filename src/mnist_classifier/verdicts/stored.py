@@ -19,7 +19,7 @@ CALIBRATION, FEATURE_STATS = "calibration.json", "calibration.npz"
 
 def save(folder: Path, calibration: Calibration, figures: dict[str, Any]) -> None:
     """calibration.json (settings and the figures that chose them) and calibration.npz (arrays), atomically."""
-    arrays = {"reference": calibration.reference}
+    arrays = {"reference": calibration.reference, "conformal": calibration.conformal}
     if calibration.means is not None and calibration.precision is not None:
         arrays |= {"means": calibration.means, "precision": calibration.precision}
     with atomic_path(folder / FEATURE_STATS) as tmp, open(tmp, "wb") as f:
@@ -30,6 +30,15 @@ def save(folder: Path, calibration: Calibration, figures: dict[str, Any]) -> Non
 def _arrays(path: Path) -> dict[str, np.ndarray]:
     with np.load(path, allow_pickle=False) as npz:
         return {key: npz[key] for key in npz.files}
+
+
+def conformal(scores: np.ndarray | None) -> np.ndarray | None:
+    """Stored prediction-set scores, checked: one row of finite numbers, kept sorted and float32."""
+    if scores is None:
+        return None
+    if scores.ndim != 1 or not np.issubdtype(scores.dtype, np.floating) or not np.isfinite(scores).all():
+        raise ValueError("its prediction-set scores are not one row of finite numbers")
+    return np.sort(scores.astype(np.float32))
 
 
 def load(folder: Path) -> Calibration | None:
@@ -48,6 +57,7 @@ def load(folder: Path) -> Calibration | None:
             means=arrays.get("means"),
             precision=arrays.get("precision"),
             reference=arrays.get("reference"),
+            conformal=conformal(arrays.get("conformal")),
         )
     except (KeyError, TypeError, ValueError, zipfile.BadZipFile) as e:
         raise RunError(
