@@ -38,6 +38,7 @@ class Page:
     noise: float
     blur: float
     rules: tuple[int, int] = (0, 0)  # spacing of horizontal and vertical rules in pixels; 0: none
+    rules_from: tuple[int, int] = (0, 0)  # the first rule's row and column
     rule_strength: float = 0.0  # a rule's darkness as a share of the ink's
     jpeg: int = 0  # JPEG quality; 0: kept lossless
 
@@ -78,11 +79,11 @@ def render(ink: np.ndarray, page: Page, rng: np.random.Generator) -> Image.Image
     tone = page.paper + (page.ink - page.paper) * ink
     if any(page.rules):
         rules = np.zeros_like(ink)
-        across, down = page.rules
+        (across, down), (row, column) = page.rules, page.rules_from
         if across:
-            rules[int(rng.integers(across)) :: across, :] = 1.0
+            rules[row::across, :] = 1.0
         if down:
-            rules[:, int(rng.integers(down)) :: down] = 1.0
+            rules[:, column::down] = 1.0
         rules = ndimage.gaussian_filter(rules, 0.6) * 1.6
         tone += (page.ink - page.paper) * page.rule_strength * np.clip(rules, 0, 1) * (1 - ink)
     if page.noise > 0:
@@ -168,12 +169,17 @@ def clean(page: Page, extra: np.random.Generator) -> Page:
 
 
 def lined(page: Page, extra: np.random.Generator) -> Page:
-    return replace(page, rules=(int(extra.integers(28, 45)), 0), rule_strength=float(extra.uniform(0.12, 0.25)))
+    """Ruled paper: faint lines 28-44 px apart, a digit's height or a little less."""
+    spacing = int(extra.integers(28, 45))
+    start = (int(extra.integers(spacing)), 0)
+    return replace(page, rules=(spacing, 0), rules_from=start, rule_strength=float(extra.uniform(0.15, 0.28)))
 
 
 def squared(page: Page, extra: np.random.Generator) -> Page:
+    """Squared paper: a faint grid 16-25 px wide, so that a digit spans two or three squares."""
     spacing = int(extra.integers(16, 26))
-    return replace(page, rules=(spacing, spacing), rule_strength=float(extra.uniform(0.12, 0.25)))
+    start = (int(extra.integers(spacing)), int(extra.integers(spacing)))
+    return replace(page, rules=(spacing, spacing), rules_from=start, rule_strength=float(extra.uniform(0.15, 0.28)))
 
 
 def rotated(digit: np.ndarray, rng: np.random.Generator, extra: np.random.Generator) -> Image.Image:
