@@ -13,6 +13,9 @@ from mnist_classifier.data import load_dataset, synthetic
 from mnist_classifier.data.synthetic.variants import draw, rendered
 from mnist_classifier.errors import ConfigError
 
+sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks"))
+bench = pytest.importorskip("variants", reason="benchmarks/variants.py is not beside the tests")
+
 
 @pytest.fixture(scope="module")
 def digits() -> np.ndarray:
@@ -99,3 +102,26 @@ def test_held_out_printed_digits_are_labelled_in_order() -> None:
     assert images.shape == (12, 28, 28) and images.dtype == np.uint8
     assert labels.tolist() == [*range(10), 0, 1]
     assert (images.max(axis=(1, 2)) > 200).all()
+
+
+def test_the_benchmarks_shares_add_up_on_a_tiny_model(tiny_run: Path) -> None:
+    from mnist_classifier.inference import load_predictor
+
+    predictor = load_predictor(tiny_run)
+    mnist = load_dataset("mnist")
+    sets = bench.digit_sets(mnist.x_test, mnist.y_test, 20, kinds=("plain", "low-8-nearest", "photographed"))
+    assert list(sets) == ["plain", "low-8-nearest", "photographed", bench.PRINTED]
+    refused = sets["plain"][2].copy()
+    refused[:3] = False  # as if the preparation had found no digit in three
+    sets["refused"] = (sets["plain"][0], sets["plain"][1], refused)
+    for kind, (images, labels, found) in sets.items():
+        s = bench.shares(predictor, images, labels, found)
+        assert s.n == 20, kind
+        assert s.answered + s.not_a_digit + s.uncertain == pytest.approx(1), kind
+        assert 0 <= s.right <= min(s.answered, s.read_right) <= 1, kind
+        assert s.read_right > 0.3, kind  # a tiny model still reads most digits right
+    plain = bench.shares(predictor, *sets["plain"])
+    less = bench.shares(predictor, *sets["refused"])
+    assert less.not_a_digit >= 3 / 20 and less.read_right <= plain.read_right
+    assert bench.turned_away(predictor, mnist.x_test[:0], 4) == 1.0
+    assert 0 <= bench.turned_away(predictor, load_dataset("fashion-mnist").x_test[:20], 0) <= 1
