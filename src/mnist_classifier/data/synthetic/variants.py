@@ -25,8 +25,10 @@ from .fonts import HELD_OUT_FONTS, matplotlib_fonts
 from .photographed import photograph
 from .printed import font_digits
 
+DRAWING = 2  # bump when what a kind draws changes: it keys the cache, beside POOL_VERSION
 LOW_SIDES = (8, 10, 12, 16)
 UPSCALES = {"nearest": Image.Resampling.NEAREST, "bilinear": Image.Resampling.BILINEAR}
+Maker = Callable[[np.ndarray, np.random.Generator, np.random.Generator], Image.Image]
 
 
 @dataclass(frozen=True)
@@ -102,7 +104,7 @@ def disk(radius: int) -> np.ndarray:
     return r[:, None] ** 2 + r[None, :] ** 2 <= radius**2 + radius * 0.5
 
 
-def low(side: int, method: str) -> Callable[[np.ndarray, np.random.Generator, np.random.Generator], Image.Image]:
+def low(side: int, method: str) -> Maker:
     """A small digit scanned at low resolution: box-filtered down to side x side, scaled up to 80-120 px."""
 
     def make(digit: np.ndarray, rng: np.random.Generator, extra: np.random.Generator) -> Image.Image:
@@ -123,7 +125,7 @@ def plain(digit: np.ndarray, rng: np.random.Generator, extra: np.random.Generato
 def styled(
     ink_change: Callable[[np.ndarray, np.random.Generator], np.ndarray] | None = None,
     page_change: Callable[[Page, np.random.Generator], Page] | None = None,
-) -> Callable[[np.ndarray, np.random.Generator, np.random.Generator], Image.Image]:
+) -> Maker:
     """A kind that is the plain rendering with its ink or its page changed (strength drawn from `extra`)."""
 
     def make(digit: np.ndarray, rng: np.random.Generator, extra: np.random.Generator) -> Image.Image:
@@ -198,7 +200,7 @@ def small(digit: np.ndarray, rng: np.random.Generator, extra: np.random.Generato
     return render(on_canvas(field, int(extra.integers(260, 341)), rng), replace(page, blur=0.5), rng)
 
 
-MAKERS: dict[str, Callable[[np.ndarray, np.random.Generator, np.random.Generator], Image.Image]] = {
+MAKERS: dict[str, Maker] = {
     "plain": plain,
     **{f"low-{side}-{method}": low(side, method) for side in LOW_SIDES for method in UPSCALES},
     "blurred": styled(page_change=blurred),
@@ -220,21 +222,20 @@ VARIANTS: tuple[str, ...] = (*MAKERS, PHOTOGRAPHED)
 def rendered(digits: np.ndarray, kind: str, seed: int) -> list[Image.Image]:
     """The files of one kind before preparation (to look at them): what `variant` prepares."""
     make = maker(kind)
-    rng, extra = generators(kind, seed)
-    return [make(digit, rng, extra) for digit in digits]
+    return [make(digit, *generators(kind, seed, i)) for i, digit in enumerate(digits)]
 
 
-def maker(kind: str) -> Callable[[np.ndarray, np.random.Generator, np.random.Generator], Image.Image]:
+def maker(kind: str) -> Maker:
     if kind not in MAKERS:
         known = ", ".join(VARIANTS)
         raise ConfigError(f"unknown digit variant {kind!r}; choose one of: {known}")
     return MAKERS[kind]
 
 
-def generators(kind: str, seed: int) -> tuple[np.random.Generator, np.random.Generator]:
-    """The plain rendering's generator (the same for every kind, so kinds differ in their one change) and the
-    kind's own, for its strength."""
-    return np.random.default_rng(seed), np.random.default_rng([seed, zlib.crc32(kind.encode())])
+def generators(kind: str, seed: int, index: int) -> tuple[np.random.Generator, np.random.Generator]:
+    """One image's generators: the plain rendering's (the same for every kind, so that kinds differ only in their
+    one change) and the kind's own, for its strength."""
+    return np.random.default_rng([seed, index]), np.random.default_rng([seed, index, zlib.crc32(kind.encode())])
 
 
 def draw(digits: np.ndarray, kind: str, seed: int) -> np.ndarray:
@@ -244,11 +245,10 @@ def draw(digits: np.ndarray, kind: str, seed: int) -> np.ndarray:
         out[np.all(out == digits, axis=(1, 2))] = 0  # photograph keeps a digit it could not prepare as it was
         return out
     make = maker(kind)
-    rng, extra = generators(kind, seed)
     out = np.zeros((len(digits), 28, 28), np.uint8)
     for i, digit in enumerate(digits):
         try:
-            out[i] = prepare(make(digit, rng, extra))[0]
+            out[i] = prepare(make(digit, *generators(kind, seed, i)))[0]
         except ImageError:
             continue
     return out
@@ -267,7 +267,9 @@ def variant(digits: np.ndarray, kind: str, seed: int) -> tuple[np.ndarray, np.nd
     zeros). Deterministic for (digits, kind, seed); drawn once and then cached."""
     check(digits, kind)
     key = hashlib.blake2b(digits.tobytes(), digest_size=8).hexdigest()
-    images = cached(f"variant-v{POOL_VERSION}-{kind}-{key}-{seed}", len(digits), lambda: draw(digits, kind, seed))
+    images = cached(
+        f"variant-v{POOL_VERSION}.{DRAWING}-{kind}-{key}-{seed}", len(digits), lambda: draw(digits, kind, seed)
+    )
     found = np.any(images.reshape(len(images), -1), axis=1)
     return images, found
 
