@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -37,18 +38,22 @@ def test_test_digits_as_files_of_several_sizes_read_like_the_arrays(cli, dnn_run
 
 
 def test_bad_files_are_reported_and_the_rest_predicted(cli, tiny_run: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Every input gives one result: a reading, a blank image's "not a digit" with its reason (no error), or an
+    error for a file that cannot be read; one bad file costs the others nothing."""
     digit = load_dataset("mnist").x_test[0]
     (tmp_path / "good.png").write_bytes(png(digit))
     bad = broken_files(digit)
     for name, data in bad.items():
         (tmp_path / f"{name}.png").write_bytes(data)
+    unreadable = len(bad) - 1  # blank.png is read: it holds no digit
     result = cli("predict", str(tiny_run), str(tmp_path), str(tmp_path / "missing.png"))
     assert result.code == 2
-    assert result.out.count("\n") == 1 and "good.png  7  " in result.out
+    assert result.out.count("\n") == 2 and "good.png  7  " in result.out
+    assert "blank.png  not a digit (no digit found: the image is blank" in result.out
     lines = result.err.splitlines()
-    assert len(lines) == len(bad) + 2, result.err
-    assert all(line.startswith("error: ") for line in lines)
-    assert f"error: {len(bad) + 1} of {len(bad) + 2} inputs could not be read" == lines[-1]
+    assert len(lines) == unreadable + 2, result.err
+    assert all(line.startswith("error: ") for line in lines) and "blank.png" not in result.err
+    assert f"error: {unreadable + 1} of {len(bad) + 2} inputs could not be read" == lines[-1]
     for name, message in [
         ("missing.png", "no such file or folder"),
         ("not-an-image.png", "not an image format"),
@@ -56,10 +61,71 @@ def test_bad_files_are_reported_and_the_rest_predicted(cli, tiny_run: Path, tmp_
         ("empty.png", "empty file"),
         ("huge.png", "too many pixels"),
         ("bomb.png", "too many pixels"),
-        ("blank.png", "no digit found"),
         ("zero-size.png", "corrupt PNG image"),
     ]:
         assert any(name in line and message in line for line in lines), (name, result.err)
+    result = cli("predict", str(tiny_run), str(tmp_path / "blank.png"), str(tmp_path / "good.png"), "--json")
+    assert result.code == 0, "a blank image is an answer, not a failure"
+    blank, good = json.loads(result.out)
+    assert blank["digit"] is None and blank["verdict"] == "not_a_digit" and blank["confidence"] == 0.0
+    assert blank["reason"].startswith("no digit found") and blank["probabilities"] is None
+    assert good["digit"] == "7" and "reason" not in good and "set" not in good
+
+
+def test_a_cautious_verdict_still_shows_the_reading(cli, tiny_run: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Not sure or not a digit, the line still says what the model read: plain when piped, greyed on a terminal."""
+    from rich.console import Console
+    from rich.text import Text
+
+    from mnist_classifier.cli.predicting import reading_line, said
+    from mnist_classifier.image_files import read_files
+
+    Image.fromarray(load_dataset("mnist").x_test[0]).save(tmp_path / "seven.png")
+    seven = str(tmp_path / "seven.png")
+    unsure = cli("predict", str(tiny_run), seven, "--confidence-threshold", "1", "--top-k", "1")
+    assert re.fullmatch(r".*seven\.png  not sure: 7\?  \d+\.\d%\n", unsure.out), unsure.out
+    refused = cli("predict", str(tiny_run), seven, "--reject-threshold", "1", "--top-k", "1")
+    assert re.fullmatch(r".*seven\.png  not a digit \(reads like 7\?\)  \d+\.\d%\n", refused.out), refused.out
+    row = json.loads(cli("predict", str(tiny_run), seven, "--reject-threshold", "1", "--json").out)[0]
+    assert row["verdict"] == "not_a_digit" and row["digit"] == "7" and row["confidence"] > 0.5
+
+    terminal = Console(force_terminal=True, color_system="standard", width=200, soft_wrap=True)
+    with terminal.capture() as captured:
+        terminal.print(Text.assemble(*said("uncertain", "7", 0.61)), Text.assemble(*said("not_a_digit", "7", 0.12)))
+    assert "not sure: \x1b[2m7?  61.0%\x1b[0m" in captured.get()
+    assert "not a digit \x1b[2m(reads like 7?)  12.0%\x1b[0m" in captured.get()
+    (reading,) = read_files(Predictor(tiny_run), [tmp_path / "seven.png"])
+    assert all(style == "" for _, style in reading_line(list("0123456789"), reading, 3, False)), "a digit: no grey"
+
+
+def test_prediction_sets_on_the_command_line(cli, tiny_run: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    import shutil
+
+    import numpy as np
+
+    Image.fromarray(load_dataset("mnist").x_test[0]).save(tmp_path / "seven.png")
+    seven = str(tmp_path / "seven.png")
+    result = cli("predict", str(tiny_run), seven, "--set", "0.99", "--json")
+    assert result.code == 0, result.err
+    (row,) = json.loads(result.out)
+    assert "7" in row["set"] and row["set"] == sorted(row["set"])
+    line = cli("predict", str(tiny_run), seven, "--set", "0.99").out
+    assert line.rstrip().endswith("99% set: {" + ", ".join(row["set"]) + "}"), line
+    for value, message in [
+        ("1", "--set must be between 0 and 1 (exclusive)"),
+        ("most", "--set: expected a coverage between 0 and 1"),
+        ("0.99999", "--set 0.99999 needs at least 99,999 held-out validation digits; this model's calibration has"),
+    ]:
+        result = cli("predict", str(tiny_run), seven, "--set", value)
+        assert result.code == 2 and result.out == "" and result.err.count("\n") == 1 and message in result.err
+    old = tmp_path / "old-run"
+    shutil.copytree(tiny_run, old)
+    with np.load(old / "calibration.npz") as stored:
+        np.savez(old / "calibration.npz", reference=stored["reference"])
+    result = cli("predict", str(old), seven, "--set", "0.9")
+    assert result.code == 2 and result.out == "" and result.err.count("\n") == 1
+    assert "no prediction-set scores" in result.err and f"run `mnist-classifier calibrate {old}`" in result.err
+    assert cli("predict", str(old), seven).code == 0, "without --set an old run reads as before"
 
 
 def test_options(cli, tiny_run: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -7,7 +7,7 @@ import json
 import numpy as np
 
 from mnist_classifier.image_files import Reading
-from mnist_classifier.readings import digit_json, number_json, ranked, reading_json
+from mnist_classifier.readings import digit_json, no_digit_json, number_json, ranked, reading_json
 
 NAMES = [str(i) for i in range(10)]
 
@@ -45,6 +45,47 @@ def test_a_file_reads_with_its_name_first_or_its_error() -> None:
     assert unjudged["verdict"] == "digit", "a reading without verdicts (reject off) is a digit"
     failed = reading_json(NAMES, Reading("c.png", images[:0], probabilities()[:0], "empty file"))
     assert failed == {"file": "c.png", "error": "empty file"}
+
+
+def test_an_image_with_no_digit_reads_as_not_a_digit_with_its_reason_in_the_same_shape() -> None:
+    reason = "no digit found: the image is blank"
+    images = np.zeros((0, 28, 28), np.uint8)
+    blank = Reading("blank.png", images, probabilities()[:0], None, [], reason)
+    read = reading_json(NAMES, blank, top_k=2)
+    assert read == {
+        "file": "blank.png",
+        "digit": None,
+        "verdict": "not_a_digit",
+        "confidence": 0.0,
+        "reason": reason,
+        "top_k": [],
+        "probabilities": None,
+    }
+    assert set(read) - {"file", "reason"} == set(digit_json(NAMES, probabilities(4)[0], "digit", top_k=2))
+    number = reading_json(NAMES, blank, multi_digit=True)
+    assert number == {
+        "file": "blank.png",
+        "number": None,
+        "verdict": "not_a_digit",
+        "confidence": 0.0,
+        "reason": reason,
+        "digits": [],
+    }
+    assert blank.confidence == 0.0 and blank.indices == []
+    assert no_digit_json(reason, with_set=True)["set"] == [], "a set was asked: the empty set"
+    json.dumps(read)
+
+
+def test_a_prediction_set_is_given_only_when_asked_in_class_order() -> None:
+    images = np.zeros((2, 28, 28), np.uint8)
+    sets = np.zeros((2, 10), bool)
+    sets[0, [7, 1]] = True
+    sets[1, 2] = True
+    read = reading_json(NAMES, Reading("a.png", images[:1], probabilities(7), None, ["uncertain"], None, sets[:1]))
+    assert read["set"] == ["1", "7"] and list(read).index("set") == list(read).index("probabilities") - 1
+    number = reading_json(NAMES, Reading("n.png", images, probabilities(7, 2), None, ["digit"] * 2, None, sets), True)
+    assert [d["set"] for d in number["digits"]] == [["1", "7"], ["2"]] and "set" not in number
+    assert "set" not in reading_json(NAMES, Reading("b.png", images[:1], probabilities(7), None, ["digit"]))
 
 
 def test_ties_rank_in_class_order() -> None:

@@ -316,7 +316,6 @@ def test_a_query_option_wins_over_the_same_option_in_the_json_body(
         ("zero-size", 422, "corrupt PNG image"),
         ("huge", 413, "too many pixels"),
         ("bomb", 413, "too many pixels"),
-        ("blank", 422, "no digit found"),
     ],
 )
 def test_bad_images(
@@ -331,6 +330,62 @@ def test_bad_images(
         detail = response.json()["detail"]
         assert message in detail and "\n" not in detail
     assert client.post("/predict", content=png(digits[0][0]), headers={"content-type": "image/png"}).status_code == 200
+
+
+def test_a_blank_image_is_not_a_digit_with_its_reason_and_costs_the_batch_nothing(
+    fake_client: TestClient, digits: tuple[np.ndarray, np.ndarray]
+) -> None:
+    """A blank image is answered as the CLI and the API answer it (readings.no_digit_json), every way it is sent;
+    sent with digits at once (batched together by the server), it leaves their answers as they are alone."""
+    blank = broken_files(digits[0][0])["blank"]
+    expected = {"digit": None, "verdict": "not_a_digit", "confidence": 0.0, "probabilities": None}
+    for response in (
+        fake_client.post("/predict", files={"file": ("blank.png", blank, "image/png")}),
+        fake_client.post("/predict", json={"image": base64.b64encode(blank).decode()}),
+        fake_client.post("/predict?include_input=true", content=blank, headers={"content-type": "image/png"}),
+    ):
+        assert response.status_code == 200, response.text
+        body = response.json()
+        assert body.pop("reason").startswith("no digit found: the image is blank") and body == expected
+    number = fake_client.post("/predict?multi_digit=true", content=blank, headers={"content-type": "image/png"})
+    assert number.status_code == 200 and number.json()["number"] is None and number.json()["digits"] == []
+    assert number.json()["verdict"] == "not_a_digit" and "reason" in number.json()
+
+    app = create_app(FakePredictor(delay=0.05))  # type: ignore[arg-type]
+    uploads = [{"files": {"file": ("d.png", png(image), "image/png")}} for image in digits[0][:6]]
+    uploads.insert(3, {"files": {"file": ("blank.png", blank, "image/png")}})
+    answers = post_all(app, uploads)
+    assert [a.status_code for a in answers] == [200] * 7
+    assert [a.json()["digit"] for a in answers] == ["0", "0", "0", None, "0", "0", "0"]
+    assert all("reason" not in a.json() for i, a in enumerate(answers) if i != 3)
+
+
+def test_prediction_sets_on_request(client: TestClient, fake_client: TestClient, tiny_run: Path) -> None:
+    """`set_coverage` in the query or the JSON body adds each digit's set, the library's; only when asked. A model
+    without scores, or a coverage they cannot give, is a 422 that says why."""
+    image = load_dataset("mnist").x_test[0]
+    predictor = Predictor(tiny_run)
+    judged = predictor.judge(image[None])
+    expected = [str(i) for i in np.flatnonzero(predictor.calibration.prediction_sets(judged.probabilities, 0.95)[0])]
+    assert "set" not in client.post("/predict", json={"pixels": pixels(image)}).json()
+    for response in (
+        client.post("/predict?set_coverage=0.95", json={"pixels": pixels(image)}),
+        client.post("/predict", json={"pixels": pixels(image), "set_coverage": 0.95}),
+    ):
+        assert response.status_code == 200, response.text
+        assert response.json()["set"] == expected
+    number = client.post(
+        "/predict?multi_digit=true&set_coverage=0.95", content=png(image), headers={"content-type": "image/png"}
+    )
+    assert [d["set"] for d in number.json()["digits"]] == [expected]
+    for query, message in [
+        ("set_coverage=1", "query set_coverage: Input should be less than 1"),
+        ("set_coverage=0.9999", "set_coverage 0.9999 needs at least 9,999 held-out validation digits"),
+    ]:
+        response = client.post(f"/predict?{query}", json={"pixels": pixels(image)})
+        assert response.status_code == 422 and message in response.json()["detail"], response.text
+    response = fake_client.post("/predict?set_coverage=0.9", json={"pixels": pixels(image)})
+    assert response.status_code == 422 and "no prediction-set scores" in response.json()["detail"]
 
 
 def test_upload_size_limit(client: TestClient) -> None:

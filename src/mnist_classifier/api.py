@@ -37,26 +37,48 @@ Images = np.ndarray | str | Path | Sequence[str | Path]
 
 @dataclass(frozen=True)
 class Predictions:
-    """What a run read in some images: each one's digit (class name), its calibrated probability, all calibrated
-    probabilities (one column per name in `classes`), and its verdict: "digit", "uncertain" (two classes close) or
-    "not_a_digit"."""
+    """What a run read in some images, one entry per image, in order, in every field: its digit (the model's reading,
+    a class name, whatever the verdict), its calibrated probability, all calibrated probabilities (one column per
+    name in `classes`), and its verdict: "digit", "uncertain" (two classes close) or "not_a_digit".
 
-    digits: list[str]
+    An image that holds no digit (blank, too faint, specks) has digit None, confidence 0, probabilities NaN, verdict
+    "not_a_digit" and its `reasons` entry; a file that cannot be read has the same, verdict None and its `errors`
+    entry. `sets` (when asked) holds each image's prediction set, [] for an image with no digit."""
+
+    digits: list[str | None]
     confidence: np.ndarray
     probabilities: np.ndarray
-    verdicts: list[str] = dataclasses.field(default_factory=list)
+    verdicts: list[str | None] = dataclasses.field(default_factory=list)
     classes: list[str] = dataclasses.field(default_factory=list, kw_only=True)
+    reasons: list[str | None] = dataclasses.field(default_factory=list, kw_only=True)
+    errors: list[str | None] = dataclasses.field(default_factory=list, kw_only=True)
+    sets: list[list[str]] | None = dataclasses.field(default=None, kw_only=True)
 
     def __len__(self) -> int:
         return len(self.digits)
 
     def to_json(self, top_k: int | None = None) -> list[dict[str, Any]]:
-        """Each image's reading as `predict --json` and the server give it: digit, verdict, confidence, the `top_k`
-        most probable classes when asked, and every probability."""
-        from .readings import digit_json
+        """Each image's reading as `predict --json` and the server give it (readings.py): digit, verdict, confidence,
+        the `top_k` most probable classes and the set when asked, and every probability; or the reason an image holds
+        no digit; or `{"error"}` for a file that cannot be read."""
+        from .readings import digit_json, no_digit_json
 
-        verdicts = self.verdicts or ["digit"] * len(self)
-        return [digit_json(self.classes, p, v, top_k) for p, v in zip(self.probabilities, verdicts, strict=True)]
+        n = len(self)
+        verdicts, reasons, errors = (
+            self.verdicts or ["digit"] * n,
+            self.reasons or [None] * n,
+            self.errors or [None] * n,
+        )
+        sets: list[list[str] | None] = list(self.sets) if self.sets is not None else [None] * n
+        rows = zip(self.probabilities, verdicts, reasons, errors, sets, strict=True)
+        return [
+            {"error": error}
+            if error is not None
+            else no_digit_json(reason, top_k, self.sets is not None)
+            if reason is not None
+            else digit_json(self.classes, p, str(v), top_k, found)
+            for p, v, reason, error, found in rows
+        ]
 
 
 @dataclass(frozen=True)
@@ -125,26 +147,41 @@ class Run:
 
         return load_predictor(self.path)
 
-    def _arrays(self, images: Images, prepare: bool, deskew: bool) -> np.ndarray:
-        from .image_files import image_arrays, load_file
+    def _arrays(self, images: Images, prepare: bool, deskew: bool) -> list[np.ndarray | str]:
+        """Each image's array as the model reads it, or why it has none: an image_files.NoDigit reason when it holds
+        no digit, else (a file) why it cannot be read. An array of the wrong shape or values is an ImageError."""
+        from .errors import NoDigitError
+        from .image_files import NoDigit, image_arrays, load_file
 
         if isinstance(images, np.ndarray):
-            return image_arrays(images, self.predictor.input_shape, prepare, deskew)
+            try:
+                arrays = image_arrays(images, self.predictor.input_shape, prepare, deskew)
+            except NoDigitError as e:
+                return [NoDigit(e)]
+            return list(arrays if arrays.shape != self.predictor.input_shape else arrays[None])
 
         paths = [Path(images)] if isinstance(images, str | Path) else [Path(p) for p in images]
-        arrays = []
+        found: list[np.ndarray | str] = []
         for path in paths:
             loaded = load_file(path, prepare, False, deskew)
-            if isinstance(loaded, str):
-                raise ImageError(f"{path}: {loaded}")
-            arrays += loaded
-        return np.stack(arrays) if arrays else np.zeros((0, 28, 28), np.uint8)
+            found += [loaded] if isinstance(loaded, str) else loaded
+        return found
+
+    def _stacked(self, arrays: list[np.ndarray | str]) -> np.ndarray:
+        images = [a for a in arrays if not isinstance(a, str)]
+        return np.stack(images) if images else np.zeros((0, *self.predictor.input_shape), np.uint8)
 
     def probabilities(self, images: Images, prepare: bool = True, deskew: bool = False) -> np.ndarray:
         """The model's own class probabilities (N, classes), before calibration, of images: an array (N, 28, 28) or
         (28, 28), uint8 0..255 or float 0..1, or image files or a picture as an array (height, width[, channels]),
-        each prepared MNIST-style unless `prepare` is False."""
-        return self.predictor.probabilities(self._arrays(images, prepare, deskew))
+        each prepared MNIST-style unless `prepare` is False. An image with no digit, or a file that cannot be read, is
+        an ImageError here (there is no row to give it); `predict` answers it."""
+        arrays = self._arrays(images, prepare, deskew)
+        for i, item in enumerate(arrays):
+            if isinstance(item, str):
+                where = images if isinstance(images, np.ndarray | str | Path) else images[i]
+                raise ImageError(item if isinstance(where, np.ndarray) else f"{where}: {item}")
+        return self.predictor.probabilities(self._stacked(arrays))
 
     def predict(
         self,
@@ -154,20 +191,44 @@ class Run:
         reject: bool = True,
         reject_threshold: float | None = None,
         confidence_threshold: float | None = None,
+        set_coverage: float | None = None,
     ) -> Predictions:
-        """The digit in each image with its calibrated probability and verdict; see `probabilities` for what images
-        may be. The thresholds (0..1) replace the run's stored ones; without `reject` every verdict is "digit"."""
-        from .verdicts import with_thresholds
+        """The digit in each image with its calibrated probability and verdict, one result per image always (see
+        Predictions: a blank image is "not_a_digit" with its reason, an unreadable file carries its error and costs
+        the others nothing); see `probabilities` for what images may be. The thresholds (0..1) replace the run's
+        stored ones; without `reject` every verdict is "digit". `set_coverage` (0..1, exclusive, e.g. 0.99) adds
+        each image's prediction set: the classes that hold the true one with that probability (split conformal)."""
+        from .image_files import NoDigit
+        from .verdicts import require_scores, with_thresholds
 
         calibration = with_thresholds(self.predictor.calibration, reject_threshold, confidence_threshold)
-        judged = self.predictor.judge(self._arrays(images, prepare, deskew), reject, calibration)
-        probs, names = judged.probabilities, self.predictor.class_names
+        if set_coverage is not None:
+            set_coverage = require_scores(calibration, set_coverage, str(self.path))
+        arrays = self._arrays(images, prepare, deskew)
+        judged = self.predictor.judge(self._stacked(arrays), reject, calibration)
+        names = self.predictor.class_names
+        masks = None if set_coverage is None else calibration.prediction_sets(judged.probabilities, set_coverage)
+        probs = np.full((len(arrays), len(names)), np.nan, np.float32)
+        read = np.array([not isinstance(a, str) for a in arrays], bool)
+        probs[read] = judged.probabilities
+        verdicts: list[str | None] = [None] * len(arrays)
+        for i, verdict in zip(np.flatnonzero(read), judged.verdicts, strict=True):
+            verdicts[i] = verdict
+        no_digit = [a if isinstance(a, NoDigit) else None for a in arrays]
+        sets: list[list[str]] | None = None
+        if masks is not None:
+            sets = [[] for _ in arrays]
+            for i, mask in zip(np.flatnonzero(read), masks, strict=True):
+                sets[i] = [name for name, inside in zip(names, mask.tolist(), strict=True) if inside]
         return Predictions(
-            [names[i] for i in probs.argmax(axis=1)],
-            probs.max(axis=1, initial=0.0),
+            [names[int(p.argmax())] if ok else None for p, ok in zip(probs, read, strict=True)],
+            np.where(read, np.nan_to_num(probs).max(axis=1, initial=0.0), 0.0).astype(np.float32),
             probs,
-            judged.verdicts,
+            ["not_a_digit" if reason is not None else v for reason, v in zip(no_digit, verdicts, strict=True)],
             classes=list(names),
+            reasons=[str(r) if r is not None else None for r in no_digit],
+            errors=[a if isinstance(a, str) and not isinstance(a, NoDigit) else None for a in arrays],
+            sets=sets,
         )
 
     def evaluate(

@@ -36,6 +36,11 @@ class TuningError(MnistClassifierError):
     """A study's storage cannot be reached, or a study cannot be continued with the given settings."""
 
 
+class NoDigitError(ImageError):
+    """The image was read but holds no ink that could be a digit (blank, too faint, specks): a reading of "not a
+    digit" with this reason, not a failure."""
+
+
 class NotAnImageError(ImageError):
     """The bytes are not in any image format Pillow reads."""
 

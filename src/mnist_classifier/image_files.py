@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PIL import Image
 
-from .errors import ImageError, ImageTooLargeError
+from .errors import ImageError, ImageTooLargeError, NoDigitError
 from .preprocess import MAX_DECODE_BYTES, as_is, decoded_bytes, load_digits, prepare
 
 if TYPE_CHECKING:
@@ -22,16 +22,24 @@ if TYPE_CHECKING:
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".gif", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm", ".pbm"})
 
 
+class NoDigit(str):
+    """The reason an image holds no digit (blank, too faint, specks), as `load_file` gives it: a str like the reasons
+    a file cannot be read, but the image was read, and its reading is "not a digit", not a failure."""
+
+
 @dataclass
 class Reading:
-    """What the model read in one image: the 28x28 arrays it was fed, their calibrated probabilities and verdicts,
-    or an error."""
+    """What the model read in one image: the 28x28 arrays it was fed, their calibrated probabilities, verdicts and
+    prediction sets (a mask, when asked); or, with no arrays, the `reason` it holds no digit (a reading: not a
+    digit) or the `error` that kept it from being read."""
 
     source: str
     images: np.ndarray
     probabilities: np.ndarray
     error: str | None = None
     verdicts: list[str] | None = None
+    reason: str | None = None
+    sets: np.ndarray | None = None
 
     @property
     def indices(self) -> list[int]:
@@ -39,16 +47,19 @@ class Reading:
 
     @property
     def confidence(self) -> float:
-        """The probability of the whole reading: the product of its digits' top probabilities."""
-        return float(np.prod(self.probabilities.max(axis=1)))
+        """The probability of the whole reading: the product of its digits' top probabilities (0 with no digit)."""
+        return float(np.prod(self.probabilities.max(axis=1))) if len(self.probabilities) else 0.0
 
 
 def load_file(path: Path, prepared: bool, multi_digit: bool, deskewing: bool) -> list[np.ndarray] | str:
-    """A file's digit arrays, or the one-line reason it cannot be read."""
+    """A file's digit arrays, or the one-line reason it has none: a NoDigit when it holds no digit, else a str
+    saying why it cannot be read."""
     try:
         return load_digits(path.read_bytes(), prepared, multi_digit, deskewing)
     except OSError as e:
         return f"cannot read the file ({e.strerror or type(e).__name__})"
+    except NoDigitError as e:
+        return NoDigit(e)
     except ImageError as e:
         return str(e)
 
@@ -114,9 +125,11 @@ def read_files(
     chunk: int = 2048,
     reject: bool = True,
     calibration: Calibration | None = None,
+    coverage: float | None = None,
 ) -> Iterator[Reading]:
-    """Each file's digits as `predictor` judges them, in order; an unreadable file gives a Reading with its error.
-    Files are decoded and prepared in a thread pool and judged `chunk` files at a time."""
+    """Each file's digits as `predictor` judges them (with prediction sets at `coverage` when given), in order; a
+    file with no digit gives a Reading with its reason, an unreadable one a Reading with its error. Files are decoded
+    and prepared in a thread pool and judged `chunk` files at a time."""
     workers = min(4, os.cpu_count() or 1)
     with ThreadPoolExecutor(workers) as pool:
         for start in range(0, len(paths), chunk):
@@ -127,7 +140,7 @@ def read_files(
                 [batch[i : i + step] for i in range(0, len(batch), step)],
             )
             loaded = [item for part in parts for item in part]
-            yield from readings(predictor, batch, loaded, reject, calibration)
+            yield from readings(predictor, batch, loaded, reject, calibration, coverage)
 
 
 def readings(
@@ -136,17 +149,25 @@ def readings(
     loaded: Sequence[list[np.ndarray] | str],
     reject: bool = True,
     calibration: Calibration | None = None,
+    coverage: float | None = None,
 ) -> Iterator[Reading]:
-    """The Readings of files already loaded (their digit arrays, or the reason they cannot be read), judged in one
-    call of `predictor`."""
+    """The Readings of files already loaded (their digit arrays, or the reason they have none), judged in one call
+    of `predictor`."""
     shape = predictor.input_shape
     images = [image for item in loaded if not isinstance(item, str) for image in item]
     judged = predictor.judge(np.stack(images) if images else np.zeros((0, *shape), np.uint8), reject, calibration)
+    sets = None if coverage is None else judged.calibration.prediction_sets(judged.probabilities, coverage)
+    none = np.zeros((0, *shape), np.uint8)
     at = 0
     for path, item in zip(paths, loaded, strict=True):
-        if isinstance(item, str):
-            yield Reading(str(path), np.zeros((0, *shape), np.uint8), judged.probabilities[:0], item)
+        if isinstance(item, NoDigit):
+            yield Reading(str(path), none, judged.probabilities[:0], None, [], item, None if sets is None else sets[:0])
+        elif isinstance(item, str):
+            yield Reading(str(path), none, judged.probabilities[:0], item)
         else:
             part = slice(at, at + len(item))
-            yield Reading(str(path), np.stack(item), judged.probabilities[part], None, judged.verdicts[part])
+            found = None if sets is None else sets[part]
+            yield Reading(
+                str(path), np.stack(item), judged.probabilities[part], None, judged.verdicts[part], None, found
+            )
             at += len(item)

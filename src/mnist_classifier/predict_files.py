@@ -17,7 +17,7 @@ from .config import Interval, check_value
 from .image_files import Reading, image_files, read_files
 from .inference import load_predictor
 from .utils import atomic_path, create_folder
-from .verdicts import with_thresholds
+from .verdicts import require_scores, with_thresholds
 
 
 @dataclass
@@ -48,17 +48,21 @@ def read_images(
     reject_threshold: str | float | None = None,
     confidence_threshold: str | float | None = None,
     save_preprocessed: str | Path | None = None,
+    set_coverage: str | float | None = None,
 ) -> FileReadings:
     """Read the image files and folders (searched recursively) with a run's, an ensemble's or a .keras file's
     model, started the quickest way (see inference.fast_predictor). `top_k` is checked against the model's classes
     for the caller's display; the thresholds (0..1) replace the run's; `save_preprocessed` names a folder for the
-    images fed to the model."""
+    images fed to the model; `set_coverage` (0..1, exclusive) adds each digit's prediction set."""
     predictor = load_predictor(Path(model), fast=True)
     calibration = with_thresholds(predictor.calibration, reject_threshold, confidence_threshold)
     check_value("top_k", top_k, Interval(1, len(predictor.class_names)))
+    coverage = None if set_coverage is None else require_scores(calibration, set_coverage, str(model), "--set")
     saver = InputSaver(Path(save_preprocessed)) if save_preprocessed is not None else None
     files, missing = image_files(Path(image) for image in images)
-    readings = read_files(predictor, files, prepare, multi_digit, deskew, reject=reject, calibration=calibration)
+    readings = read_files(
+        predictor, files, prepare, multi_digit, deskew, reject=reject, calibration=calibration, coverage=coverage
+    )
     return FileReadings(predictor.class_names, missing, files, saver.saving(readings) if saver else readings)
 
 

@@ -18,7 +18,7 @@ import numpy as np
 from PIL import ExifTags, Image, ImageOps
 from scipy import ndimage
 
-from .errors import ImageError, ImageTooLargeError, NotAnImageError
+from .errors import ImageError, ImageTooLargeError, NoDigitError, NotAnImageError
 
 SIZE = 28
 BOX = 20
@@ -166,7 +166,7 @@ def ink_map(values: np.ndarray) -> tuple[np.ndarray, float]:
     noise = float(1.4826 * np.median(np.abs(residual - np.median(residual)))) if residual.size else 0.0
     peak = float((ndimage.gaussian_filter(ink, 1.0) if min(ink.shape) > 8 else ink).max())
     if peak < max(MIN_CONTRAST, 6 * noise):
-        raise ImageError("no digit found: the image is blank or its ink has too little contrast")
+        raise NoDigitError("no digit found: the image is blank or its ink has too little contrast")
     return ink, max(0.35 * peak, 3 * noise)
 
 
@@ -175,7 +175,7 @@ def components(mask: np.ndarray) -> tuple[np.ndarray, list[tuple[slice, slice]]]
     area is at least a fifth of the largest's, or a small part (at least 3%) near those."""
     labels, count = ndimage.label(mask, np.ones((3, 3), bool))
     if count == 0:
-        raise ImageError("no digit found: the image is blank or its ink has too little contrast")
+        raise NoDigitError("no digit found: the image is blank or its ink has too little contrast")
     areas = np.bincount(labels.ravel(), minlength=count + 1)[1:]
     boxes = ndimage.find_objects(labels)
     big = [i for i in range(count) if areas[i] >= 0.2 * areas.max()]
@@ -192,7 +192,7 @@ def components(mask: np.ndarray) -> tuple[np.ndarray, list[tuple[slice, slice]]]
         )
 
     if areas.max() < 4:
-        raise ImageError("no digit found: only specks of ink")
+        raise NoDigitError("no digit found: only specks of ink")
     keep = [i for i in range(count) if i in big or (areas[i] >= max(4, 0.03 * areas.max()) and near(boxes[i]))]
     remap = np.zeros(count + 1, np.int32)
     remap[[i + 1 for i in keep]] = np.arange(1, len(keep) + 1)
@@ -228,7 +228,7 @@ def fit_box(ink: np.ndarray, mask: np.ndarray, threshold: float, deskewing: bool
         value = np.minimum(value, np.clip(depth - radius, 0, 1))
     filled = np.nonzero(value > 0.05)
     if filled[0].size == 0:
-        raise ImageError("no digit found: the ink is too faint")
+        raise NoDigitError("no digit found: the ink is too faint")
     value = value[filled[0].min() : filled[0].max() + 1, filled[1].min() : filled[1].max() + 1]
     factor = BOX / max(value.shape)
     size = (max(1, round(value.shape[1] * factor)), max(1, round(value.shape[0] * factor)))

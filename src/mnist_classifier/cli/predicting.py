@@ -1,4 +1,9 @@
-"""The `predict` command: the digit (or number) in each image file, as lines of text or as JSON."""
+"""The `predict` command: the digit (or number) in each image file, as lines of text or as JSON.
+
+Every file gives one result: its reading, the reason it holds no digit (a blank image is "not a digit"), or its
+error. The model's reading stands whatever the verdict: a cautious one shows it greyed on a terminal ("not sure:
+7?"), plain when piped.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.console import Console
+from rich.text import Text
 
 if TYPE_CHECKING:
     from ..image_files import Reading
@@ -48,9 +55,18 @@ def predict(
             "--confidence-threshold", help="Not sure below this calibrated confidence, 0..1 (default: the run's)."
         ),
     ] = None,
+    set_coverage: Annotated[
+        str | None,
+        typer.Option(
+            "--set",
+            metavar="COVERAGE",
+            help="Also give each digit's prediction set: the classes that hold the true one with this probability,"
+            " e.g. 0.99 (split conformal).",
+        ),
+    ] = None,
 ) -> None:
     """Read the digit (or, with --multi-digit, the number) in each image, with a verdict: digit, uncertain or
-    not_a_digit; bad files are reported and skipped."""
+    not_a_digit (a blank image too, with its reason); files that cannot be read are reported and skipped."""
     from ..inference import DefaultCalibrationWarning
     from ..predict_files import read_images
     from ..readings import reading_json
@@ -68,6 +84,7 @@ def predict(
             reject_threshold=reject_threshold,
             confidence_threshold=confidence_threshold,
             save_preprocessed=save_preprocessed,
+            set_coverage=set_coverage,
         )
     for message in {str(w.message) for w in caught if issubclass(w.category, DefaultCalibrationWarning)}:
         typer.echo(f"note: {message}", err=True)
@@ -75,6 +92,8 @@ def predict(
         typer.echo(f"error: {path}: {reason}", err=True)
     failures = len(found.missing)
     written = 0
+    terminal = Console(soft_wrap=True, highlight=False) if sys.stdout.isatty() and not json_output else None
+    coverage = None if set_coverage is None else float(set_coverage)
     for reading in found.readings:
         if reading.error:
             failures += 1
@@ -88,7 +107,11 @@ def predict(
             )
             written += 1
         elif not reading.error:
-            sys.stdout.write(reading_line(found.class_names, reading, top_k, multi_digit) + "\n")
+            segments = reading_line(found.class_names, reading, top_k, multi_digit, coverage)
+            if terminal is None:
+                sys.stdout.write("".join(text for text, _ in segments) + "\n")
+            else:
+                terminal.print(Text.assemble(*segments))
     if json_output:
         sys.stdout.write("\n]\n" if written else "[]\n")
     if failures:
@@ -96,26 +119,47 @@ def predict(
         sys.exit(2)
 
 
-SAID = {"digit": "", "uncertain": "not sure: ", "not_a_digit": "not a digit: "}
+Segment = tuple[str, str]  # text, and its Rich style ("" for none)
+GREY = "dim"
 
 
-def reading_line(class_names: Sequence[str], reading: Reading, top_k: int, multi_digit: bool) -> str:
-    """A file's reading as one line of text: the file, the verdict unless a plain digit, the digit (or number) and
-    its confidence, then the top-k classes (or each digit of the number)."""
-    from ..readings import ranked
+def said(verdict: str, reading: str, confidence: float) -> list[Segment]:
+    """A reading with its verdict: a digit as it is; an uncertain one or one unlike a digit with the model's reading
+    still shown, greyed."""
+    if verdict == "uncertain":
+        return [("not sure: ", ""), (f"{reading}?  {confidence:.1%}", GREY)]
+    if verdict == "not_a_digit":
+        return [("not a digit ", ""), (f"(reads like {reading}?)  {confidence:.1%}", GREY)]
+    return [(f"{reading}  {confidence:.1%}", "")]
+
+
+def reading_line(
+    class_names: Sequence[str], reading: Reading, top_k: int, multi_digit: bool, coverage: float | None = None
+) -> list[Segment]:
+    """A file's reading as one line of styled text: the file, the verdict and the reading (or number) with its
+    confidence, then the top-k classes (or each digit of the number) and the prediction set when asked; or why it
+    holds no digit."""
+    from ..readings import members, ranked
     from ..verdicts import overall
 
+    if reading.reason is not None:
+        return [(f"{reading.source}  not a digit ({reading.reason})", "")]
     verdicts = reading.verdicts or ["digit"] * len(reading.indices)
+    labels = [class_names[i] for i in reading.indices]
+    sets = [members(class_names, m) or [] for m in reading.sets] if reading.sets is not None else None
+    line: list[Segment] = [(f"{reading.source}  ", "")]
     if multi_digit:
-        labels = [class_names[i] for i in reading.indices]
-        parts = " · ".join(
-            f"{SAID[v]}{label} {p.max():.1%}"
-            for label, p, v in zip(labels, reading.probabilities, verdicts, strict=True)
-        )
-        return (
-            f"{reading.source}  {SAID[overall(verdicts)]}{''.join(labels)}  {reading.confidence:.1%}  digits: {parts}"
-        )
+        line += said(overall(verdicts), "".join(labels), reading.confidence)
+        line.append(("  digits: ", ""))
+        for i, (label, p, v) in enumerate(zip(labels, reading.probabilities, verdicts, strict=True)):
+            line += [(" · ", "")] if i else []
+            line += said(v, label, float(p.max()))
+            line += [(" {" + ", ".join(sets[i]) + "}", "")] if sets is not None else []
+        return line
     top = ranked(class_names, reading.probabilities[0], top_k)
-    label, confidence = top[0]
-    others = f"  top-{top_k}: " + " · ".join(f"{name} {p:.1%}" for name, p in top) if top_k > 1 else ""
-    return f"{reading.source}  {SAID[verdicts[0]]}{label}  {confidence:.1%}{others}"
+    line += said(verdicts[0], labels[0], top[0][1])
+    if top_k > 1:
+        line.append(("  top-" + str(top_k) + ": " + " · ".join(f"{name} {p:.1%}" for name, p in top), ""))
+    if sets is not None and coverage is not None:
+        line.append((f"  {coverage * 100:g}% set: " + "{" + ", ".join(sets[0]) + "}", ""))
+    return line

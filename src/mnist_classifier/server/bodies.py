@@ -41,6 +41,13 @@ class Options(BaseModel):
     confidence_threshold: float | None = Field(
         None, ge=0, le=1, description="Not sure below this calibrated confidence; default: the model's (GET /model)."
     )
+    set_coverage: float | None = Field(
+        None,
+        gt=0,
+        lt=1,
+        description="Also give each digit's prediction set (`set`): the classes that hold the true one with this"
+        " probability, e.g. 0.99 (split conformal on the model's validation digits).",
+    )
 
     def merged(self, body: Options) -> Options:
         """These options, with the body's where these were not given."""

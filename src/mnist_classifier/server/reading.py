@@ -17,9 +17,11 @@ import numpy as np
 from fastapi import HTTPException
 from PIL import Image
 
+from ..errors import ConfigError, NoDigitError, RunError
 from ..inference import Predictor, judgement
 from ..preprocess import decoded_bytes, load_digits, open_image
-from ..readings import digit_json, number_json
+from ..readings import digit_json, members, no_digit_json, no_number_json, number_json
+from ..verdicts import Calibration, require_scores
 from .batcher import Batcher
 from .bodies import Options
 from .schemas import Digit, Number
@@ -55,12 +57,20 @@ async def read_and_predict(
     source: bytes | np.ndarray, options: Options, predictor: Predictor, batcher: Batcher, decoding: Decoding
 ) -> Digit | Number:
     """The answer to an image file's bytes (prepared MNIST-style, one digit or with `multi_digit` a number) or to
-    pixels (used as they are, one digit)."""
+    pixels (used as they are, one digit). An image that holds no digit is answered, not_a_digit with its reason."""
+    calibration = options.calibration(predictor.calibration)
+    if options.set_coverage is not None:
+        try:
+            require_scores(calibration, options.set_coverage, predictor.name)
+        except ConfigError as e:
+            raise HTTPException(422, str(e)) from None
+        except RunError as e:
+            raise HTTPException(422, f"set_coverage: {e}") from None
     if isinstance(source, np.ndarray):
         if source.shape != predictor.input_shape:
             expected, got = ("x".join(map(str, shape)) for shape in (predictor.input_shape, source.shape))
             raise HTTPException(422, f'"pixels" must be a {expected} array, got {got or "a single number"}')
-        return await answer(source[None], options, False, predictor, batcher, decoding)
+        return await answer(source[None], options, False, predictor, batcher, decoding, calibration)
     read = functools.partial(load_digits, source, True, options.multi_digit, options.deskew, decoding.max_decode_bytes)
 
     def read_if_small() -> list[np.ndarray] | None:
@@ -68,28 +78,50 @@ async def read_and_predict(
         image = open_image(source, decoding.max_decode_bytes, load=False)
         return read() if decoded_bytes(image.mode, image.size) <= SMALL_IMAGE_BYTES else None
 
-    digits = await anyio.to_thread.run_sync(read_if_small, limiter=decoding.small)
-    if digits is None:
-        digits = await anyio.to_thread.run_sync(read, limiter=decoding.large)
-    return await answer(np.stack(digits), options, options.multi_digit, predictor, batcher, decoding)
+    try:
+        digits = await anyio.to_thread.run_sync(read_if_small, limiter=decoding.small)
+        if digits is None:
+            digits = await anyio.to_thread.run_sync(read, limiter=decoding.large)
+    except NoDigitError as e:
+        if options.multi_digit:
+            return Number.model_validate(no_number_json(str(e)))
+        return Digit.model_validate(no_digit_json(str(e), with_set=options.set_coverage is not None))
+    return await answer(np.stack(digits), options, options.multi_digit, predictor, batcher, decoding, calibration)
 
 
 async def answer(
-    images: np.ndarray, options: Options, multi_digit: bool, predictor: Predictor, batcher: Batcher, decoding: Decoding
+    images: np.ndarray,
+    options: Options,
+    multi_digit: bool,
+    predictor: Predictor,
+    batcher: Batcher,
+    decoding: Decoding,
+    calibration: Calibration,
 ) -> Digit | Number:
-    """The images read by the model in a shared batch, then judged with this request's thresholds."""
+    """The images read by the model in a shared batch, then judged with this request's calibration (its thresholds),
+    with prediction sets when asked."""
     probs, distances = await batcher.assess(images)
-    judged = judgement(probs, distances, options.calibration(predictor.calibration), options.reject)
-    inputs: list[str | None] = [None] * len(images)
-    if options.include_input:
-        inputs = await anyio.to_thread.run_sync(lambda: [png_base64(image) for image in images], limiter=decoding.small)
+    judged = judgement(probs, distances, calibration, options.reject)
+    coverage = options.set_coverage
+    sets = None if coverage is None else calibration.prediction_sets(judged.probabilities, coverage)
     names = predictor.class_names
     if multi_digit:
-        number = number_json(names, judged.probabilities, judged.verdicts)
-        for digit, image in zip(number["digits"], inputs, strict=True):
-            digit["input"] = image
+        number = number_json(names, judged.probabilities, judged.verdicts, sets=sets)
+        if options.include_input:
+            for digit, image in zip(number["digits"], await inputs(images, decoding), strict=True):
+                digit["input"] = image
         return Number.model_validate(number)
-    return Digit.model_validate(digit_json(names, judged.probabilities[0], judged.verdicts[0]) | {"input": inputs[0]})
+    digit = digit_json(
+        names, judged.probabilities[0], judged.verdicts[0], None, members(names, None if sets is None else sets[0])
+    )
+    if options.include_input:
+        digit["input"] = (await inputs(images, decoding))[0]
+    return Digit.model_validate(digit)
+
+
+async def inputs(images: np.ndarray, decoding: Decoding) -> list[str]:
+    """The images fed to the model as PNG data URLs, made in the decoding pool for small work."""
+    return await anyio.to_thread.run_sync(lambda: [png_base64(image) for image in images], limiter=decoding.small)
 
 
 def png_base64(image: np.ndarray) -> str:

@@ -85,7 +85,7 @@ async def model(predictor: Annotated[Predictor, Depends(get_predictor)]) -> Mode
     "/predict",
     openapi_extra=REQUEST_BODY,
     responses=PREDICT_RESPONSES,
-    response_model_exclude_none=True,
+    response_model_exclude_unset=True,
     dependencies=[Depends(admitted)],
 )
 async def predict(
@@ -97,8 +97,9 @@ async def predict(
     max_upload_bytes: Annotated[int, Depends(get_upload_limit)],
 ) -> Digit | Number:
     """Read the digit in an uploaded image (multipart `file`, raw image body, or JSON `image` in base64),
-    or in a JSON `pixels` 28x28 array; images are prepared MNIST-style first. Each digit carries a verdict.
-    A JSON body may also carry the options (a query parameter wins)."""
+    or in a JSON `pixels` 28x28 array; images are prepared MNIST-style first. Each digit carries a verdict and the
+    model's reading; an image that holds no digit is not_a_digit with its reason. A JSON body may also carry the
+    options (a query parameter wins)."""
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if kind not in ("multipart/form-data", "application/json", "application/octet-stream") and not kind.startswith(
         "image/"

@@ -18,18 +18,33 @@ VERDICT = (
 )
 
 
+NO_DIGIT = "Why the image holds no digit (blank, too faint, specks): then verdict is not_a_digit, with no reading."
+
+
 class Digit(BaseModel):
-    digit: str = Field(description="The most probable class.")
+    digit: str | None = Field(
+        description="The model's reading, its most probable class, whatever the verdict; null when the image holds no"
+        " digit (see reason)."
+    )
     verdict: Verdict = Field(description=VERDICT)
-    confidence: float = Field(description="The digit's calibrated probability.")
-    probabilities: list[float] = Field(description="Every class's calibrated probability (temperature-scaled).")
+    confidence: float = Field(description="The digit's calibrated probability (0 when the image holds no digit).")
+    reason: str | None = Field(None, description=NO_DIGIT)
+    prediction_set: list[str] | None = Field(
+        None,
+        alias="set",
+        description="With set_coverage: the classes that hold the true one with that probability, in class order.",
+    )
+    probabilities: list[float] | None = Field(
+        description="Every class's calibrated probability (temperature-scaled); null when the image holds no digit."
+    )
     input: str | None = Field(None, description="The 28x28 image fed to the model (base64 PNG), on request.")
 
 
 class Number(BaseModel):
-    number: str
+    number: str | None = Field(description="The digits read, left to right; null when the image holds no digit.")
     verdict: Verdict = Field(description="not_a_digit if any digit is, else uncertain if any digit is, else digit.")
-    confidence: float = Field(description="The product of the digits' confidences.")
+    confidence: float = Field(description="The product of the digits' confidences (0 when there are none).")
+    reason: str | None = Field(None, description=NO_DIGIT)
     digits: list[Digit]
 
 
@@ -65,7 +80,10 @@ def problem(description: str, headers: dict[str, Any] | None = None) -> dict[str
 PREDICT_RESPONSES: dict[int | str, dict[str, Any]] = {
     413: problem("The body is over the upload limit, or its image would take more memory to decode than allowed."),
     415: problem("The content type is not an image, multipart or JSON, or the bytes are not an image."),
-    422: problem("The image is corrupt or holds no digit (a blank image), or the JSON or a parameter is invalid."),
+    422: problem(
+        "The image is corrupt, or the JSON or a parameter is invalid, or the model cannot give the set_coverage asked."
+        " (A blank image is no error: it is not_a_digit, with its reason.)"
+    ),
     500: problem("The model failed on the batch this request was in; the failure is logged."),
     503: problem(
         "Too many requests in flight; try again after Retry-After seconds.",

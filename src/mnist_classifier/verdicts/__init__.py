@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from .calibration import FALLBACK, Calibration
 from .scores import SCORES, class_statistics, mahalanobis
-from .sets import check_coverage, nonconformity, prediction_sets
+from .sets import check_coverage, nonconformity, prediction_sets, require_scores
 from .stored import CALIBRATION, FEATURE_STATS, load, save
 from .temperature import fit_temperature, temperature_scaled
 from .thresholds import threshold, with_thresholds
@@ -54,6 +54,7 @@ __all__ = [
     "nonconformity",
     "overall",
     "prediction_sets",
+    "require_scores",
     "save",
     "temperature_scaled",
     "threshold",

@@ -18,11 +18,15 @@ validation split is its best epoch, by accuracy; the coverage on the test set, n
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..errors import ConfigError, RunError
 from .temperature import temperature_scaled
+
+if TYPE_CHECKING:
+    from .calibration import Calibration
 
 NO_SCORES = (
     "this model's calibration has no prediction-set scores (it was calibrated before prediction sets existed);"
@@ -59,11 +63,24 @@ def quantile(scores: np.ndarray, coverage: float, name: str = "set_coverage") ->
     k = rank(n, coverage)
     if k > n:
         most = math.floor(n / (n + 1) * 1e4) / 1e4
+        needed = max(1, math.ceil(coverage / (1 - coverage) - 1e-6))
+        while rank(needed, coverage) > needed:
+            needed += 1
         raise ConfigError(
-            f"{name} {coverage:g} needs at least {math.ceil(coverage / (1 - coverage)):,} held-out validation digits;"
+            f"{name} {coverage:g} needs at least {needed:,} held-out validation digits;"
             f" this model's calibration has {n:,}: ask for at most {most:g}"
         )
     return float(scores[k - 1])
+
+
+def require_scores(calibration: Calibration, coverage: object, run: str, name: str = "set_coverage") -> float:
+    """A coverage checked against a model before any image is read: a number in (0, 1) that its stored scores can
+    give, else a ConfigError naming the option `name`; a RunError naming `run` when it has no scores."""
+    number = check_coverage(coverage, name)
+    if calibration.conformal is None or not len(calibration.conformal):
+        raise RunError(NO_SCORES.format(run=run))
+    quantile(calibration.conformal, number, name)
+    return number
 
 
 def prediction_sets(
