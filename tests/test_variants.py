@@ -3,8 +3,10 @@ per-kind measure on a tiny model."""
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import pytest
@@ -13,8 +15,18 @@ from mnist_classifier.data import load_dataset, synthetic
 from mnist_classifier.data.synthetic.variants import draw, rendered
 from mnist_classifier.errors import ConfigError
 
-sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks"))
-bench = pytest.importorskip("variants", reason="benchmarks/variants.py is not beside the tests")
+BENCHMARK = Path(__file__).parents[1] / "benchmarks" / "variants.py"
+
+
+@pytest.fixture(scope="module")
+def bench() -> ModuleType:
+    """benchmarks/variants.py as a module (benchmarks/ is no package)."""
+    spec = importlib.util.spec_from_file_location("variants_benchmark", BENCHMARK)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclass looks itself up there
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.fixture(scope="module")
@@ -104,7 +116,7 @@ def test_held_out_printed_digits_are_labelled_in_order() -> None:
     assert (images.max(axis=(1, 2)) > 200).all()
 
 
-def test_the_benchmarks_shares_add_up_on_a_tiny_model(tiny_run: Path) -> None:
+def test_the_benchmarks_shares_add_up_on_a_tiny_model(bench: ModuleType, tiny_run: Path) -> None:
     from mnist_classifier.inference import load_predictor
 
     predictor = load_predictor(tiny_run)
