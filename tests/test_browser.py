@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,8 @@ HASH: list[Stroke] = [
     [(0.15, 0.62), (0.85, 0.62)],
 ]
 LETTER_W: list[Stroke] = [[(0.12, 0.15), (0.3, 0.85), (0.5, 0.4), (0.7, 0.85), (0.88, 0.15)]]
+LETTER_A: list[Stroke] = [[(0.2, 0.85), (0.5, 0.15), (0.8, 0.85)], [(0.32, 0.58), (0.68, 0.58)]]
+GREY = "rgb(148, 163, 184)"  # style.css's --muted, the colour of the reading under a cautious verdict
 
 
 @pytest.fixture(scope="module")
@@ -82,6 +85,7 @@ def test_draw_a_digit_and_see_the_prediction(browser: Any, live_server: LiveServ
     expect(prediction).to_have_text("7")
     expect(prediction).to_have_attribute("data-verdict", "digit")
     expect(page.locator("#confidence")).to_contain_text("% sure")
+    expect(page.locator("#reading")).to_have_text("")
     page.wait_for_timeout(400)
     shown = page.locator("#bars .fill").evaluate_all(
         "bars => bars.map(b => b.getBoundingClientRect().width / b.parentElement.getBoundingClientRect().width)"
@@ -107,7 +111,8 @@ def test_draw_a_digit_and_see_the_prediction(browser: Any, live_server: LiveServ
 
 def test_the_page_shows_each_verdict(browser: Any, live_server: LiveServer) -> None:
     """Canned answers from /predict: not_a_digit shows a cross and "not a digit", uncertain the best guess with a
-    question mark and "not sure (4 or 9?)"; the probability bars stay."""
+    question mark and "not sure (4 or 9?)", each with the model's reading in grey; the probability bars stay. A blank
+    image's answer (no digit) leaves the page empty."""
     from playwright.sync_api import expect
 
     probabilities = [0.01, 0.01, 0.02, 0.03, 0.45, 0.04, 0.02, 0.05, 0.07, 0.3]
@@ -126,18 +131,29 @@ def test_the_page_shows_each_verdict(browser: Any, live_server: LiveServer) -> N
         expect(prediction).to_have_attribute("data-verdict", verdict)
         expect(prediction).to_have_text(big)
         expect(confidence).to_have_text(line)
+        expect(page.locator("#reading")).to_have_text("reads like 4?, 45%")
+        expect(page.locator("#reading")).to_have_css("color", GREY)
         expect(page.locator("#bars .bar.top .label")).to_have_text("4")
         expect(page.locator("#bars .bar.top .value")).to_have_text("45.0%")
         page.wait_for_timeout(300)
         screenshot(page, f"drawing-page-{verdict}.png")
+    expect(prediction).to_have_css("color", GREY)  # uncertain: the "4?" itself is grey
+    canned.clear()
+    canned.update({"digit": None, "verdict": "not_a_digit", "confidence": 0.0, "reason": "no digit found: blank"})
+    canned["probabilities"] = None
+    draw(page, [[(0.3, 0.3), (0.7, 0.7)]])
+    expect(prediction).to_have_attribute("data-state", "empty")
+    expect(confidence).to_have_text("no digit yet")
+    expect(page.locator("#error")).to_have_text("")
     page.close()
 
 
-@pytest.mark.parametrize(("name", "strokes"), [("hash", HASH), ("letter-w", LETTER_W)])
+@pytest.mark.parametrize(("name", "strokes"), [("hash", HASH), ("letter-w", LETTER_W), ("letter-a", LETTER_A)])
 def test_a_drawn_non_digit_is_not_a_digit(
     browser: Any, live_server: LiveServer, name: str, strokes: list[Stroke]
 ) -> None:
-    """A hash sign and a letter W drawn on the page, read by the real model: "not a digit"."""
+    """A hash sign and the letters W and A drawn on the page, read by the real model: "not a digit", with what the
+    model read all the same shown in grey."""
     from playwright.sync_api import expect
 
     page = open_page(browser, live_server.url)
@@ -149,4 +165,6 @@ def test_a_drawn_non_digit_is_not_a_digit(
     expect(prediction).to_have_attribute("data-verdict", "not_a_digit")
     expect(prediction).to_have_text(CROSS)
     expect(page.locator("#confidence")).to_have_text("not a digit")
+    expect(page.locator("#reading")).to_have_text(re.compile(r"^reads like \d\?, \d+%$"))
+    expect(page.locator("#reading")).to_have_css("color", GREY)
     page.close()

@@ -6,6 +6,7 @@ const seen = document.getElementById("seen").getContext("2d");
 const bars = document.getElementById("bars");
 const prediction = document.getElementById("prediction");
 const confidence = document.getElementById("confidence");
+const reading = document.getElementById("reading");
 const errorBox = document.getElementById("error");
 const hint = document.getElementById("hint");
 const PAPER = "#fdfcf7";
@@ -41,6 +42,7 @@ function showEmpty(text) {
   prediction.dataset.state = "empty";
   delete prediction.dataset.verdict;
   confidence.textContent = text;
+  reading.textContent = "";
   seen.clearRect(0, 0, 28, 28);
   bars.querySelectorAll(".bar").forEach((row) => {
     row.classList.remove("top");
@@ -49,22 +51,29 @@ function showEmpty(text) {
   });
 }
 
-// The big answer and the line beside it, for each verdict.
+// The big answer, the line beside it, and the model's reading (shown greyed) when the verdict is cautious: the
+// reading stands whatever the verdict.
 function answer(result) {
-  if (result.verdict === "not_a_digit") return ["×", "not a digit"];
+  const read = `reads like ${result.digit}?, ${(result.confidence * 100).toFixed(0)}%`;
+  if (result.verdict === "not_a_digit") return ["×", "not a digit", read];
   if (result.verdict === "uncertain") {
     const second = result.probabilities.map((p, i) => [p, classes[i]]).sort((a, b) => b[0] - a[0])[1][1];
-    return [`${result.digit}?`, `not sure (${result.digit} or ${second}?)`];
+    return [`${result.digit}?`, `not sure (${result.digit} or ${second}?)`, read];
   }
-  return [result.digit, `${(result.confidence * 100).toFixed(1)}% sure`];
+  return [result.digit, `${(result.confidence * 100).toFixed(1)}% sure`, ""];
 }
 
 function show(result) {
-  const [big, line] = answer(result);
+  if (result.digit === null) {
+    showEmpty("no digit yet"); // a blank canvas: not a digit, with nothing read
+    return;
+  }
+  const [big, line, read] = answer(result);
   prediction.textContent = big;
   prediction.dataset.state = "ready";
   prediction.dataset.verdict = result.verdict;
   confidence.textContent = line;
+  reading.textContent = read;
   const best = result.probabilities.indexOf(Math.max(...result.probabilities));
   bars.querySelectorAll(".bar").forEach((row, i) => {
     const p = result.probabilities[i];
@@ -95,12 +104,8 @@ async function predict(blob) {
   try {
     show(await send(blob));
   } catch (error) {
-    if (/no digit found/.test(error.message)) {
-      showEmpty("no digit yet");
-    } else {
-      showEmpty("could not read it");
-      errorBox.textContent = error.message;
-    }
+    showEmpty("could not read it");
+    errorBox.textContent = error.message;
   }
 }
 
