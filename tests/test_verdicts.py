@@ -83,12 +83,14 @@ def measured(shift: float, printed: float = 1.5, n: int = 1000, seed: int = 1) -
 
 
 def test_the_calibrator_learns_nothing_at_construction_and_refuses_use_before_fit() -> None:
-    calibrator = Calibrator(max_reject=0.1, printed_kept=0.9)
+    calibrator = Calibrator(digits_rejected=0.01, style_answered=0.9)
     assert not [name for name in vars(calibrator) if name.endswith("_")]
     assert calibrator.get_params() == {
-        "max_reject": 0.1,
-        "printed_kept": 0.9,
-        "confidence_threshold": 0.6,
+        "digits_rejected": 0.01,
+        "style_rejected": 0.02,
+        "digits_answered": 0.988,
+        "style_answered": 0.9,
+        "readable": 0.9,
         "margin": 0.02,
     }
     for use in (calibrator.calibration, calibrator.figures):
@@ -101,7 +103,7 @@ def test_the_calibrator_learns_nothing_at_construction_and_refuses_use_before_fi
 
 def test_the_temperature_lowers_the_nll_and_the_calibration_error_and_keeps_every_argmax() -> None:
     probabilities, labels = overconfident()
-    calibrator = Calibrator().fit(probabilities, labels, {"top_two": measured(3.0)})
+    calibrator = Calibrator().fit(probabilities, labels, {"top_two": measured(3.0, n=len(labels))})
     assert 3.0 < calibrator.temperature_ < 5.0  # the logits were four times too sharp
     scaled = verdicts.temperature_scaled(probabilities, calibrator.temperature_)
     assert nll(scaled, labels) < nll(probabilities, labels) - 0.1
@@ -116,62 +118,120 @@ def test_the_score_that_tells_digits_from_non_digits_best_is_chosen_unless_the_f
     probabilities, labels = overconfident(500)
     means, precision = np.zeros((2, 3)), np.eye(3)
     better = Calibrator().fit(
-        probabilities, labels, {"top_two": measured(1.0), "mahalanobis": measured(3.0)}, means, precision
+        probabilities,
+        labels,
+        {"top_two": measured(1.0, n=len(labels)), "mahalanobis": measured(3.0, n=len(labels))},
+        means,
+        precision,
     )
     assert better.score_ == "mahalanobis" and better.means_ is means and better.precision_ is precision
     assert better.candidates_["mahalanobis"]["auroc_mean"] > better.candidates_["top_two"]["auroc_mean"] + 0.1
     assert set(better.candidates_["top_two"]["auroc"]) == {"letters", "noise"}
     kept = Calibrator().fit(
-        probabilities, labels, {"mahalanobis": measured(2.0), "top_two": measured(2.0, seed=2)}, means, precision
+        probabilities,
+        labels,
+        {"mahalanobis": measured(2.0, n=len(labels)), "top_two": measured(2.0, seed=2, n=len(labels))},
+        means,
+        precision,
     )
     assert kept.score_ == "mahalanobis", kept.candidates_  # the other is within the margin
-    first = Calibrator().fit(probabilities, labels, {"top_two": measured(2.0), "mahalanobis": measured(2.0, seed=2)})
-    assert first.score_ == "top_two" and first.means_ is None and first.precision_ is None
-    np.testing.assert_array_equal(first.reference_, np.sort(measured(2.0).digits))
-
-
-def test_the_reject_threshold_keeps_the_declared_share_of_printed_digits_or_turns_away_the_declared_few() -> None:
-    probabilities, labels = overconfident(500)
-    unlike_mnist = measured(3.0, printed=2.0, n=5000)
-    far = Calibrator(printed_kept=0.8).fit(probabilities, labels, {"top_two": unlike_mnist})
-    printed = far.calibration().typicality(unlike_mnist.unlike["printed"])
-    assert far.reject_threshold_ < 0.05  # unlike the validation digits: the threshold gives way to keep 80% of them
-    step = 1 / len(unlike_mnist.digits)  # typicality moves in steps of one reference digit
-    assert np.mean(printed >= far.reject_threshold_) >= 0.8 > np.mean(printed >= far.reject_threshold_ + step)
-    assert far.validation_kept_["printed"] == np.mean(printed >= far.reject_threshold_)
-    near = Calibrator(max_reject=0.05).fit(probabilities, labels, {"top_two": measured(3.0, printed=0.0)})
-    assert near.reject_threshold_ == 0.05  # printed digits like the others: at most 5% of validation digits refused
-    digits = near.calibration().typicality(measured(3.0).digits)
-    assert 0.04 < np.mean(digits < near.reject_threshold_) <= 0.05
-    without = Calibrator(max_reject=0.03).fit(
-        probabilities, labels, {"top_two": Distances(np.zeros(10), {"a": np.ones(10)})}
+    first = Calibrator().fit(
+        probabilities,
+        labels,
+        {"top_two": measured(2.0, n=len(labels)), "mahalanobis": measured(2.0, seed=2, n=len(labels))},
     )
-    assert without.reject_threshold_ == 0.03 and without.validation_kept_ == {}
+    assert first.score_ == "top_two" and first.means_ is None and first.precision_ is None
+    suite = measured(2.0, n=len(labels))
+    np.testing.assert_array_equal(first.reference_, np.sort(np.concatenate([suite.digits, *suite.unlike.values()])))
+
+
+def styled(
+    n: int, shift: float, read: float, seed: int = 3, sure: float = 0.99
+) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
+    """Digits of one other style: distances N(shift, 1), and two-class probabilities that read a share `read` of them
+    right, each with the top probability `sure`."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 2, n)
+    right = rng.random(n) < read
+    top = np.where(right, labels, 1 - labels)
+    probabilities = np.full((n, 2), 1 - sure, np.float32)
+    probabilities[np.arange(n), top] = sure
+    return rng.normal(shift, 1, n), (probabilities, labels)
+
+
+def test_the_reject_threshold_calls_the_declared_few_of_the_suite_digits_read_right_not_a_digit() -> None:
+    probabilities, labels = overconfident(20_000)
+    measured_ = measured(6.0, n=20_000)
+    far, far_styles = styled(2000, 2.5, read=0.9)
+    distances = Distances(measured_.digits, measured_.nondigits, {"low": far})
+    fitted = Calibrator().fit(probabilities, labels, {"top_two": distances}, styles={"low": far_styles})
+    typicality = fitted.calibration().typicality
+    read_right = far_styles[0].argmax(axis=1) == far_styles[1]
+    refused = typicality(far[read_right]) < fitted.reject_threshold_
+    assert 0.01 < refused.mean() <= 0.02  # the style binds: 2% of the digits it reads right
+    assert np.mean(typicality(measured_.digits) < fitted.reject_threshold_) <= 0.0025
+    assert fitted.validation_["low"]["not_a_digit"] == pytest.approx(
+        np.mean(typicality(far) < fitted.reject_threshold_)
+    )
+    assert fitted.validation_turned_away_["letters"] > 0.9
+    near = Calibrator().fit(probabilities, labels, {"top_two": measured(6.0, printed=0.0, n=20_000)})
+    clean = near.calibration().typicality(measured(6.0, n=20_000).digits)
+    assert 0.002 < np.mean(clean < near.reject_threshold_) <= 0.0025  # styles like the digits: the clean ones bind
+    without = Calibrator().fit(
+        probabilities[:10], labels[:10], {"top_two": Distances(np.zeros(10), {"a": np.ones(10)})}
+    )
+    assert without.validation_kept_ == {} and set(without.validation_) == {"digits"}
+
+
+def test_the_confidence_threshold_answers_the_declared_share_of_readable_styles_and_never_goes_under_a_half() -> None:
+    probabilities, labels = overconfident(4000)
+    measured_ = measured(6.0, n=4000)
+    doubtful, doubtful_styles = styled(1000, 0.0, read=0.95, sure=0.7)
+    unreadable, unreadable_styles = styled(1000, 0.0, read=0.6, seed=4, sure=0.52)
+    distances = Distances(measured_.digits, measured_.nondigits, {"doubtful": doubtful, "unreadable": unreadable})
+    styles = {"doubtful": doubtful_styles, "unreadable": unreadable_styles}
+    fitted = Calibrator().fit(probabilities, labels, {"top_two": distances}, styles=styles)
+    scaled = verdicts.temperature_scaled(probabilities, fitted.temperature_)
+    assert np.mean(scaled.max(axis=1) >= fitted.confidence_threshold_) >= 0.988 - 0.001
+    sure = verdicts.temperature_scaled(doubtful_styles[0], fitted.temperature_).max(axis=1)
+    assert fitted.confidence_threshold_ <= sure.min()  # the readable style is answered whenever kept
+    assert fitted.validation_["doubtful"]["answered"] >= 0.93
+    readable = styled(1000, 0.0, read=0.95, seed=4, sure=0.52)[1]  # as unsure, but read right as often as the other
+    bound = Calibrator().fit(probabilities, labels, {"top_two": distances}, styles=styles | {"unreadable": readable})
+    assert bound.confidence_threshold_ < fitted.confidence_threshold_  # the unreadable style did not bind
+    alone = Calibrator().fit(probabilities, labels, {"top_two": measured_})
+    assert alone.confidence_threshold_ >= 0.5
+    for name, figures in fitted.validation_.items():
+        assert 0 <= figures["answered_right"] <= figures["answered"] <= 1 - figures["not_a_digit"] + 1e-9, name
 
 
 def test_fitting_again_reproduces_the_calibration_and_fit_returns_the_calibrator() -> None:
     probabilities, labels = overconfident(800)
-    distances = {"mahalanobis": measured(2.0), "top_two": measured(3.0)}
-    calibrator = Calibrator(printed_kept=0.7)
+    distances = {"mahalanobis": measured(2.0, n=len(labels)), "top_two": measured(3.0, n=len(labels))}
+    calibrator = Calibrator(style_rejected=0.05)
     assert calibrator.fit(probabilities, labels, distances, np.ones((2, 2)), np.eye(2)) is calibrator
     again = clone(calibrator).fit(probabilities, labels, distances, np.ones((2, 2)), np.eye(2))
     assert again.figures() == calibrator.figures()
     first, second = calibrator.calibration(), again.calibration()
-    assert first.settings() == second.settings() and first.fitted and first.confidence_threshold == 0.6
+    assert first.settings() == second.settings() and first.fitted and first.confidence_threshold >= 0.5
     np.testing.assert_array_equal(first.reference, second.reference)
 
 
 def test_a_fitted_calibration_is_stored_in_the_format_old_runs_have_and_loads_back(tmp_path: Path) -> None:
     probabilities, labels = overconfident(800)
     means, precision = np.arange(6.0).reshape(2, 3), np.eye(3)
-    calibrator = Calibrator().fit(probabilities, labels, {"mahalanobis": measured(3.0)}, means, precision)
+    calibrator = Calibrator().fit(
+        probabilities, labels, {"mahalanobis": measured(3.0, n=len(labels))}, means, precision
+    )
     verdicts.save(tmp_path, calibrator.calibration(), calibrator.figures())
     stored = json.loads((tmp_path / verdicts.CALIBRATION).read_text())
     assert list(stored) == ["temperature", "score", "reject_threshold", "confidence_threshold", "figures"]
     assert list(stored["figures"]) == [
         "chosen_by",
         "candidates",
+        "validation",
         "validation_kept",
+        "validation_turned_away",
         "validation_ece_before",
         "validation_ece_after",
     ]
@@ -260,7 +320,7 @@ def test_the_stored_calibration_reloads(tiny_run: Path) -> None:
     assert loaded is not None and loaded.fitted
     assert loaded.settings() == {key: stored[key] for key in loaded.settings()}
     assert loaded.score in verdicts.SCORES and 0 < loaded.reject_threshold <= 0.05
-    assert loaded.reference is not None and len(loaded.reference) == 6000
+    assert loaded.reference is not None and len(loaded.reference) > 6000  # the validation digits, in every style
     assert (np.diff(loaded.reference) >= 0).all()
     assert Predictor(tiny_run).calibration.settings() == loaded.settings()
     metrics = json.loads((tiny_run / "metrics.json").read_text())["verdicts"]

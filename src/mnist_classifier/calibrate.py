@@ -28,17 +28,27 @@ TRAIN_FEATURES = 20_000  # training images whose penultimate features give the c
 NONDIGITS_PER_KIND = 200
 FONT_DIGITS = 300
 PHOTOGRAPHED = 1000  # validation digits photographed and prepared
+PER_STYLE = 200  # validation digits drawn in each other style (synthetic.VARIANTS)
+STYLES_SEED = 1  # training draws its digits in other styles with seed 0, the benchmark with 20
 
 
-def validation_images(predictor: Predictor, x_val: np.ndarray) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """The validation non-digits by kind; and for a model of MNIST's digits, digits unlike its validation digits:
-    printed ones and photographed validation digits."""
+def validation_images(
+    predictor: Predictor, x_val: np.ndarray, y_val: np.ndarray
+) -> tuple[dict[str, np.ndarray], dict[str, tuple[np.ndarray, np.ndarray]]]:
+    """The validation non-digits by kind; and for a model of MNIST's digits, the validation suite's digits unlike its
+    validation digits, with their labels: printed ones, and validation digits photographed and drawn in each other
+    style users bring."""
     others = synthetic.validation_set(NONDIGITS_PER_KIND)
     if predictor.class_names != DIGITS or predictor.input_shape != (28, 28):
         return others, {}
     fonts = synthetic.matplotlib_fonts()
-    printed = {"printed": synthetic.font_digits(fonts, FONT_DIGITS, seed=3)[0]} if fonts else {}
-    return others, printed | {"photographed": synthetic.photographed(x_val[:PHOTOGRAPHED], seed=1)}
+    printed = {"printed": synthetic.font_digits(fonts, FONT_DIGITS, seed=3)} if fonts else {}
+    photographed = synthetic.photographed(x_val[:PHOTOGRAPHED], seed=1), y_val[:PHOTOGRAPHED]
+    styles = [kind for kind in synthetic.VARIANTS if kind != "photographed"]
+    drawn = synthetic.variants(x_val[:PER_STYLE], STYLES_SEED, styles)
+    return others, printed | {"photographed": photographed} | {
+        kind: (images[found], y_val[:PER_STYLE][found]) for kind, (images, found) in drawn.items()
+    }
 
 
 def candidates(predictor: Predictor, ensemble: bool, x_train: np.ndarray, y_train: np.ndarray) -> list[Calibration]:
@@ -59,7 +69,7 @@ def measured(
     candidate: Calibration,
     x_val: np.ndarray,
     others: dict[str, np.ndarray],
-    unlike: dict[str, np.ndarray],
+    unlike: dict[str, tuple[np.ndarray, np.ndarray]],
 ) -> Distances:
     """The distances under `candidate`'s score of the validation digits, non-digits and unlike digits. It sets the
     predictor's calibration: the predictor is the one `calibrate_run` loaded for this."""
@@ -67,7 +77,7 @@ def measured(
     return Distances(
         digits=predictor.assess(x_val)[1],
         nondigits={kind: predictor.assess(images)[1] for kind, images in others.items()},
-        unlike={name: predictor.assess(images)[1] for name, images in unlike.items()},
+        unlike={name: predictor.assess(images)[1] for name, (images, _) in unlike.items()},
     )
 
 
@@ -86,11 +96,12 @@ def calibrate_run(folder: Path) -> dict[str, Any]:
     if predictor.class_names != tuple(dataset.class_names):
         raise RunError(f"{folder}: its classes differ from its dataset's; it cannot be calibrated")
     raw_val = predictor.probabilities(x_val)
-    others, unlike = validation_images(predictor, x_val)
+    others, unlike = validation_images(predictor, x_val, y_val)
     scored = candidates(predictor, members is not None, x_train[:TRAIN_FEATURES], y_train[:TRAIN_FEATURES])
     distances = {candidate.score: measured(predictor, candidate, x_val, others, unlike) for candidate in scored}
     statistics = scored[0]
-    calibrator = Calibrator().fit(raw_val, y_val, distances, statistics.means, statistics.precision)
+    styles = {name: (predictor.probabilities(images), labels) for name, (images, labels) in unlike.items()}
+    calibrator = Calibrator().fit(raw_val, y_val, distances, statistics.means, statistics.precision, styles)
     calibration, figures = calibrator.calibration(), calibrator.figures()
     calibration = dataclasses.replace(calibration, conformal=verdicts.nonconformity(raw_val, y_val))
     verdicts.save(folder, calibration, figures)

@@ -129,6 +129,9 @@ class TrainConfig:
     # the share of training digits that training sees as photographed and prepared, as `predict` sees a photo of
     # one (digit datasets only)
     photographed: float = setting(0.25, FRACTION)
+    # the share of training digits that training sees in the styles users bring (synthetic.variants: low-resolution
+    # scans, thick and thin pens, chalk, lined paper...), one kind each in turn (digit datasets only)
+    variants: float = setting(0.2, FRACTION)
     weight_decay: float = setting(0.0, FRACTION)
     jit_compile: bool = False
     threads: int = setting(dataclasses.MISSING, POSITIVE, factory=lambda: os.cpu_count() or 1)
@@ -295,6 +298,10 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
             "rotation": 0.0,
             "scale": 0.0,
             "deskew": False,
+            # three times the non-digits per batch, chosen on validation once digits in other styles joined training
+            # (seed 42, against 0.25: validation letters not answered 85% -> 92%, scribbles 90% -> 95%, shapes
+            # 90% -> 97%; clean validation digits answered 98.8% and 98.9%; test accuracy 99.10% and 99.28%)
+            "outliers": 0.75,
         },
         "default": {},
         "best": {"filters": [48, 96, 192], "epochs": 12, "ensemble": 2},

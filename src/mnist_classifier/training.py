@@ -44,6 +44,7 @@ from .runs import (
 from .utils import atomic_path, set_threads
 from .verdicts import CALIBRATION
 
+TRAINING_STYLES_SEED = 0  # calibration draws its digits in other styles with seed 1, the benchmark with 20
 OUTLIER_POOL = 10_000  # non-digits drawn for outlier exposure (fewer for a small training set)
 
 
@@ -59,7 +60,8 @@ class Splits:
 
 def prepare(config: TrainConfig, dataset: Dataset) -> Splits:
     """The seeded split, scaled; for a digit dataset, `config.photographed` of its training digits photographed and
-    prepared, followed by `config.printed_digits` printed ones (at most one per 10)."""
+    prepared, the next `config.variants` of them in other styles (`in_styles`), and `config.printed_digits` printed
+    ones added (at most one per 10)."""
     x_train, y_train, x_val, y_val = split_validation(
         dataset.x_train, dataset.y_train, config.validation_fraction, config.validation_seed
     )
@@ -68,11 +70,27 @@ def prepare(config: TrainConfig, dataset: Dataset) -> Splits:
     photographed = round(len(x_train) * config.photographed) if of_digits(dataset) else 0
     if photographed:
         x_train = np.concatenate([synthetic.photographed(x_train[:photographed]), x_train[photographed:]])
+    styled = min(round(len(x_train) * config.variants), len(x_train) - photographed) if of_digits(dataset) else 0
+    if styled:
+        x_train = x_train.copy()
+        x_train[photographed : photographed + styled] = in_styles(x_train[photographed : photographed + styled])
     printed = min(config.printed_digits, len(x_train) // 10) if of_digits(dataset) else 0
     if printed:
         images, labels = synthetic.printed_digits(printed)
         x_train, y_train = np.concatenate([x_train, images]), np.concatenate([y_train, labels.astype(y_train.dtype)])
     return Splits(scale(x_train), y_train, scale(x_val), y_val)
+
+
+def in_styles(digits: np.ndarray) -> np.ndarray:
+    """Digits each drawn in one of the styles users bring (synthetic.VARIANTS but the plain rendering and photographed,
+    which the photographed share covers), the kinds in turn, and prepared; one the preparation loses stays as it was."""
+    kinds = [kind for kind in synthetic.VARIANTS if kind not in ("plain", "photographed")]
+    out = digits.copy()
+    for i, kind in enumerate(kinds):
+        part = digits[i :: len(kinds)]
+        images, found = synthetic.variant(part, kind, seed=TRAINING_STYLES_SEED)
+        out[i :: len(kinds)] = np.where(found[:, None, None], images, part)
+    return out
 
 
 def of_digits(dataset: Dataset) -> bool:
