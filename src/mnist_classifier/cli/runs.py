@@ -66,6 +66,12 @@ def train(
         float | None,
         typer.Option(help="Share of training digits seen photographed and prepared, as in a photo; 0 for none."),
     ] = None,
+    variants: Annotated[
+        float | None,
+        typer.Option(
+            help="Share of training digits seen in other styles (low scans, thick pens, chalk...); 0 for none."
+        ),
+    ] = None,
     weight_decay: Annotated[float | None, typer.Option(help="Decoupled weight decay; 0 for none.")] = None,
     jit_compile: Annotated[
         bool | None, typer.Option("--jit-compile/--no-jit-compile", help="Compile training steps with XLA.")
@@ -130,6 +136,7 @@ def train(
         outliers=outliers,
         printed_digits=printed_digits,
         photographed=photographed,
+        variants=variants,
         weight_decay=weight_decay,
         jit_compile=jit_compile,
         threads=threads,
