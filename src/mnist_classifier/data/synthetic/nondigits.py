@@ -46,10 +46,14 @@ def prepared(images: Sequence[Image.Image]) -> tuple[np.ndarray, int]:
     return np.stack(arrays) if arrays else np.zeros((0, 28, 28), np.uint8), len(images) - len(arrays)
 
 
-def letters(fonts: Sequence[Path], count: int, seed: int, chars: str = LETTERS) -> tuple[np.ndarray, int]:
-    """`count` letters (cycling through `chars` and `fonts`), prepared; and how many the preparation refused."""
+def letters(
+    fonts: Sequence[Path], count: int, seed: int, chars: str = LETTERS, pen: bool = False
+) -> tuple[np.ndarray, int]:
+    """`count` letters (cycling through `chars` and `fonts`; with `pen`, traced again as a hand writes them),
+    prepared; and how many the preparation refused."""
     rng = np.random.default_rng(seed)
-    return prepared([letter(chars[i % len(chars)], fonts[(i // len(chars)) % len(fonts)], rng) for i in range(count)])
+    fonts_of = [fonts[(i // len(chars)) % len(fonts)] for i in range(count)]
+    return prepared([letter(chars[i % len(chars)], fonts_of[i], rng, pen) for i in range(count)])
 
 
 def as_array(image: Image.Image) -> np.ndarray:
@@ -91,19 +95,21 @@ def drawn_set(fonts: tuple[Path, ...], per_kind: int, seed: int) -> dict[str, np
 
 
 def training_pool(count: int, seed: int = 0) -> np.ndarray:
-    """`count` non-digits (N, 28, 28) uint8 for outlier exposure: letters in TRAINING_FONTS, scribbles and shapes
-    (prepared), shapes, noise and textures (raw). Drawn once per size and seed, then cached."""
+    """`count` non-digits (N, 28, 28) uint8 for outlier exposure: letters in TRAINING_FONTS, as printed and as
+    written with a pen, scribbles and shapes (prepared), shapes, noise and textures (raw). Drawn once per size and
+    seed, then cached."""
     return cached(f"pool-v{POOL_VERSION}-{count}-{seed}", count, lambda: draw_pool(count, seed))
 
 
 def draw_pool(count: int, seed: int) -> np.ndarray:
-    shares = {"letters": 0.35, "scribbles": 0.15, "shapes": 0.15, "raw shapes": 0.05, "noise": 0.05, "textures": 0.05}
-    shares["silhouettes"] = 0.2
+    shares = {"letters": 0.2, "pen letters": 0.2, "scribbles": 0.15, "shapes": 0.15, "raw shapes": 0.05}
+    shares |= {"noise": 0.05, "textures": 0.05, "silhouettes": 0.15}
     sizes = {kind: int(count * share) for kind, share in shares.items()}
     sizes["letters"] += count - sum(sizes.values())
-    parts = [letters(matplotlib_fonts(TRAINING_FONTS), sizes["letters"], seed)[0]]
+    fonts = matplotlib_fonts(TRAINING_FONTS)
+    parts = [letters(fonts, sizes["letters"], seed)[0], letters(fonts, sizes["pen letters"], seed + 1, pen=True)[0]]
     for i, kind in enumerate(sizes, 500):  # raw shapes fill the frame, as a photo of an object given as an array
-        if kind != "letters":
+        if kind not in ("letters", "pen letters"):
             maker, raw = kind.removeprefix("raw "), kind.startswith("raw ") or kind in RAW_KINDS
             parts.append(generated(maker, sizes[kind], seed * 1000 + i, raw=raw)[0])
     pool = np.concatenate(parts)
