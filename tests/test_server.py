@@ -380,7 +380,7 @@ def test_prediction_sets_on_request(client: TestClient, fake_client: TestClient,
     assert [d["set"] for d in number.json()["digits"]] == [expected]
     for query, message in [
         ("set_coverage=1", "query set_coverage: Input should be less than 1"),
-        ("set_coverage=0.9999", "set_coverage 0.9999 needs at least 9,999 held-out validation digits"),
+        ("set_coverge=0.99", "query set_coverge: Extra inputs are not permitted"),
     ]:
         response = client.post(f"/predict?{query}", json={"pixels": pixels(image)})
         assert response.status_code == 422 and message in response.json()["detail"], response.text
@@ -433,6 +433,8 @@ def test_other_bad_requests(fake_client: TestClient) -> None:
     assert response.status_code == 415 and "unsupported content type 'text/plain'" in response.json()["detail"]
     response = client.post("/predict", files={"other": ("a.png", b"x", "image/png")})
     assert response.status_code == 422 and "no file field named 'file'" in response.json()["detail"]
+    response = client.post("/predict", files={"file": ("a.png", b"x", "image/png")}, data={"note": "hi"})
+    assert response.status_code == 422 and "fields other than 'file' ('note')" in response.json()["detail"]
     response = client.post("/predict", content=b"", headers={"content-type": "image/png"})
     assert response.status_code == 422 and "empty request body" in response.json()["detail"]
 

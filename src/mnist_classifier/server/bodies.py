@@ -23,7 +23,9 @@ from ..verdicts import Calibration, with_thresholds
 
 
 class Options(BaseModel):
-    """A request's options, from its query string or its JSON body."""
+    """A request's options, from its query string or its JSON body; an option it does not know (a typo) is refused."""
+
+    model_config = ConfigDict(extra="forbid")
 
     multi_digit: bool = Field(False, description="Read a number written in a row: one result per digit.")
     deskew: bool = Field(False, description="Straighten slanted digits before predicting.")

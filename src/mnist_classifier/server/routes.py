@@ -137,8 +137,8 @@ async def read_body(request: Request, limit: int) -> bytes:
 
 
 async def uploaded_file(request: Request, body: bytes) -> bytes:
-    """The bytes of the multipart field `file` of an already-read body; the parsed form (and any file it
-    spooled to disk) is closed before returning."""
+    """The bytes of the multipart field `file` of an already-read body, its only field; the parsed form (and any file
+    it spooled to disk) is closed before returning."""
 
     async def replay() -> dict[str, Any]:
         return {"type": "http.request", "body": body, "more_body": False}
@@ -154,6 +154,8 @@ async def uploaded_file(request: Request, body: bytes) -> bytes:
         upload = form.get("file")
         if upload is None or isinstance(upload, str):
             raise HTTPException(422, "multipart body has no file field named 'file'")
+        if others := sorted(set(form.keys()) - {"file"}):
+            raise HTTPException(422, f"multipart body has fields other than 'file' ({others[0]!r}); send only the file")
         return await upload.read()
     finally:
         await form.close()
