@@ -25,6 +25,7 @@ import sys
 import tempfile
 import time
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -173,15 +174,21 @@ def main() -> None:
     sets = {"MNIST test": (mnist.x_test, 0), "real digits": (real, real_refused), **others}
     ids = {"MNIST test": mnist.y_test, "real digits": real_labels}
     with tempfile.TemporaryDirectory() as tmp:
-        given = dict(item.split("=", 1) for item in args.run)
-        runs = {label: Path(path) for label, path in given.items()} or train(Path(tmp))
-        for label, run in runs.items():
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always", DefaultCalibrationWarning)
-                predictor = load_predictor(run)
-            if caught:
-                console.print(f"{label}: no stored calibration, defaults used", highlight=False)
+        for label, run, predictor in loaded(args.run, Path(tmp), console):
             report(console, label, run, predictor, measure(predictor, sets, ids), machine)
+
+
+def loaded(given: list[str], folder: Path, console: Console) -> Iterator[tuple[str, Path, Predictor]]:
+    """Each run named LABEL=DIR (without any, the DEFAULT_RUNS trained into `folder`) with its predictor, saying when
+    a run has no stored calibration (its verdicts then use defaults)."""
+    named = {label: Path(path) for label, path in (item.split("=", 1) for item in given)}
+    for label, run in (named or train(folder)).items():
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", DefaultCalibrationWarning)
+            predictor = load_predictor(run)
+        if caught:
+            console.print(f"{label}: no stored calibration, defaults used", highlight=False)
+        yield label, run, predictor
 
 
 def report(console: Console, label: str, run: Path, predictor: Predictor, r: dict, machine: str) -> None:

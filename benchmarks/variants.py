@@ -23,7 +23,6 @@ import platform
 import subprocess
 import sys
 import tempfile
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,7 +35,7 @@ import ood
 
 from mnist_classifier.data import load_dataset, synthetic
 from mnist_classifier.errors import MnistClassifierError
-from mnist_classifier.inference import DefaultCalibrationWarning, Predictor, load_predictor
+from mnist_classifier.inference import Predictor
 
 SEED = 20  # calibration's validation suite draws with seed 1, training with 0
 SET_COVERAGE = 0.99
@@ -244,14 +243,7 @@ def main() -> None:
     others, fonts = ood.out_of_distribution(args.per_kind, args.fashion, data)
     console.print(f"letters' fonts: {', '.join(fonts)}", highlight=False)
     with tempfile.TemporaryDirectory() as tmp:
-        given = dict(item.split("=", 1) for item in args.run)
-        runs = {label: Path(path) for label, path in given.items()} or ood.train(Path(tmp))
-        for label, run in runs.items():
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always", DefaultCalibrationWarning)
-                predictor = load_predictor(run)
-            if caught:
-                console.print(f"{label}: no stored calibration, defaults used", highlight=False)
+        for label, run, predictor in ood.loaded(args.run, Path(tmp), console):
             measured = measure(predictor, (data.x_test, data.y_test), digits, others)
             report(console, f"{label} ({run.name})", measured, header)
 
