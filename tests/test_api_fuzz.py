@@ -19,6 +19,7 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from schemathesis import GenerationMode
+from schemathesis.specs.openapi.checks import negative_data_rejection
 
 from mnist_classifier.data import load_dataset
 from mnist_classifier.inference import Predictor
@@ -58,5 +59,16 @@ def test_api_conforms_to_its_schema(
     case = data.draw(strategies[operation])
     if operation[2] == "positive" and isinstance(case.body, dict) and "image" in case.body:
         case.body["image"] = base64.b64encode(data.draw(DIGITS)).decode()
-    response = case.call_and_validate()
+    excluded = [negative_data_rejection] if lost_on_the_wire(case) else []
+    response = case.call_and_validate(excluded_checks=excluded)
     assert response.status_code < 500
+
+
+def lost_on_the_wire(case: Any) -> bool:
+    """Whether a negative case's only fault may be one that sending drops: a query parameter or multipart field with
+    an empty name, or a value of lists or objects, which the HTTP client leaves out. What arrives is then a valid
+    request, rightly answered 200, so "invalid data rejected" is not checked for it (every other check still is)."""
+    parts = list((case.query or {}).items())
+    if case.media_type == "multipart/form-data" and isinstance(case.body, dict):
+        parts += [(name, value) for name, value in case.body.items() if name != "file"]
+    return any(name == "" or isinstance(value, list | dict) for name, value in parts)
