@@ -21,6 +21,7 @@ import numpy as np
 
 from .config import Interval, Options, TrainConfig, check_field, check_names, check_value, resolve
 from .errors import ConfigError, ImageError, RunError
+from .readings import Predictions
 from .runs import CONFIG, METRICS, check_run_dir, ensemble_members, new_run_dir, read_history, read_json, read_metrics
 from .utils import import_tensorflow_quietly
 
@@ -33,52 +34,6 @@ if TYPE_CHECKING:
     from .tuning import TuneResult
 
 Images = np.ndarray | str | Path | Sequence[str | Path]
-
-
-@dataclass(frozen=True)
-class Predictions:
-    """What a run read in some images, one entry per image, in order, in every field: its digit (the model's reading,
-    a class name, whatever the verdict), its calibrated probability, all calibrated probabilities (one column per
-    name in `classes`), and its verdict: "digit", "uncertain" (two classes close) or "not_a_digit".
-
-    An image that holds no digit (blank, too faint, specks) has digit None, confidence 0, probabilities NaN, verdict
-    "not_a_digit" and its `reasons` entry; a file that cannot be read has the same, verdict None and its `errors`
-    entry. `sets` (when asked) holds each image's prediction set, [] for an image with no digit."""
-
-    digits: list[str | None]
-    confidence: np.ndarray
-    probabilities: np.ndarray
-    verdicts: list[str | None] = dataclasses.field(default_factory=list)
-    classes: list[str] = dataclasses.field(default_factory=list, kw_only=True)
-    reasons: list[str | None] = dataclasses.field(default_factory=list, kw_only=True)
-    errors: list[str | None] = dataclasses.field(default_factory=list, kw_only=True)
-    sets: list[list[str]] | None = dataclasses.field(default=None, kw_only=True)
-
-    def __len__(self) -> int:
-        return len(self.digits)
-
-    def to_json(self, top_k: int | None = None) -> list[dict[str, Any]]:
-        """Each image's reading as `predict --json` and the server give it (readings.py): digit, verdict, confidence,
-        the `top_k` most probable classes and the set when asked, and every probability; or the reason an image holds
-        no digit; or `{"error"}` for a file that cannot be read."""
-        from .readings import digit_json, no_digit_json
-
-        n = len(self)
-        verdicts, reasons, errors = (
-            self.verdicts or ["digit"] * n,
-            self.reasons or [None] * n,
-            self.errors or [None] * n,
-        )
-        sets: list[list[str] | None] = list(self.sets) if self.sets is not None else [None] * n
-        rows = zip(self.probabilities, verdicts, reasons, errors, sets, strict=True)
-        return [
-            {"error": error}
-            if error is not None
-            else no_digit_json(reason, top_k, self.sets is not None)
-            if reason is not None
-            else digit_json(self.classes, p, str(v), top_k, found)
-            for p, v, reason, error, found in rows
-        ]
 
 
 @dataclass(frozen=True)

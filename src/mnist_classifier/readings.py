@@ -1,4 +1,5 @@
-"""How a reading reads as JSON: one shape for every caller (`predict --json`, the Python API, the server).
+"""Readings as callers get them: the Python API's `Predictions`, and one JSON shape for every caller (`predict
+--json`, the Python API, the server).
 
 A digit is `{"digit", "verdict", "confidence", "top_k" (when asked), "set" (when asked), "probabilities"}`; a number
 read digit by digit is `{"number", "verdict", "confidence", "digits": [digit, ...]}`. The digit is the model's
@@ -11,7 +12,9 @@ to six decimals.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -123,3 +126,47 @@ def reading_json(
         "file": reading.source,
         **digit_json(class_names, reading.probabilities[0], verdicts[0], top_k, prediction_set),
     }
+
+
+@dataclass(frozen=True)
+class Predictions:
+    """What a run read in some images, one entry per image, in order, in every field: its digit (the model's reading,
+    a class name, whatever the verdict), its calibrated probability, all calibrated probabilities (one column per
+    name in `classes`), and its verdict: "digit", "uncertain" (two classes close) or "not_a_digit".
+
+    An image that holds no digit (blank, too faint, specks) has digit None, confidence 0, probabilities NaN, verdict
+    "not_a_digit" and its `reasons` entry; a file that cannot be read has the same, verdict None and its `errors`
+    entry. `sets` (when asked) holds each image's prediction set, [] for an image with no digit."""
+
+    digits: list[str | None]
+    confidence: np.ndarray
+    probabilities: np.ndarray
+    verdicts: list[str | None] = dataclasses.field(default_factory=list)
+    classes: list[str] = dataclasses.field(default_factory=list, kw_only=True)
+    reasons: list[str | None] = dataclasses.field(default_factory=list, kw_only=True)
+    errors: list[str | None] = dataclasses.field(default_factory=list, kw_only=True)
+    sets: list[list[str]] | None = dataclasses.field(default=None, kw_only=True)
+
+    def __len__(self) -> int:
+        return len(self.digits)
+
+    def to_json(self, top_k: int | None = None) -> list[dict[str, Any]]:
+        """Each image's reading as `predict --json` and the server give it (readings.py): digit, verdict, confidence,
+        the `top_k` most probable classes and the set when asked, and every probability; or the reason an image holds
+        no digit; or `{"error"}` for a file that cannot be read."""
+        n = len(self)
+        verdicts, reasons, errors = (
+            self.verdicts or ["digit"] * n,
+            self.reasons or [None] * n,
+            self.errors or [None] * n,
+        )
+        sets: list[list[str] | None] = list(self.sets) if self.sets is not None else [None] * n
+        rows = zip(self.probabilities, verdicts, reasons, errors, sets, strict=True)
+        return [
+            {"error": error}
+            if error is not None
+            else no_digit_json(reason, top_k, self.sets is not None)
+            if reason is not None
+            else digit_json(self.classes, p, str(v), top_k, found)
+            for p, v, reason, error, found in rows
+        ]
