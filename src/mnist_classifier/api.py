@@ -55,10 +55,16 @@ class Report:
 
 
 class Run:
-    """A run folder that `train` wrote (or an ensemble folder): its settings, metrics and history, and its model."""
+    """A run folder that `train` wrote (or an ensemble folder): its settings, metrics and history, and its model,
+    which reads images in `precision` ("float32", or "int8" where the CPU has int8 units: see inference)."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, precision: str = "float32") -> None:
+        from .inference import PRECISIONS
+
+        if precision not in PRECISIONS:
+            raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
         self.path = Path(path)
+        self.precision = precision
         check_run_dir(self.path)
 
     def __repr__(self) -> str:
@@ -97,14 +103,15 @@ class Run:
 
     @functools.cached_property
     def predictor(self) -> Predictor:
-        """The model, loaded once (the members' mean for an ensemble)."""
+        """The model, loaded once (the members' mean for an ensemble), run in onnxruntime where it converts."""
         from .inference import load_predictor
 
-        return load_predictor(self.path)
+        return load_predictor(self.path, fast=True, precision=self.precision)
 
-    def _arrays(self, images: Images, prepare: bool, deskew: bool) -> list[np.ndarray | str]:
+    def _arrays(self, images: Images, prepare: bool, deskew: bool) -> np.ndarray | list[np.ndarray | str]:
         """Each image's array as the model reads it, or why it has none: an image_files.NoDigit reason when it holds
-        no digit, else (a file) why it cannot be read. An array of the wrong shape or values is an ImageError."""
+        no digit, else (a file) why it cannot be read; images given as an array that are all read stay one batch
+        (no copy). An array of the wrong shape or values is an ImageError."""
         from .errors import NoDigitError
         from .image_files import NoDigit, image_arrays, load_file
 
@@ -113,7 +120,7 @@ class Run:
                 arrays = image_arrays(images, self.predictor.input_shape, prepare, deskew)
             except NoDigitError as e:
                 return [NoDigit(e)]
-            return list(arrays if arrays.shape != self.predictor.input_shape else arrays[None])
+            return arrays if arrays.shape != self.predictor.input_shape else arrays[None]
 
         paths = [Path(images)] if isinstance(images, str | Path) else [Path(p) for p in images]
         found: list[np.ndarray | str] = []
@@ -122,7 +129,9 @@ class Run:
             found += [loaded] if isinstance(loaded, str) else loaded
         return found
 
-    def _stacked(self, arrays: list[np.ndarray | str]) -> np.ndarray:
+    def _stacked(self, arrays: np.ndarray | list[np.ndarray | str]) -> np.ndarray:
+        if isinstance(arrays, np.ndarray):
+            return arrays
         images = [a for a in arrays if not isinstance(a, str)]
         return np.stack(images) if images else np.zeros((0, *self.predictor.input_shape), np.uint8)
 
@@ -132,7 +141,7 @@ class Run:
         each prepared MNIST-style unless `prepare` is False. An image with no digit, or a file that cannot be read, is
         an ImageError here (there is no row to give it); `predict` answers it."""
         arrays = self._arrays(images, prepare, deskew)
-        for i, item in enumerate(arrays):
+        for i, item in enumerate(arrays if isinstance(arrays, list) else ()):
             if isinstance(item, str):
                 where = images if isinstance(images, np.ndarray | str | Path) else images[i]
                 raise ImageError(item if isinstance(where, np.ndarray) else f"{where}: {item}")
@@ -156,13 +165,28 @@ class Run:
         from .image_files import NoDigit
         from .verdicts import require_scores, with_thresholds
 
-        calibration = with_thresholds(self.predictor.calibration, reject_threshold, confidence_threshold)
+        calibration = self.predictor.calibration
+        if reject_threshold is not None or confidence_threshold is not None:
+            calibration = with_thresholds(calibration, reject_threshold, confidence_threshold)
         if set_coverage is not None:
             set_coverage = require_scores(calibration, set_coverage, str(self.path))
         arrays = self._arrays(images, prepare, deskew)
         judged = self.predictor.judge(self._stacked(arrays), reject, calibration)
         names = self.predictor.class_names
         masks = None if set_coverage is None else calibration.prediction_sets(judged.probabilities, set_coverage)
+        if isinstance(arrays, np.ndarray):  # every image read: no row to fill in
+            found = judged.probabilities.astype(np.float32, copy=False)
+            n = len(found)
+            return Predictions(
+                [names[i] for i in found.argmax(axis=1).tolist()],
+                found.max(axis=1, initial=0.0),
+                found,
+                list(judged.verdicts),
+                classes=list(names),
+                reasons=[None] * n,
+                errors=[None] * n,
+                sets=None if masks is None else [[names[i] for i in np.flatnonzero(mask)] for mask in masks],
+            )
         probs = np.full((len(arrays), len(names)), np.nan, np.float32)
         read = np.array([not isinstance(a, str) for a in arrays], bool)
         probs[read] = judged.probabilities
@@ -222,9 +246,9 @@ class Run:
         return Report(write_report(self.path))
 
 
-def load_run(path: str | Path) -> Run:
-    """An existing run or ensemble folder."""
-    return Run(path)
+def load_run(path: str | Path, precision: str = "float32") -> Run:
+    """An existing run or ensemble folder, its model read in `precision` (see Run)."""
+    return Run(path, precision)
 
 
 def train(

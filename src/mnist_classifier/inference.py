@@ -2,12 +2,14 @@
 
 A `Predictor` composes a back-end (backends: the compiled Keras pass, ONNX Runtime, an ensemble's members) with what
 every way of running a model shares: input checks, batching, calibration and verdicts. `fast_predictor` serves a
-command line that starts, reads a folder and exits: TensorFlow's start-up alone takes seconds, so it runs an ONNX
-copy of the model in onnxruntime, converted once, checked and cached by onnx_cache.
+command line that starts, reads a folder and exits, and the Python API's `Run.predict`: TensorFlow's start-up alone
+takes seconds and its call costs ten times onnxruntime's on one image, so they run an ONNX copy of the model in
+onnxruntime, converted once, checked and cached by onnx_cache (in int8 where asked and the CPU has the units).
 """
 
 from __future__ import annotations
 
+import logging
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,11 +20,15 @@ import numpy as np
 from . import onnx_cache
 from . import verdicts as calib
 from .backends import Backend, EnsembleBackend, KerasBackend, OnnxBackend
-from .errors import ImageError, RunError
+from .errors import ConfigError, ImageError, MnistClassifierError, RunError
 from .preprocess import scale
 from .runs import CONFIG, METRICS, ensemble_members, load_model, model_file, read_json
 from .utils import import_tensorflow_quietly
 from .verdicts import FALLBACK, Calibration
+
+PRECISIONS = ("float32", "int8")
+CALIBRATION_IMAGES = 1000  # training images that set an int8 copy's activation ranges
+log = logging.getLogger(__name__)
 
 
 class DefaultCalibrationWarning(UserWarning):
@@ -59,6 +65,12 @@ class Predictor:
                 stacklevel=2,
             )
         self.assess(np.zeros((1, *self.input_shape), np.float32), self.calibration.temperature)  # compiles its pass
+
+    @property
+    def runtime(self) -> str:
+        """What runs the model, in what precision ("onnxruntime float32", "onnxruntime int8", "keras (tensorflow)
+        float32"): what `GET /model` and `predict --verbose` name."""
+        return self.backend.runtime
 
     def _checked(self, images: np.ndarray) -> np.ndarray:
         images = np.asarray(images)
@@ -109,18 +121,20 @@ class Predictor:
         return np.concatenate(out) if out else np.zeros((0, len(self.class_names)), np.float32)
 
 
-def load_predictor(path: Path, fast: bool = False) -> Predictor:
-    """A run's, a .keras file's or an ensemble folder's predictor; `fast` starts it without TensorFlow
-    where it can (see fast_predictor)."""
+def load_predictor(path: Path, fast: bool = False, precision: str = "float32") -> Predictor:
+    """A run's, a .keras file's or an ensemble folder's predictor; `fast` runs it in onnxruntime where it can, without
+    TensorFlow once converted, in `precision` (see fast_predictor)."""
+    if precision not in PRECISIONS:
+        raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     members = ensemble_members(path)
     if members is None:
-        return fast_predictor(path) if fast else Predictor(path)
+        return fast_predictor(path, precision=precision) if fast else Predictor(path)
     if not members:
         raise RunError(f"{path}: an ensemble folder whose config.json lists no members; build it again")
     loaded = []
     for member in members:
         try:
-            loaded.append(fast_predictor(member) if fast else Predictor(member))
+            loaded.append(fast_predictor(member, precision=precision) if fast else Predictor(member))
         except RunError as e:
             raise RunError(f"ensemble member {member}: {e}") from None
     if len({(p.input_shape, p.class_names) for p in loaded}) > 1:
@@ -129,23 +143,57 @@ def load_predictor(path: Path, fast: bool = False) -> Predictor:
     return Predictor(path, loaded[0].batch_size, EnsembleBackend(loaded, tta))
 
 
-def fast_predictor(path: Path, batch_size: int = 1024) -> Predictor:
-    """The quickest Predictor to start for a model: its cached ONNX copy in onnxruntime when there is one;
-    otherwise the Keras model, converting it to ONNX for next time (a model that cannot be converted,
-    or whose copy disagrees with it, keeps running in Keras: see onnx_cache.convert)."""
+def fast_predictor(path: Path, batch_size: int = 1024, precision: str = "float32") -> Predictor:
+    """The quickest Predictor to start and to call for a model: its ONNX copy in onnxruntime, converted now (in
+    TensorFlow, once) when none is cached; with `precision` "int8", its int8 copy where the CPU has int8 units (see
+    int8_backend). A model that cannot be converted, or whose copy disagrees with it, runs in Keras (see
+    onnx_cache.convert)."""
     cached = onnx_cache.location(model_file(path))
-    if cached.is_file():
+    copy = onnx_backend(cached)
+    if copy is None:
+        import_tensorflow_quietly()
+        backend = KerasBackend(load_model(path))
+        onnx_cache.convert(backend.reader, backend.features, cached)
+        copy = onnx_backend(cached)
+        if copy is None:
+            return Predictor(path, batch_size, backend)
+    if precision == "int8":
+        copy = int8_backend(path, cached) or copy
+    return Predictor(path, batch_size, copy)
+
+
+def onnx_backend(onnx_file: Path, precision: str = "float32") -> OnnxBackend | None:
+    """The cached copy in onnxruntime; None when there is none, or a damaged one (removed: converted again)."""
+    if not onnx_file.is_file():
+        return None
+    try:
+        return OnnxBackend(onnx_file, precision)
+    except RunError:
+        onnx_file.unlink(missing_ok=True)
+        return None
+
+
+def int8_backend(path: Path, float_copy: Path) -> OnnxBackend | None:
+    """The int8 copy of a model's float32 ONNX copy, quantized once (onnx_cache.quantize) with activation ranges from
+    the run's training split; None, logged, where the CPU has no int8 units or the model cannot be quantized."""
+    if onnx_cache.int8_units() is None:
+        log.warning("this CPU has no int8 dot-product units (VNNI, AMX): the model runs in float32")
+        return None
+    target = onnx_cache.int8_location(float_copy)
+    if not target.is_file():
+        meta = read_json(path / CONFIG, missing_ok=True) if path.is_dir() else {}
         try:
-            copy = OnnxBackend(cached)
-        except RunError:  # a damaged cache entry: convert again
-            cached.unlink(missing_ok=True)
-        else:
-            return Predictor(path, batch_size, copy)
-    import_tensorflow_quietly()
-    backend = KerasBackend(load_model(path))
-    predictor = Predictor(path, batch_size, backend)
-    onnx_cache.convert(backend.reader, backend.features, cached)
-    return predictor
+            from .data import load_dataset
+
+            data_dir = meta.get("data_dir")
+            train = load_dataset(meta.get("dataset") or "mnist", Path(data_dir) if data_dir else None).x_train
+        except MnistClassifierError as e:
+            log.warning("no training images to calibrate an int8 copy with (%s): the model runs in float32", e)
+            return None
+        pick = np.sort(np.random.default_rng(0).choice(len(train), min(CALIBRATION_IMAGES, len(train)), replace=False))
+        if not onnx_cache.quantize(float_copy, scale(train[pick]), target):
+            return None
+    return onnx_backend(target, "int8")
 
 
 @dataclass

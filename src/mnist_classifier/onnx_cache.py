@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
 Forward = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray | None]]
 FAILED = ".failed"  # the suffix of the note that a model's conversion failed
+CHUNK = 256  # onnxruntime reads a batch in chunks this size: their intermediates stay in cache (2.5x on the DNN)
 log = logging.getLogger(__name__)
 
 
@@ -52,27 +53,40 @@ def runtime_errors() -> tuple[type[Exception], ...]:
     )
 
 
-def session(onnx_file: Path) -> tuple[Forward, tuple[int, ...], int]:
-    """An onnxruntime forward pass over float32 batches (probabilities, and penultimate features when the copy has
-    them), with the model's input shape and class count; a file onnxruntime cannot load is a RunError."""
-    import onnxruntime as ort
+class Session:
+    """An onnxruntime session over float32 batches: called, the probabilities and the penultimate features (None when
+    the copy has none); `probabilities` alone copies no features out. A file onnxruntime cannot load is a RunError."""
 
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = os.cpu_count() or 1
-    options.log_severity_level = 3
-    try:
-        runtime = ort.InferenceSession(str(onnx_file), options, providers=["CPUExecutionProvider"])
-    except runtime_errors() as e:
-        raise RunError(f"{onnx_file}: onnxruntime cannot load it ({first_line(e)}); convert the model again") from None
-    source, targets = runtime.get_inputs()[0], runtime.get_outputs()
-    names = [target.name for target in targets[:2]]
-    shape = tuple(int(d) for d in source.shape[1:])
+    def __init__(self, onnx_file: Path) -> None:
+        import onnxruntime as ort
 
-    def forward(x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        out = runtime.run(names, {source.name: x})
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = os.cpu_count() or 1
+        options.log_severity_level = 3
+        try:
+            self._runtime = ort.InferenceSession(str(onnx_file), options, providers=["CPUExecutionProvider"])
+        except runtime_errors() as e:
+            raise RunError(
+                f"{onnx_file}: onnxruntime cannot load it ({first_line(e)}); convert the model again"
+            ) from None
+        source, targets = self._runtime.get_inputs()[0], self._runtime.get_outputs()
+        self._source = source.name
+        self._names = [target.name for target in targets[:2]]
+        self.input_shape = tuple(int(d) for d in source.shape[1:])
+        self.classes = int(targets[0].shape[-1])
+
+    def _run(self, x: np.ndarray, names: list[str]) -> list[np.ndarray]:
+        if len(x) <= CHUNK:
+            return self._runtime.run(names, {self._source: x})
+        parts = [self._runtime.run(names, {self._source: x[i : i + CHUNK]}) for i in range(0, len(x), CHUNK)]
+        return [np.concatenate(column) for column in zip(*parts, strict=True)]
+
+    def __call__(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        out = self._run(x, self._names)
         return out[0], out[1] if len(out) > 1 else None
 
-    return forward, shape, int(targets[0].shape[-1])
+    def probabilities(self, x: np.ndarray) -> np.ndarray:
+        return self._run(x, self._names[:1])[0]
 
 
 def convert(model: keras.Model, forward: Forward, cached: Path) -> None:
@@ -84,33 +98,109 @@ def convert(model: keras.Model, forward: Forward, cached: Path) -> None:
     if failed.is_file():
         return
     images = np.random.default_rng(0).random((64, *model.input_shape[1:]), np.float32)
-    refusals: tuple[type[Exception], ...] = (
-        ImportError,
-        ValueError,
-        TypeError,
-        NotImplementedError,
-        RuntimeError,
-        MnistClassifierError,
-        *runtime_errors(),
-    )
     try:
         with atomic_path(cached) as tmp, warnings.catch_warnings():
             warnings.simplefilter("ignore")
             model.export(tmp, format="onnx", verbose=False)
-            copy, _, _ = session(tmp)
+            copy = Session(tmp)
             ours, theirs = copy(images), forward(images)
             if len(ours) != len(theirs) or not all(
                 (a is None and b is None) or (a is not None and b is not None and np.allclose(a, b, rtol=0, atol=1e-4))
                 for a, b in zip(ours, theirs, strict=True)
             ):
                 raise ExportError("the ONNX copy disagrees with the Keras model")
-    except refusals as e:
-        reason = first_line(e)
-        log.warning(
-            "the model cannot run in onnxruntime (%s): it keeps running in TensorFlow, slower to start;"
-            " %s remembers this (delete it to try again)",
-            reason,
+    except refusals() as e:
+        remember(
             failed,
+            f"the model cannot run in onnxruntime ({first_line(e)}): it keeps running in TensorFlow, slower to start",
         )
-        with contextlib.suppress(WriteError):  # an unwritable cache: the next command tries (and logs) again
-            write_text(failed, reason + "\n")
+
+
+def refusals() -> tuple[type[Exception], ...]:
+    """The ways a conversion or quantization fails that cost only speed (anything else is a bug)."""
+    return (
+        ImportError,
+        ValueError,
+        TypeError,
+        NotImplementedError,
+        RuntimeError,
+        KeyError,
+        MnistClassifierError,
+        *runtime_errors(),
+    )
+
+
+def remember(failed: Path, said: str) -> None:
+    """Log a failed conversion once and write its note, so that later commands do not pay for it again."""
+    log.warning("%s; %s remembers this (delete it to try again)", said, failed)
+    with contextlib.suppress(WriteError):  # an unwritable cache: the next command tries (and logs) again
+        write_text(failed, said + "\n")
+
+
+def int8_units() -> str | None:
+    """The CPU's int8 dot-product units that onnxruntime's int8 kernels use (AMX, AVX512-VNNI, AVX-VNNI, Arm's dot
+    product), or None: without them an int8 copy runs no faster than float32, so the float32 copy is kept."""
+    cpuinfo = Path("/proc/cpuinfo")
+    flags = set(cpuinfo.read_text().split()) if cpuinfo.is_file() else set()
+    units = {"amx_int8": "AMX", "avx512_vnni": "AVX512-VNNI", "avx_vnni": "AVX-VNNI", "asimddp": "Arm dot product"}
+    return next((name for flag, name in units.items() if flag in flags), None)
+
+
+def int8_location(float_copy: Path) -> Path:
+    """Where the int8 copy of a float32 copy is (or would be) cached."""
+    return float_copy.with_name(float_copy.stem + "-int8.onnx")
+
+
+def quantize(float_copy: Path, images: np.ndarray, cached: Path) -> bool:
+    """Write a static int8 (QDQ, per-channel) copy of `float_copy` at `cached`, its activations' ranges calibrated on
+    `images` (float32, from the training split); whether there is one. Kept in float32: the first convolution (one
+    input channel: slower in int8), the last layer and the softmax (the verdicts read small probability gaps), and
+    any op but convolutions and matrix products (the deskewing layer's coordinates). A copy whose readings agree
+    with float32's on under 99% of `images`, or that fails as conversions do, is remembered as failed (convert)."""
+    failed = cached.with_suffix(FAILED)
+    if cached.is_file():
+        return True
+    if failed.is_file():
+        return False
+    try:
+        from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+        from onnxruntime.quantization.shape_inference import quant_pre_process
+
+        with atomic_path(cached) as tmp, warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            prepared = tmp.with_name(tmp.name + ".pre.onnx")
+            try:
+                quant_pre_process(str(float_copy), str(prepared), skip_symbolic_shape=True)
+                import onnx
+
+                nodes = list(onnx.load(str(prepared)).graph.node)
+                source = onnx.load(str(prepared)).graph.input[0].name
+                products = [n.name for n in nodes if n.op_type in ("MatMul", "Gemm")]
+                convolutions = [n.name for n in nodes if n.op_type == "Conv"]
+                excluded = [n.name for n in nodes if n.op_type == "Softmax"] + products[-1:] + convolutions[:1]
+                batches = iter([{source: images[i : i + 100]} for i in range(0, len(images), 100)])
+
+                class Reader(CalibrationDataReader):
+                    def get_next(self) -> dict[str, np.ndarray] | None:
+                        return next(batches, None)
+
+                quantize_static(
+                    str(prepared),
+                    str(tmp),
+                    Reader(),
+                    quant_format=QuantFormat.QDQ,
+                    per_channel=True,
+                    activation_type=QuantType.QUInt8,
+                    weight_type=QuantType.QInt8,
+                    op_types_to_quantize=["Conv", "MatMul", "Gemm"],
+                    nodes_to_exclude=excluded,
+                )
+            finally:
+                prepared.unlink(missing_ok=True)
+            ours, theirs = Session(tmp).probabilities(images), Session(float_copy).probabilities(images)
+            if np.mean(ours.argmax(axis=1) == theirs.argmax(axis=1)) < 0.99:
+                raise ExportError("the int8 copy reads under 99% of the calibration images as float32 does")
+    except refusals() as e:
+        remember(failed, f"the model cannot run in int8 ({first_line(e)}): it runs in float32")
+        return False
+    return True
