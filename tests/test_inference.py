@@ -1,5 +1,6 @@
 """Predictors: each back-end gives the model's probabilities, inputs are checked, pictures given as arrays read like
-files, and the ONNX cache converts a model once (or, when it cannot, says so once)."""
+files, the ONNX cache converts a model once (or, when it cannot, says so once), `run.predict` reads as the Keras
+model does, and an int8 copy reads and judges where the CPU has int8 units (float32 where not)."""
 
 from __future__ import annotations
 
@@ -14,11 +15,11 @@ import pytest
 from PIL import Image
 
 import mnist_classifier as mc
-from mnist_classifier import image_files
+from mnist_classifier import image_files, onnx_cache
 from mnist_classifier import verdicts as calib
 from mnist_classifier.backends import EnsembleBackend, KerasBackend, OnnxBackend, with_features
 from mnist_classifier.data import load_dataset
-from mnist_classifier.errors import ImageError, ImageTooLargeError, RunError
+from mnist_classifier.errors import ConfigError, ImageError, ImageTooLargeError, RunError
 from mnist_classifier.image_files import image_arrays, load_file
 from mnist_classifier.inference import Predictor, fast_predictor
 from mnist_classifier.preprocess import scale
@@ -261,3 +262,77 @@ def test_penultimate_features_where_a_model_has_them() -> None:
     subclassed(x)
     for model in (two, subclassed):
         assert with_features(model) is model
+
+
+def test_run_predict_reads_and_judges_as_the_keras_model_does(
+    tiny_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, predictor: Predictor
+) -> None:
+    """run.predict runs the ONNX copy: the Keras back-end's calibrated probabilities and verdicts, one image or many,
+    given thresholds too; a blank picture is still not a digit."""
+    monkeypatch.setenv("MNIST_CLASSIFIER_CACHE", str(tmp_path))
+    run = mc.load_run(tiny_run)
+    images = load_dataset("mnist").x_test[:400]
+    read = run.predict(images)
+    assert run.predictor.runtime == "onnxruntime float32" and predictor.runtime == "keras (tensorflow) float32"
+    judged = predictor.judge(images)
+    np.testing.assert_allclose(read.probabilities, judged.probabilities, atol=1e-5)
+    assert read.verdicts == judged.verdicts and read.digits == [str(d) for d in judged.probabilities.argmax(axis=1)]
+    np.testing.assert_allclose(read.confidence, judged.probabilities.max(axis=1), atol=1e-5)
+    one = run.predict(images[7], reject_threshold=0.5, confidence_threshold=0.99)
+    strict = predictor.judge(
+        images[7:8],
+        calibration=dataclasses.replace(predictor.calibration, reject_threshold=0.5, confidence_threshold=0.99),
+    )
+    assert one.verdicts == strict.verdicts and one.digits == read.digits[7:8]
+    blank = run.predict(np.zeros((40, 40), np.uint8))  # a picture, prepared: it holds no digit
+    assert blank.verdicts == ["not_a_digit"] and blank.digits == [None]
+    with pytest.raises(ConfigError, match="precision"):
+        mc.load_run(tiny_run, precision="int4")
+
+
+def test_an_int8_copy_loads_reads_and_judges(tiny_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a CPU with int8 units (claimed here, so the test runs on any machine: onnxruntime's int8 kernels run
+    everywhere), precision int8 quantizes the float32 copy once and reads the digits as float32 does."""
+    monkeypatch.setenv("MNIST_CLASSIFIER_CACHE", str(tmp_path))
+    monkeypatch.setattr(onnx_cache, "int8_units", lambda: "AVX512-VNNI")
+    images = load_dataset("mnist").x_test[:500]
+    full = fast_predictor(tiny_run)
+    int8 = fast_predictor(tiny_run, precision="int8")
+    assert int8.runtime == "onnxruntime int8" and len(list((tmp_path / "onnx").glob("*-int8.onnx"))) == 1
+    judged, expected = int8.judge(images), full.judge(images)
+    agree = np.mean(judged.probabilities.argmax(axis=1) == expected.probabilities.argmax(axis=1))
+    assert agree >= 0.97, agree
+    assert set(judged.verdicts) <= {"digit", "uncertain", "not_a_digit"}
+    assert np.mean(np.array(judged.verdicts) == np.array(expected.verdicts)) >= 0.95
+    assert fast_predictor(tiny_run, precision="int8").runtime == "onnxruntime int8"  # from the cache
+    run = mc.load_run(tiny_run, precision="int8")
+    assert run.predictor.runtime == "onnxruntime int8" and len(run.predict(images[:3])) == 3
+
+
+def test_without_int8_units_or_a_quantizable_model_it_runs_in_float32(
+    tiny_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A CPU without int8 units (the path turned off) and a model the quantizer refuses both read in float32, with
+    a note; the refusal is remembered, so the next predictor does not quantize again."""
+    monkeypatch.setenv("MNIST_CLASSIFIER_CACHE", str(tmp_path))
+    monkeypatch.setattr(onnx_cache, "int8_units", lambda: None)
+    with caplog.at_level(logging.WARNING):
+        assert fast_predictor(tiny_run, precision="int8").runtime == "onnxruntime float32"
+    assert any("no int8 dot-product units" in r.getMessage() for r in caplog.records)
+    assert not list((tmp_path / "onnx").glob("*-int8.onnx"))
+
+    import onnxruntime.quantization
+
+    tries = []
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        tries.append(args)
+        raise ValueError("no int8 kernel for this op")
+
+    monkeypatch.setattr(onnx_cache, "int8_units", lambda: "AMX")
+    monkeypatch.setattr(onnxruntime.quantization, "quantize_static", refuse)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        runtimes = [fast_predictor(tiny_run, precision="int8").runtime for _ in range(2)]
+    assert runtimes == ["onnxruntime float32"] * 2 and len(tries) == 1
+    assert any("no int8 kernel for this op" in r.getMessage() for r in caplog.records)
