@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -14,11 +14,13 @@ from PIL import Image
 
 from .errors import ImageError, ImageTooLargeError, NoDigitError
 from .preprocess import MAX_DECODE_BYTES, as_is, decoded_bytes, load_digits, prepare
+from .processes import spread_over, usable_cores
 
 if TYPE_CHECKING:
     from .inference import Predictor
     from .verdicts import Calibration
 
+PARALLEL_FILES = 500  # fewer files are read in this process: starting workers would cost more than it saves
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".gif", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm", ".pbm"})
 
 
@@ -129,18 +131,21 @@ def read_files(
 ) -> Iterator[Reading]:
     """Each file's digits as `predictor` judges them (with prediction sets at `coverage` when given), in order; a
     file with no digit gives a Reading with its reason, an unreadable one a Reading with its error. Files are decoded
-    and prepared in a thread pool and judged `chunk` files at a time."""
-    workers = min(4, os.cpu_count() or 1)
-    with ThreadPoolExecutor(workers) as pool:
+    and prepared `chunk` at a time, in worker processes when there are enough of them to pay for starting those
+    (PARALLEL_FILES), and each chunk judged in one call."""
+    workers = usable_cores() if len(paths) >= PARALLEL_FILES else 1
+    load = functools.partial(load_files, prepared=prepared, multi_digit=multi_digit, deskewing=deskewing)
+    with spread_over(workers, [__name__]) as spread:
         for start in range(0, len(paths), chunk):
             batch = paths[start : start + chunk]
-            step = max(1, len(batch) // (workers * 4))
-            parts = pool.map(
-                lambda part: [load_file(p, prepared, multi_digit, deskewing) for p in part],
-                [batch[i : i + step] for i in range(0, len(batch), step)],
-            )
-            loaded = [item for part in parts for item in part]
-            yield from readings(predictor, batch, loaded, reject, calibration, coverage)
+            yield from readings(predictor, batch, spread(load, batch), reject, calibration, coverage)
+
+
+def load_files(
+    paths: Sequence[Path], prepared: bool, multi_digit: bool, deskewing: bool
+) -> list[list[np.ndarray] | str]:
+    """`load_file` of each path, in order."""
+    return [load_file(path, prepared, multi_digit, deskewing) for path in paths]
 
 
 def readings(
