@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,13 +16,14 @@ from PIL import Image
 
 from .errors import ImageError, ImageTooLargeError, NoDigitError
 from .preprocess import MAX_DECODE_BYTES, as_is, decoded_bytes, load_digits, prepare
-from .processes import spread_over, usable_cores
+from .processes import Spread, in_order, spread_over, usable_cores
 
 if TYPE_CHECKING:
     from .inference import Predictor
     from .verdicts import Calibration
 
-PARALLEL_FILES = 500  # fewer files are read in this process: starting workers would cost more than it saves
+FIRST_FILES = 64  # read first, alone: how long they take decides whether the rest are read in worker processes
+PARALLEL_SECONDS = 2.0  # reading that would take longer is spread over worker processes (they start in about 1 s)
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".gif", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm", ".pbm"})
 
 
@@ -131,14 +134,22 @@ def read_files(
 ) -> Iterator[Reading]:
     """Each file's digits as `predictor` judges them (with prediction sets at `coverage` when given), in order; a
     file with no digit gives a Reading with its reason, an unreadable one a Reading with its error. Files are decoded
-    and prepared `chunk` at a time, in worker processes when there are enough of them to pay for starting those
-    (PARALLEL_FILES), and each chunk judged in one call."""
-    workers = usable_cores() if len(paths) >= PARALLEL_FILES else 1
+    and prepared `chunk` at a time (the first FIRST_FILES alone) and each chunk judged in one call. Once the files
+    read so far say that the rest would take more than PARALLEL_SECONDS, the rest are read in worker processes."""
     load = functools.partial(load_files, prepared=prepared, multi_digit=multi_digit, deskewing=deskewing)
-    with spread_over(workers, [__name__]) as spread:
-        for start in range(0, len(paths), chunk):
-            batch = paths[start : start + chunk]
-            yield from readings(predictor, batch, spread(load, batch), reject, calibration, coverage)
+    with contextlib.ExitStack() as stack:
+        spread: Spread = in_order
+        loading, start = 0.0, 0
+        while start < len(paths):
+            batch = paths[start : start + (chunk if start else FIRST_FILES)]
+            began = time.perf_counter()
+            loaded = spread(load, batch)
+            loading += time.perf_counter() - began
+            start += len(batch)
+            left = loading / start * (len(paths) - start)
+            if spread is in_order and left > PARALLEL_SECONDS and usable_cores() > 1:
+                spread = stack.enter_context(spread_over(usable_cores(), [__name__]))
+            yield from readings(predictor, batch, loaded, reject, calibration, coverage)
 
 
 def load_files(
