@@ -163,3 +163,31 @@ def test_options(cli, tiny_run: Path, tmp_path: Path) -> None:  # type: ignore[n
     fake.write_bytes(b"not a model")
     result = cli("predict", str(fake), str(tmp_path / "seven.png"))
     assert result.code == 2 and "not a readable Keras model" in result.err and result.err.count("\n") == 1
+
+
+def test_files_read_in_worker_processes_read_as_in_this_one(tiny_run: Path, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A folder read in worker processes (after its first files, read here) gives the same readings, errors and
+    reasons, in the same order, as when it is read here."""
+    from mnist_classifier import image_files
+
+    digits = load_dataset("mnist").x_test[:24]
+    for i, digit in enumerate(digits):
+        page = np.pad(255 - digit, 30, constant_values=255) if i % 2 else digit  # photo-like and MNIST-style
+        (tmp_path / f"{i:02d}.png").write_bytes(png(page))
+    for name, data in broken_files(digits[0]).items():
+        (tmp_path / f"bad-{name}.png").write_bytes(data)
+    paths, _ = image_files.image_files([tmp_path])
+    predictor = Predictor(tiny_run)
+
+    def read(seconds: float) -> list[tuple]:
+        monkeypatch.setattr(image_files, "PARALLEL_SECONDS", seconds)
+        monkeypatch.setattr(image_files, "FIRST_FILES", 4)
+        monkeypatch.setattr(image_files, "usable_cores", lambda: 2)
+        return [
+            (r.source, r.error, r.reason, r.verdicts, r.images.tobytes(), r.probabilities.round(6).tobytes())
+            for r in image_files.read_files(predictor, paths, chunk=16)
+        ]
+
+    here, workers = read(float("inf")), read(0.0)
+    assert len(here) == len(paths) and here == workers
+    assert sum(error is not None for _, error, *_ in here) >= 5 and sum(r is not None for _, _, r, *_ in here) == 1

@@ -55,6 +55,17 @@ def test_large_inverted_off_centre_digit_becomes_mnist_like(digits: np.ndarray) 
     assert np.abs(digits[0] / 255).mean() > 0.08, "the metric tells a digit from nothing"
 
 
+def test_mnist_format_digit_is_read_as_it_is_in_either_polarity(digits: np.ndarray) -> None:
+    """A 28x28 file that already is an MNIST digit, light on black or dark on white, needs no preparation: its
+    pixels (inverted where the ink is dark) are what the model reads."""
+    for digit in digits[:10]:
+        assert np.array_equal(load_digits(png(digit))[0], digit)
+        assert np.array_equal(load_digits(png(255 - digit))[0], digit)
+    grey_page = np.full((28, 28), 128, np.uint8)
+    grey_page[8:20, 12:16] = 0
+    assert not np.array_equal(load_digits(png(grey_page))[0], 255 - grey_page), "a grey page is prepared"
+
+
 def test_polarity_is_read_from_the_image(digits: np.ndarray) -> None:
     page = on_canvas(digits[0], 100, (300, 200), (40, 50))
     dark_on_light = grey(page)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import os
+import time
 from collections.abc import Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -14,11 +16,14 @@ from PIL import Image
 
 from .errors import ImageError, ImageTooLargeError, NoDigitError
 from .preprocess import MAX_DECODE_BYTES, as_is, decoded_bytes, load_digits, prepare
+from .processes import Spread, in_order, spread_over, usable_cores
 
 if TYPE_CHECKING:
     from .inference import Predictor
     from .verdicts import Calibration
 
+FIRST_FILES = 64  # read first, alone: how long they take decides whether the rest are read in worker processes
+PARALLEL_SECONDS = 2.0  # reading that would take longer is spread over worker processes (they start in about 1 s)
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".gif", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm", ".pbm"})
 
 
@@ -129,18 +134,29 @@ def read_files(
 ) -> Iterator[Reading]:
     """Each file's digits as `predictor` judges them (with prediction sets at `coverage` when given), in order; a
     file with no digit gives a Reading with its reason, an unreadable one a Reading with its error. Files are decoded
-    and prepared in a thread pool and judged `chunk` files at a time."""
-    workers = min(4, os.cpu_count() or 1)
-    with ThreadPoolExecutor(workers) as pool:
-        for start in range(0, len(paths), chunk):
-            batch = paths[start : start + chunk]
-            step = max(1, len(batch) // (workers * 4))
-            parts = pool.map(
-                lambda part: [load_file(p, prepared, multi_digit, deskewing) for p in part],
-                [batch[i : i + step] for i in range(0, len(batch), step)],
-            )
-            loaded = [item for part in parts for item in part]
+    and prepared `chunk` at a time (the first FIRST_FILES alone) and each chunk judged in one call. Once the files
+    read so far say that the rest would take more than PARALLEL_SECONDS, the rest are read in worker processes."""
+    load = functools.partial(load_files, prepared=prepared, multi_digit=multi_digit, deskewing=deskewing)
+    with contextlib.ExitStack() as stack:
+        spread: Spread = in_order
+        loading, start = 0.0, 0
+        while start < len(paths):
+            batch = paths[start : start + (chunk if start else FIRST_FILES)]
+            began = time.perf_counter()
+            loaded = spread(load, batch)
+            loading += time.perf_counter() - began
+            start += len(batch)
+            left = loading / start * (len(paths) - start)
+            if spread is in_order and left > PARALLEL_SECONDS and usable_cores() > 1:
+                spread = stack.enter_context(spread_over(usable_cores(), [__name__]))
             yield from readings(predictor, batch, loaded, reject, calibration, coverage)
+
+
+def load_files(
+    paths: Sequence[Path], prepared: bool, multi_digit: bool, deskewing: bool
+) -> list[list[np.ndarray] | str]:
+    """`load_file` of each path, in order."""
+    return [load_file(path, prepared, multi_digit, deskewing) for path in paths]
 
 
 def readings(

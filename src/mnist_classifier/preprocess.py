@@ -268,11 +268,14 @@ def deskew(field: np.ndarray) -> np.ndarray:
 
 
 def mnist_style(image: Image.Image) -> np.ndarray | None:
-    """The pixels of an image that already is an MNIST digit (28x28, light ink on a black border), else None."""
+    """The pixels of an image that already is an MNIST digit (28x28, light ink on a black border, or the same
+    inverted: dark ink on a white border), light on black, else None: the preparation would only redraw it."""
     if image.size != (SIZE, SIZE) or image.mode not in ("L", "P", "RGB"):
         return None
     pixels = np.asarray(image if image.mode == "L" else image.convert("L"))
     border = np.concatenate([pixels[0], pixels[-1], pixels[:, 0], pixels[:, -1]])
+    if border.mean() > 239:
+        pixels, border = 255 - pixels, 255 - border
     dark = 2 * np.count_nonzero(pixels < 16) > pixels.size
     return pixels if dark and border.mean() < 16 and pixels.max() > 64 else None
 
