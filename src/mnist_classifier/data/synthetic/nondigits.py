@@ -24,6 +24,7 @@ from .cache import POOL_VERSION, cached
 from .fonts import HELD_OUT_FONTS, TRAINING_FONTS, VALIDATION_FONTS, matplotlib_fonts
 from .ink import letter
 from .marks import MAKERS
+from .parallel import Draw, drawn, drawn_sets, image_rng
 
 # Letters that look like digits in many hands (O 0, I l 1, S s 5, Z z 2, B 8, G g q 9 6, b 6): never counted as
 # non-digits, since reading them as digits is not a mistake.
@@ -51,9 +52,22 @@ def letters(
 ) -> tuple[np.ndarray, int]:
     """`count` letters (cycling through `chars` and `fonts`; with `pen`, traced again as a hand writes them),
     prepared; and how many the preparation refused."""
-    rng = np.random.default_rng(seed)
-    fonts_of = [fonts[(i // len(chars)) % len(fonts)] for i in range(count)]
-    return prepared([letter(chars[i % len(chars)], fonts_of[i], rng, pen) for i in range(count)])
+    images = drawn(letters_part, count, tuple(fonts), seed, chars, pen)
+    return images, count - len(images)
+
+
+def letters_draw(fonts: Sequence[Path], count: int, seed: int, pen: bool = False) -> Draw:
+    return Draw(letters_part, count, (tuple(fonts), seed, LETTERS, pen))
+
+
+def letters_part(start: int, stop: int, fonts: Sequence[Path], seed: int, chars: str, pen: bool) -> np.ndarray:
+    """`letters`' images start..stop-1 that the preparation kept, each drawn with its own generator."""
+    return prepared(
+        [
+            letter(chars[i % len(chars)], fonts[(i // len(chars)) % len(fonts)], image_rng(seed, i, "letters"), pen)
+            for i in range(start, stop)
+        ]
+    )[0]
 
 
 def as_array(image: Image.Image) -> np.ndarray:
@@ -65,9 +79,15 @@ def as_array(image: Image.Image) -> np.ndarray:
 def generated(kind: str, count: int, seed: int, raw: bool = False) -> tuple[np.ndarray, int]:
     """`count` images of one of the kinds but letters, prepared (or with `raw`, only resized: what reaches a model
     given arrays); and how many the preparation refused."""
-    rng = np.random.default_rng(seed)
-    images = [MAKERS[kind](rng) for _ in range(count)]
-    return (np.stack([as_array(image) for image in images]), 0) if raw else prepared(images)
+    images = drawn(generated_part, count, kind, seed, raw)
+    return images, count - len(images)
+
+
+def generated_part(start: int, stop: int, kind: str, seed: int, raw: bool) -> np.ndarray:
+    """`generated`'s images start..stop-1 that the preparation kept (all of them with `raw`), each with its own
+    generator."""
+    images = [MAKERS[kind](image_rng(seed, i, kind)) for i in range(start, stop)]
+    return np.stack([as_array(image) for image in images]) if raw else prepared(images)[0]
 
 
 def validation_set(per_kind: int = 200, seed: int = 1) -> dict[str, np.ndarray]:
@@ -86,9 +106,10 @@ def held_out_set(per_kind: int = 200, seed: int = 7) -> dict[str, np.ndarray]:
 def drawn_set(fonts: tuple[Path, ...], per_kind: int, seed: int) -> dict[str, np.ndarray]:
     """`per_kind` images of each kind by name: letters in `fonts` (none without fonts), then MAKERS' kinds. Drawn
     once per process (a few seconds), read-only."""
-    sets = {"letters": letters(fonts, per_kind, seed)[0]} if fonts else {}
+    draws = {"letters": letters_draw(fonts, per_kind, seed)} if fonts else {}
     for i, kind in enumerate(MAKERS, 1):
-        sets[kind] = generated(kind, per_kind, seed * 1000 + i, raw=kind in RAW_KINDS)[0]
+        draws[kind] = Draw(generated_part, per_kind, (kind, seed * 1000 + i, kind in RAW_KINDS))
+    sets = dict(zip(draws, drawn_sets(list(draws.values())), strict=True))
     for images in sets.values():
         images.setflags(write=False)
     return sets
@@ -107,12 +128,12 @@ def draw_pool(count: int, seed: int) -> np.ndarray:
     sizes = {kind: int(count * share) for kind, share in shares.items()}
     sizes["letters"] += count - sum(sizes.values())
     fonts = matplotlib_fonts(TRAINING_FONTS)
-    parts = [letters(fonts, sizes["letters"], seed)[0], letters(fonts, sizes["pen letters"], seed + 1, pen=True)[0]]
+    draws = [letters_draw(fonts, sizes["letters"], seed), letters_draw(fonts, sizes["pen letters"], seed + 1, pen=True)]
     for i, kind in enumerate(sizes, 500):  # raw shapes fill the frame, as a photo of an object given as an array
         if kind not in ("letters", "pen letters"):
             maker, raw = kind.removeprefix("raw "), kind.startswith("raw ") or kind in RAW_KINDS
-            parts.append(generated(maker, sizes[kind], seed * 1000 + i, raw=raw)[0])
-    pool = np.concatenate(parts)
+            draws.append(Draw(generated_part, sizes[kind], (maker, seed * 1000 + i, raw)))
+    pool = np.concatenate(drawn_sets(draws))
     if len(pool) < count:  # the preparation refused a few: fill up with noise, which it never sees
         pool = np.concatenate([pool, generated("noise", count - len(pool), seed * 1000 + 599, raw=True)[0]])
     return pool

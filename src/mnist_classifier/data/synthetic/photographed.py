@@ -11,6 +11,7 @@ from ...errors import ImageError
 from ...preprocess import prepare
 from .cache import POOL_VERSION, cached
 from .ink import CANVAS, finish
+from .parallel import drawn, image_rng
 
 
 def photographed(digits: np.ndarray, seed: int = 0) -> np.ndarray:
@@ -22,9 +23,15 @@ def photographed(digits: np.ndarray, seed: int = 0) -> np.ndarray:
 
 
 def photograph(digits: np.ndarray, seed: int) -> np.ndarray:
-    rng = np.random.default_rng(seed)
+    """The digits photographed and prepared; one the preparation cannot find stays as it was. Drawn across the cores."""
+    return drawn(photograph_part, len(digits), seed, items=digits)
+
+
+def photograph_part(digits: np.ndarray, start: int, seed: int) -> np.ndarray:
+    """`photograph` of digits start, start + 1, ... of a set: each drawn with its own generator."""
     out = digits.copy()
     for i, digit in enumerate(digits):
+        rng = image_rng(seed, start + i, "photographed")
         size = int(rng.integers(40, 80))
         ink = Image.fromarray(digit).resize((size, size), Image.Resampling.BICUBIC)
         pen = rng.random()

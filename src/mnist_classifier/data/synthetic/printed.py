@@ -11,6 +11,7 @@ from ...preprocess import prepare
 from .cache import POOL_VERSION, cached
 from .fonts import TRAINING_FONTS, matplotlib_fonts
 from .ink import letter
+from .parallel import drawn, image_rng
 
 
 def printed_digits(count: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -25,8 +26,14 @@ def printed_digits(count: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
 
 def font_digits(fonts: Sequence[Path], count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Digits drawn like the letters (printed, photographed), prepared, with their labels: digits unlike MNIST's."""
-    rng = np.random.default_rng(seed)
-    labels = np.arange(count) % 10
+    return drawn(font_digits_part, count, tuple(fonts), seed), np.arange(count) % 10
+
+
+def font_digits_part(start: int, stop: int, fonts: Sequence[Path], seed: int) -> np.ndarray:
+    """`font_digits`' images start..stop-1, each drawn with its own generator."""
     return np.stack(
-        [prepare(letter(str(d), fonts[(i // 10) % len(fonts)], rng))[0] for i, d in enumerate(labels)]
-    ), labels
+        [
+            prepare(letter(str(i % 10), fonts[(i // 10) % len(fonts)], image_rng(seed, i, "printed")))[0]
+            for i in range(start, stop)
+        ]
+    )

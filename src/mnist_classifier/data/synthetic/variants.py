@@ -20,9 +20,10 @@ from scipy import ndimage
 
 from ...errors import ConfigError, ImageError
 from ...preprocess import prepare
-from .cache import POOL_VERSION, cached
+from .cache import POOL_VERSION, cached, load, note, store
 from .fonts import HELD_OUT_FONTS, matplotlib_fonts
-from .photographed import photograph
+from .parallel import Draw, drawn_sets
+from .photographed import photograph_part
 from .printed import font_digits
 
 DRAWING = 2  # bump when what a kind draws changes: it keys the cache, beside POOL_VERSION
@@ -239,16 +240,21 @@ def generators(kind: str, seed: int, index: int) -> tuple[np.random.Generator, n
 
 
 def draw(digits: np.ndarray, kind: str, seed: int) -> np.ndarray:
-    """Prepared images of one kind; zeros where the preparation found no digit."""
+    """Prepared images of one kind; zeros where the preparation found no digit. Drawn across the cores."""
+    return drawn_sets([Draw(draw_part, len(digits), (kind, seed), digits)])[0]
+
+
+def draw_part(digits: np.ndarray, start: int, kind: str, seed: int) -> np.ndarray:
+    """`draw` of digits start, start + 1, ... of a set."""
     if kind == PHOTOGRAPHED:
-        out = photograph(digits, seed)
+        out = photograph_part(digits, start, seed)
         out[np.all(out == digits, axis=(1, 2))] = 0  # photograph keeps a digit it could not prepare as it was
         return out
     make = maker(kind)
     out = np.zeros((len(digits), 28, 28), np.uint8)
     for i, digit in enumerate(digits):
         try:
-            out[i] = prepare(make(digit, *generators(kind, seed, i)))[0]
+            out[i] = prepare(make(digit, *generators(kind, seed, start + i)))[0]
         except ImageError:
             continue
     return out
@@ -265,22 +271,27 @@ def variant(digits: np.ndarray, kind: str, seed: int) -> tuple[np.ndarray, np.nd
     """Digits (N, 28, 28) uint8 MNIST-style -> (prepared (N, 28, 28) uint8, found (N,) bool): `kind`'s rendering of
     each, prepared as `predict` prepares a file. `found` is False where the preparation found no digit (its image is
     zeros). Deterministic for (digits, kind, seed); drawn once and then cached."""
-    check(digits, kind)
-    key = hashlib.blake2b(digits.tobytes(), digest_size=8).hexdigest()
-    images = cached(
-        f"variant-v{POOL_VERSION}.{DRAWING}-{kind}-{key}-{seed}", len(digits), lambda: draw(digits, kind, seed)
-    )
-    found = np.any(images.reshape(len(images), -1), axis=1)
-    return images, found
+    return variants(digits, seed, [kind])[kind]
 
 
 def variants(
     digits: np.ndarray, seed: int, kinds: Sequence[str] = VARIANTS
 ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """`variant` of each kind, in the order given."""
+    """`variant` of each kind, in the order given; the kinds not in the cache yet drawn together, across the cores."""
     for kind in kinds:
         check(digits, kind)
-    return {kind: variant(digits, kind, seed) for kind in kinds}
+    key = hashlib.blake2b(digits.tobytes(), digest_size=8).hexdigest()
+    names = {kind: f"variant-v{POOL_VERSION}.{DRAWING}-{kind}-{key}-{seed}" for kind in kinds}
+    images = {kind: found for kind, name in names.items() if (found := load(name, len(digits))) is not None}
+    missing = [kind for kind in names if kind not in images]
+    for kind in missing:
+        note(names[kind], len(digits))
+    for kind, new in zip(
+        missing, drawn_sets([Draw(draw_part, len(digits), (k, seed), digits) for k in missing]), strict=True
+    ):
+        store(names[kind], new)
+        images[kind] = new
+    return {kind: (images[kind], np.any(images[kind], axis=(1, 2))) for kind in kinds}
 
 
 def held_out_printed(count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
