@@ -4,9 +4,6 @@ worker's error raised as it is serially, and no workers for a main script that w
 from __future__ import annotations
 
 import importlib
-import sys
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -71,23 +68,3 @@ def test_a_worker_error_is_raised_as_serially() -> None:
     for workers in (1, 2):
         with pytest.raises(ConfigError, match="unknown digit variant 'fax'"):
             parallel.drawn_sets(bad, workers=workers, chunk=2, at_least=0)
-
-
-@pytest.mark.parametrize(
-    ("source", "safe"),
-    [
-        ('import mnist_classifier as mc\n\nif __name__ == "__main__":\n    mc.train()\n', True),
-        ("import mnist_classifier as mc\n\nmc.train()\n", False),
-    ],
-)
-def test_no_workers_for_a_main_script_that_would_run_again(
-    source: str, safe: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    script = tmp_path / "script.py"
-    script.write_text(source)
-    main = ModuleType("__main__")
-    main.__file__ = str(script)
-    monkeypatch.setitem(sys.modules, "__main__", main)
-    assert parallel.main_reimport_safe() is safe
-    monkeypatch.delattr(main, "__file__")  # a notebook or `python -c`
-    assert parallel.main_reimport_safe()

@@ -148,7 +148,7 @@ def read_files(
             start += len(batch)
             left = loading / start * (len(paths) - start)
             if spread is in_order and left > PARALLEL_SECONDS and usable_cores() > 1:
-                spread = stack.enter_context(spread_over(usable_cores(), [__name__]))
+                spread = stack.enter_context(spread_over(usable_cores()))
             yield from readings(predictor, batch, loaded, reject, calibration, coverage)
 
 

@@ -2,15 +2,18 @@
 
 Python's threads take turns on small NumPy, SciPy and Pillow calls, so CPU-bound work on many small items (drawing
 images, preparing image files) runs in processes. They come from multiprocessing's fork server, which imports the
-modules the work needs once and forks each worker from that clean state: safe beside the threads TensorFlow and ONNX
-Runtime start in the parent, and each worker starts in milliseconds. Workers ignore Ctrl-C: the parent stops them.
+modules the work needs once (PRELOAD) and forks each worker from that clean state: safe beside the threads TensorFlow
+and ONNX Runtime start in the parent, and a worker starts in milliseconds once the server runs (about 1 s, once a
+process). Workers ignore Ctrl-C: the parent cancels what is pending and stops them.
 """
 
 from __future__ import annotations
 
+import ast
 import multiprocessing
 import os
 import signal
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
@@ -18,6 +21,7 @@ from typing import TypeVar
 
 T = TypeVar("T")
 R = TypeVar("R")
+PRELOAD = ("image_files", "data.synthetic")  # the modules whose functions workers run, imported once by the server
 
 
 def usable_cores() -> int:
@@ -25,8 +29,39 @@ def usable_cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
+def main_reimport_safe() -> bool:
+    """Whether workers may start: a worker imports the main script again (as multiprocessing does), which is safe
+    for a notebook, `python -c`, `python -m package`, and a script whose work sits under `if __name__ == "__main__"`
+    (the console scripts, pytest), but would run an unguarded script's work again in every worker."""
+    main = sys.modules.get("__main__")
+    spec = getattr(main, "__spec__", None)
+    path = getattr(main, "__file__", None)
+    if path is None or (spec is not None and spec.name.endswith("__main__")):
+        return True
+    try:
+        with open(path, "rb") as f:
+            tree = ast.parse(f.read())
+    except (OSError, SyntaxError, ValueError):
+        return False
+    return any(isinstance(node, ast.If) and "__name__" in ast.unparse(node.test) for node in tree.body)
+
+
 def ignore_interrupts() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+@contextmanager
+def worker_pool(workers: int) -> Iterator[ProcessPoolExecutor]:
+    """A pool of `workers` processes forked from the fork server; pending work is cancelled when the caller fails or
+    is interrupted, and the pool is shut down on the way out."""
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload([f"{__package__}.{module}" for module in PRELOAD])  # used when the server starts
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=ignore_interrupts) as pool:
+        try:
+            yield pool
+        except BaseException:
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
 
 
 Spread = Callable[[Callable[[Sequence[T]], list[R]], Sequence[T]], list[R]]
@@ -38,25 +73,18 @@ def in_order(function: Callable[[Sequence[T]], list[R]], items: Sequence[T]) -> 
 
 
 @contextmanager
-def spread_over(workers: int, preload: Sequence[str]) -> Iterator[Spread]:
-    """A function that applies a function of a list to consecutive parts of a list in `workers` processes (forked
-    from a server that has imported the modules in `preload`; the function must be importable from them) and
-    concatenates the results in order; with one worker, in this process."""
-    if workers <= 1:
+def spread_over(workers: int) -> Iterator[Spread]:
+    """A function that applies a function of a list (importable from PRELOAD's modules) to consecutive parts of a list
+    in `workers` processes and concatenates the results in order; here, with one worker or where workers may not
+    start (main_reimport_safe)."""
+    if workers <= 1 or not main_reimport_safe():
         yield in_order
         return
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(list(preload))
-
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=ignore_interrupts) as pool:
+    with worker_pool(workers) as pool:
 
         def spread(function: Callable[[Sequence[T]], list[R]], items: Sequence[T]) -> list[R]:
             step = max(1, -(-len(items) // (workers * 4)))  # a few parts a worker: one slow part idles no one
             parts = pool.map(function, [items[i : i + step] for i in range(0, len(items), step)])
             return [result for part in parts for result in part]
 
-        try:
-            yield spread
-        except BaseException:
-            pool.shutdown(wait=True, cancel_futures=True)
-            raise
+        yield spread

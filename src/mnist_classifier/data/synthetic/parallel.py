@@ -1,24 +1,21 @@
 """Image sets drawn in chunks across the cores this process may use, the same images whatever the split.
 
 Every drawer gives each image its own generator (`image_rng`), so that a chunk is drawn alike in any process and
-the concatenated chunks equal the set drawn in one go. Workers are started by a fork server (never a fork of a
-process that may hold TensorFlow's threads) that has imported this package once, so a worker starts in milliseconds.
+the concatenated chunks equal the set drawn in one go. The workers are processes.worker_pool's.
 """
 
 from __future__ import annotations
 
-import ast
 import math
-import multiprocessing
-import os
-import sys
 import zlib
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
+from ...processes import main_reimport_safe, usable_cores, worker_pool
 
 # images in all below which workers do not pay (the fork server takes about 1 s to start, a pool 0.1 s after it)
 AT_LEAST = 200
@@ -46,13 +43,6 @@ def image_rng(seed: int, index: int, name: str) -> np.random.Generator:
     return np.random.default_rng([seed, index, zlib.crc32(name.encode())])
 
 
-def cores() -> int:
-    """The cores this process may run on (its affinity where the system says, else every core)."""
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
-
-
 def drawn(function: Callable[..., np.ndarray], count: int, *args: Any, items: np.ndarray | None = None) -> np.ndarray:
     """One set's images (see `Draw`), drawn across the cores when it is large enough to pay."""
     return drawn_sets([Draw(function, count, args, items)])[0]
@@ -66,7 +56,7 @@ def drawn_sets(
     images in all, or a main script that a worker would run again (`main_reimport_safe`). A worker's error is raised
     here as it would be raised serially."""
     total = sum(d.count for d in draws)
-    workers = cores() if workers is None else workers
+    workers = usable_cores() if workers is None else workers
     chunk = chunk or max(1, math.ceil(total / (workers * CHUNKS_PER_WORKER)))
     jobs = [[d.part(a, min(a + chunk, d.count)) for a in range(0, d.count, chunk)] for d in draws]
     if workers <= 1 or total < at_least or not main_reimport_safe():
@@ -79,29 +69,6 @@ def drawn_sets(
 def in_pool(jobs: list[list[tuple[Callable[..., np.ndarray], tuple[Any, ...]]]], workers: int) -> list[list[Any]]:
     """The jobs' results, grouped as the jobs are, from a pool of `workers` fork-server processes; pending jobs are
     cancelled when one fails or the caller is interrupted (Ctrl-C), and the pool is shut down on the way out."""
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload([__package__ or "mnist_classifier.data.synthetic"])  # only before it first starts
-    with ProcessPoolExecutor(min(workers, sum(map(len, jobs))), mp_context=context) as pool:
-        try:
-            futures: list[list[Future[Any]]] = [[pool.submit(fn, *args) for fn, args in group] for group in jobs]
-            return [[f.result() for f in group] for group in futures]
-        except BaseException:
-            pool.shutdown(wait=True, cancel_futures=True)
-            raise
-
-
-def main_reimport_safe() -> bool:
-    """Whether a worker may start: a worker imports the main script again (as multiprocessing does), which is safe
-    for a notebook, `python -c`, `python -m package`, and a script whose work sits under `if __name__ == "__main__"`
-    (the console scripts, pytest), but would run an unguarded script's work again in every worker."""
-    main = sys.modules.get("__main__")
-    spec = getattr(main, "__spec__", None)
-    path = getattr(main, "__file__", None)
-    if path is None or (spec is not None and spec.name.endswith("__main__")):
-        return True
-    try:
-        with open(path, "rb") as f:
-            tree = ast.parse(f.read())
-    except (OSError, SyntaxError, ValueError):
-        return False
-    return any(isinstance(node, ast.If) and "__name__" in ast.unparse(node.test) for node in tree.body)
+    with worker_pool(min(workers, sum(map(len, jobs)))) as pool:
+        futures: list[list[Future[Any]]] = [[pool.submit(fn, *args) for fn, args in group] for group in jobs]
+        return [[f.result() for f in group] for group in futures]
