@@ -10,6 +10,7 @@ import asyncio
 import base64
 import io
 import json
+import os
 import re
 import threading
 import time
@@ -31,6 +32,7 @@ from mnist_classifier.server import create_app
 from mnist_classifier.server.batcher import Batcher, BatchFailed
 from mnist_classifier.server.bodies import Options
 from mnist_classifier.server.reading import Decoding, read_and_predict
+from mnist_classifier.server.schemas import Digit, Number
 from mnist_classifier.verdicts import FALLBACK, VERDICTS
 
 from .conftest import LiveServer
@@ -59,6 +61,7 @@ def digits() -> tuple[np.ndarray, np.ndarray]:
 
 
 def check_digit(body: dict, label: int | str) -> None:
+    Digit.model_validate(body)
     assert body["digit"] == str(label)
     assert body["verdict"] in VERDICTS
     assert len(body["probabilities"]) == 10 and abs(sum(body["probabilities"]) - 1) < 1e-4
@@ -72,6 +75,7 @@ def test_health_model_docs_and_page(client: TestClient, tiny_run: Path) -> None:
     assert info["test_accuracy"] == json.loads((tiny_run / "metrics.json").read_text())["accuracy"]
     assert info["trained"].startswith("20")
     assert info["input_shape"] == [28, 28] and info["classes"] == list("0123456789")
+    assert info["runtime"] == "keras float32" and info["process_id"] == os.getpid()
     stored = Predictor(tiny_run).calibration
     assert info["calibrated"] is True
     assert (info["reject_threshold"], info["confidence_threshold"]) == (
@@ -142,6 +146,7 @@ def test_predict_a_number(client: TestClient, tiny_run: Path, digits: tuple[np.n
     expected = "".join(str(d) for d in Predictor(tiny_run).probabilities(found).argmax(axis=1))
     body = client.post("/predict?multi_digit=true", files={"file": ("n.png", png(page), "image/png")}).json()
     assert body["number"] == expected and len(body["digits"]) == 3
+    Number.model_validate(body)
     assert body["confidence"] == pytest.approx(np.prod([d["confidence"] for d in body["digits"]]), abs=1e-5)
     body = client.post("/predict", json={"image": base64.b64encode(png(page)).decode(), "multi_digit": True}).json()
     assert body["number"] == expected
@@ -627,7 +632,8 @@ def test_a_full_queue_answers_503_at_once(digits: tuple[np.ndarray, np.ndarray])
 def test_images_are_decoded_in_a_bounded_pool_off_the_event_loop(
     digits: tuple[np.ndarray, np.ndarray], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Even a tiny PNG is decoded in a worker thread, and at most `threads` images are decoded at once."""
+    """A small PNG that needs preparation (dark ink on light) is decoded in a worker thread, and at most `threads`
+    images are decoded at once."""
     from mnist_classifier.server import reading
 
     running, most, threads = 0, 0, set()
@@ -650,10 +656,53 @@ def test_images_are_decoded_in_a_bounded_pool_off_the_event_loop(
     monkeypatch.setattr(reading, "load_digits", watched)
     app = create_app(FakePredictor(), threads=2)  # type: ignore[arg-type]
     responses = post_all(
-        app, [{"content": png(digits[0][i]), "headers": {"content-type": "image/png"}} for i in range(10)]
+        app, [{"content": png(255 - digits[0][i]), "headers": {"content-type": "image/png"}} for i in range(10)]
     )
     assert all(r.status_code == 200 for r in responses)
     assert most == 2 and threading.main_thread() not in threads
+
+
+def test_only_a_small_mnist_style_file_is_read_on_the_event_loop(
+    digits: tuple[np.ndarray, np.ndarray], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An MNIST digit's PNG is read where it arrives (cheaper than a thread hop); on the event loop, any other file is
+    only opened: a few-KB PNG declaring 16 megapixels, or a 28x28 one that needs preparation, is decoded in a worker
+    thread."""
+    from PIL import ImageFile
+
+    from mnist_classifier.server import reading
+
+    decoded: list[tuple[tuple[int, int], bool]] = []
+    real_load = ImageFile.ImageFile.load
+
+    def load(self: ImageFile.ImageFile) -> object:
+        try:
+            asyncio.get_running_loop()
+            on_loop = True
+        except RuntimeError:
+            on_loop = False
+        decoded.append((self.size, on_loop))
+        return real_load(self)
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", load)
+    prepared = []
+    real_digits = reading.load_digits
+    monkeypatch.setattr(reading, "load_digits", lambda *args: prepared.append(1) or real_digits(*args))
+    bomb = Image.new("1", (4000, 4000), 0)
+    bomb.paste(1, (1900, 1000, 2100, 3000))
+    files = {"mnist": png(digits[0][0]), "inverted": png(255 - digits[0][0]), "bomb": png(bomb)}
+    assert len(files["bomb"]) < reading.INLINE_FILE_BYTES
+    with TestClient(create_app(FakePredictor())) as client:  # type: ignore[arg-type]
+        seen = {}
+        for name, upload in files.items():
+            decoded.clear()
+            prepared.clear()
+            response = client.post("/predict", files={"file": ("d.png", upload, "image/png")})
+            assert response.status_code == 200, response.text
+            seen[name] = (sorted(set(decoded)), len(prepared))
+    assert seen["mnist"] == ([((28, 28), True)], 0), "read on the loop, never prepared"
+    assert seen["inverted"] == ([((28, 28), False), ((28, 28), True)], 1), "checked on the loop, prepared in a thread"
+    assert seen["bomb"] == ([((4000, 4000), False)], 1), "only its header read on the loop"
 
 
 def test_json_bodies_and_png_answers_are_made_off_the_event_loop(
@@ -727,8 +776,10 @@ def test_read_and_predict_without_http(digits: tuple[np.ndarray, np.ndarray]) ->
             await batcher.close()
 
     from_file, from_pixels = asyncio.run(main())
-    assert from_file.digit == "0" and from_file.input.startswith("data:image/png;base64,")  # type: ignore[attr-defined]
-    assert from_pixels.verdict in VERDICTS and from_pixels.input is None  # type: ignore[attr-defined]
+    assert from_file["digit"] == "0" and from_file["input"].startswith("data:image/png;base64,")
+    assert from_pixels["verdict"] in VERDICTS and "input" not in from_pixels
+    Digit.model_validate(from_file)
+    Digit.model_validate(from_pixels)  # pixels are one digit, multi_digit or not
     assert predictor.sizes == [1, 1]
 
 
