@@ -467,6 +467,64 @@ def test_serve_refuses_a_file_that_is_not_a_model(cli, tmp_path: Path) -> None: 
     assert result.code == 2 and "not a readable Keras model" in result.err and result.err.count("\n") == 1
     result = cli("serve", str(tmp_path / "nowhere"), "--port", "0")
     assert result.code == 2 and "no such file" in result.err
+    result = cli("serve", str(tmp_path / "nowhere"), "--port", "0", "--workers", "2")
+    assert result.code == 2 and "no such file" in result.err, "refused before any process starts"
+    for workers in ("0", str(2 * (os.cpu_count() or 1) + 1)):
+        result = cli("serve", str(fake), "--workers", workers)
+        assert result.code == 2 and result.err.startswith("error: --workers must be in [1, ") and workers in result.err
+
+
+def test_serve_workers_answer_from_processes_of_their_own(python_process, tiny_run: Path) -> None:  # type: ignore[no-untyped-def]
+    """`serve --workers 2`: two processes, each with its model, answer on one port; SIGTERM stops them all."""
+    import signal
+    import socket
+    import subprocess
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+    command = ("-m", "mnist_classifier", "serve", str(tiny_run), "--port", str(port), "--workers", "2")
+    server = python_process.start(*command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    pids: set[int] = set()
+    try:
+        deadline = time.monotonic() + 180
+        while len(pids) < 2 and time.monotonic() < deadline and server.poll() is None:
+            try:
+                with httpx.Client(base_url=url, timeout=30) as http:  # a new connection: either process may take it
+                    pids.add(http.get("/model").json()["process_id"])
+            except httpx.TransportError:
+                time.sleep(0.2)
+        assert len(pids) == 2 and server.pid not in pids, (pids, server.pid)
+        digit = load_dataset("mnist").x_test[0]
+        answers = [httpx.post(f"{url}/predict", files={"file": ("d.png", png(digit), "image/png")}) for _ in range(4)]
+        assert all(r.status_code == 200 and r.json()["verdict"] in VERDICTS for r in answers)
+    finally:
+        server.send_signal(signal.SIGTERM)
+        code = server.wait(60)
+    assert code == 0, server.stderr.read().decode()[-2000:]
+    for pid in pids:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+
+
+def test_model_names_its_runtime() -> None:
+    """GET /model's runtime: the predictor's own `runtime` where it has one, else read off its back-end."""
+    from types import SimpleNamespace
+
+    from mnist_classifier.backends import EnsembleBackend, KerasBackend, OnnxBackend
+    from mnist_classifier.server.routes import runtime
+
+    onnx, keras = (SimpleNamespace(backend=cls.__new__(cls)) for cls in (OnnxBackend, KerasBackend))
+    ensemble = EnsembleBackend.__new__(EnsembleBackend)
+    ensemble.members = [onnx, onnx]  # type: ignore[list-item]
+    assert [runtime(p) for p in (onnx, keras, SimpleNamespace(backend=ensemble))] == [  # type: ignore[arg-type]
+        "onnxruntime float32",
+        "keras float32",
+        "ensemble: onnxruntime float32",
+    ]
+    assert runtime(SimpleNamespace(runtime="onnxruntime int8", backend=onnx.backend)) == "onnxruntime int8"  # type: ignore[arg-type]
+    assert runtime(FakePredictor()) == "unknown"  # type: ignore[arg-type]
 
 
 def test_batcher_survives_a_request_cancelled_while_batched(tiny_run: Path) -> None:
