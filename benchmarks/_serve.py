@@ -1,5 +1,5 @@
-"""What the serving benchmarks share: the command line, a default DNN to serve, `serve` started on 127.0.0.1, and the
-hostile PNGs both send.
+"""What the serving benchmarks share: the command line, a default DNN to serve, `serve` (or a bare FastAPI app that only
+reads the upload) started on 127.0.0.1, and the hostile PNGs both send.
 
 Not a benchmark itself (`make bench` leaves out benchmarks/_*.py)."""
 
@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import socket
 import subprocess
 import sys
@@ -15,6 +16,7 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+from fastapi import FastAPI, UploadFile
 from PIL import Image, ImageDraw
 
 CLI = [sys.executable, "-m", "mnist_classifier"]
@@ -34,10 +36,39 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def bare_app() -> FastAPI:
+    """The HTTP stack alone, for comparison: a FastAPI app whose POST /predict only reads the multipart `file`
+    (FastAPI's own UploadFile handling) and answers a small JSON, and whose GET /health answers."""
+    app = FastAPI()
+
+    @app.get("/health")
+    async def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.post("/predict")
+    async def predict(file: UploadFile) -> dict[str, int]:
+        return {"bytes": len(await file.read())}
+
+    return app
+
+
+BARE = (
+    "import uvicorn, sys; uvicorn.run('_serve:bare_app', factory=True, host=sys.argv[1], port=int(sys.argv[2]),"
+    " access_log=False, log_level='warning')"
+)  # the uvicorn settings of `serve` (cli/handing.py)
+
+
 @contextlib.contextmanager
-def served(run: Path, port: int) -> Iterator[subprocess.Popen[bytes]]:
-    """`mnist-classifier serve RUN` on HOST:port, yielded once /health answers (at most 2 minutes); stopped after."""
-    server = subprocess.Popen([*CLI, "serve", str(run), "--port", str(port)], stdout=subprocess.DEVNULL)
+def served(run: Path | None, port: int, *options: str) -> Iterator[subprocess.Popen[bytes]]:
+    """`mnist-classifier serve RUN OPTIONS` on HOST:port (with no run, the bare app served the same way), yielded once
+    /health answers (at most 2 minutes); stopped after."""
+    if run is None:
+        here = str(Path(__file__).parent)
+        env = os.environ | {"PYTHONPATH": os.pathsep.join(filter(None, [here, os.environ.get("PYTHONPATH")]))}
+        command = [sys.executable, "-c", BARE, HOST, str(port)]
+    else:
+        env, command = None, [*CLI, "serve", str(run), "--port", str(port), *options]
+    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, env=env)
     try:
         deadline = time.monotonic() + 120
         while True:

@@ -10,6 +10,7 @@ import asyncio
 import base64
 import io
 import json
+import os
 import re
 import threading
 import time
@@ -31,6 +32,7 @@ from mnist_classifier.server import create_app
 from mnist_classifier.server.batcher import Batcher, BatchFailed
 from mnist_classifier.server.bodies import Options
 from mnist_classifier.server.reading import Decoding, read_and_predict
+from mnist_classifier.server.schemas import Digit, Number
 from mnist_classifier.verdicts import FALLBACK, VERDICTS
 
 from .conftest import LiveServer
@@ -59,6 +61,7 @@ def digits() -> tuple[np.ndarray, np.ndarray]:
 
 
 def check_digit(body: dict, label: int | str) -> None:
+    Digit.model_validate(body)
     assert body["digit"] == str(label)
     assert body["verdict"] in VERDICTS
     assert len(body["probabilities"]) == 10 and abs(sum(body["probabilities"]) - 1) < 1e-4
@@ -72,6 +75,7 @@ def test_health_model_docs_and_page(client: TestClient, tiny_run: Path) -> None:
     assert info["test_accuracy"] == json.loads((tiny_run / "metrics.json").read_text())["accuracy"]
     assert info["trained"].startswith("20")
     assert info["input_shape"] == [28, 28] and info["classes"] == list("0123456789")
+    assert info["runtime"] == "keras float32" and info["process_id"] == os.getpid()
     stored = Predictor(tiny_run).calibration
     assert info["calibrated"] is True
     assert (info["reject_threshold"], info["confidence_threshold"]) == (
@@ -142,6 +146,7 @@ def test_predict_a_number(client: TestClient, tiny_run: Path, digits: tuple[np.n
     expected = "".join(str(d) for d in Predictor(tiny_run).probabilities(found).argmax(axis=1))
     body = client.post("/predict?multi_digit=true", files={"file": ("n.png", png(page), "image/png")}).json()
     assert body["number"] == expected and len(body["digits"]) == 3
+    Number.model_validate(body)
     assert body["confidence"] == pytest.approx(np.prod([d["confidence"] for d in body["digits"]]), abs=1e-5)
     body = client.post("/predict", json={"image": base64.b64encode(png(page)).decode(), "multi_digit": True}).json()
     assert body["number"] == expected
@@ -462,6 +467,64 @@ def test_serve_refuses_a_file_that_is_not_a_model(cli, tmp_path: Path) -> None: 
     assert result.code == 2 and "not a readable Keras model" in result.err and result.err.count("\n") == 1
     result = cli("serve", str(tmp_path / "nowhere"), "--port", "0")
     assert result.code == 2 and "no such file" in result.err
+    result = cli("serve", str(tmp_path / "nowhere"), "--port", "0", "--workers", "2")
+    assert result.code == 2 and "no such file" in result.err, "refused before any process starts"
+    for workers in ("0", str(2 * (os.cpu_count() or 1) + 1)):
+        result = cli("serve", str(fake), "--workers", workers)
+        assert result.code == 2 and result.err.startswith("error: --workers must be in [1, ") and workers in result.err
+
+
+def test_serve_workers_answer_from_processes_of_their_own(python_process, tiny_run: Path) -> None:  # type: ignore[no-untyped-def]
+    """`serve --workers 2`: two processes, each with its model, answer on one port; SIGTERM stops them all."""
+    import signal
+    import socket
+    import subprocess
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+    command = ("-m", "mnist_classifier", "serve", str(tiny_run), "--port", str(port), "--workers", "2")
+    server = python_process.start(*command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    pids: set[int] = set()
+    try:
+        deadline = time.monotonic() + 180
+        while len(pids) < 2 and time.monotonic() < deadline and server.poll() is None:
+            try:
+                with httpx.Client(base_url=url, timeout=30) as http:  # a new connection: either process may take it
+                    pids.add(http.get("/model").json()["process_id"])
+            except httpx.TransportError:
+                time.sleep(0.2)
+        assert len(pids) == 2 and server.pid not in pids, (pids, server.pid)
+        digit = load_dataset("mnist").x_test[0]
+        answers = [httpx.post(f"{url}/predict", files={"file": ("d.png", png(digit), "image/png")}) for _ in range(4)]
+        assert all(r.status_code == 200 and r.json()["verdict"] in VERDICTS for r in answers)
+    finally:
+        server.send_signal(signal.SIGTERM)
+        code = server.wait(60)
+    assert code == 0, server.stderr.read().decode()[-2000:]
+    for pid in pids:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+
+
+def test_model_names_its_runtime() -> None:
+    """GET /model's runtime: the predictor's own `runtime` where it has one, else read off its back-end."""
+    from types import SimpleNamespace
+
+    from mnist_classifier.backends import EnsembleBackend, KerasBackend, OnnxBackend
+    from mnist_classifier.server.routes import runtime
+
+    onnx, keras = (SimpleNamespace(backend=cls.__new__(cls)) for cls in (OnnxBackend, KerasBackend))
+    ensemble = EnsembleBackend.__new__(EnsembleBackend)
+    ensemble.members = [onnx, onnx]  # type: ignore[list-item]
+    assert [runtime(p) for p in (onnx, keras, SimpleNamespace(backend=ensemble))] == [  # type: ignore[arg-type]
+        "onnxruntime float32",
+        "keras float32",
+        "ensemble: onnxruntime float32",
+    ]
+    assert runtime(SimpleNamespace(runtime="onnxruntime int8", backend=onnx.backend)) == "onnxruntime int8"  # type: ignore[arg-type]
+    assert runtime(FakePredictor()) == "unknown"  # type: ignore[arg-type]
 
 
 def test_batcher_survives_a_request_cancelled_while_batched(tiny_run: Path) -> None:
@@ -627,7 +690,8 @@ def test_a_full_queue_answers_503_at_once(digits: tuple[np.ndarray, np.ndarray])
 def test_images_are_decoded_in_a_bounded_pool_off_the_event_loop(
     digits: tuple[np.ndarray, np.ndarray], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Even a tiny PNG is decoded in a worker thread, and at most `threads` images are decoded at once."""
+    """A small PNG that needs preparation (dark ink on light) is decoded in a worker thread, and at most `threads`
+    images are decoded at once."""
     from mnist_classifier.server import reading
 
     running, most, threads = 0, 0, set()
@@ -650,10 +714,53 @@ def test_images_are_decoded_in_a_bounded_pool_off_the_event_loop(
     monkeypatch.setattr(reading, "load_digits", watched)
     app = create_app(FakePredictor(), threads=2)  # type: ignore[arg-type]
     responses = post_all(
-        app, [{"content": png(digits[0][i]), "headers": {"content-type": "image/png"}} for i in range(10)]
+        app, [{"content": png(255 - digits[0][i]), "headers": {"content-type": "image/png"}} for i in range(10)]
     )
     assert all(r.status_code == 200 for r in responses)
     assert most == 2 and threading.main_thread() not in threads
+
+
+def test_only_a_small_mnist_style_file_is_read_on_the_event_loop(
+    digits: tuple[np.ndarray, np.ndarray], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An MNIST digit's PNG is read where it arrives (cheaper than a thread hop); on the event loop, any other file is
+    only opened: a few-KB PNG declaring 16 megapixels, or a 28x28 one that needs preparation, is decoded in a worker
+    thread."""
+    from PIL import ImageFile
+
+    from mnist_classifier.server import reading
+
+    decoded: list[tuple[tuple[int, int], bool]] = []
+    real_load = ImageFile.ImageFile.load
+
+    def load(self: ImageFile.ImageFile) -> object:
+        try:
+            asyncio.get_running_loop()
+            on_loop = True
+        except RuntimeError:
+            on_loop = False
+        decoded.append((self.size, on_loop))
+        return real_load(self)
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", load)
+    prepared = []
+    real_digits = reading.load_digits
+    monkeypatch.setattr(reading, "load_digits", lambda *args: prepared.append(1) or real_digits(*args))
+    bomb = Image.new("1", (4000, 4000), 0)
+    bomb.paste(1, (1900, 1000, 2100, 3000))
+    files = {"mnist": png(digits[0][0]), "inverted": png(255 - digits[0][0]), "bomb": png(bomb)}
+    assert len(files["bomb"]) < reading.INLINE_FILE_BYTES
+    with TestClient(create_app(FakePredictor())) as client:  # type: ignore[arg-type]
+        seen = {}
+        for name, upload in files.items():
+            decoded.clear()
+            prepared.clear()
+            response = client.post("/predict", files={"file": ("d.png", upload, "image/png")})
+            assert response.status_code == 200, response.text
+            seen[name] = (sorted(set(decoded)), len(prepared))
+    assert seen["mnist"] == ([((28, 28), True)], 0), "read on the loop, never prepared"
+    assert seen["inverted"] == ([((28, 28), False), ((28, 28), True)], 1), "checked on the loop, prepared in a thread"
+    assert seen["bomb"] == ([((4000, 4000), False)], 1), "only its header read on the loop"
 
 
 def test_json_bodies_and_png_answers_are_made_off_the_event_loop(
@@ -727,8 +834,10 @@ def test_read_and_predict_without_http(digits: tuple[np.ndarray, np.ndarray]) ->
             await batcher.close()
 
     from_file, from_pixels = asyncio.run(main())
-    assert from_file.digit == "0" and from_file.input.startswith("data:image/png;base64,")  # type: ignore[attr-defined]
-    assert from_pixels.verdict in VERDICTS and from_pixels.input is None  # type: ignore[attr-defined]
+    assert from_file["digit"] == "0" and from_file["input"].startswith("data:image/png;base64,")
+    assert from_pixels["verdict"] in VERDICTS and "input" not in from_pixels
+    Digit.model_validate(from_file)
+    Digit.model_validate(from_pixels)  # pixels are one digit, multi_digit or not
     assert predictor.sizes == [1, 1]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -9,6 +10,8 @@ import typer
 
 from ..config import Interval
 from .common import ABOVE_ZERO, console, within
+
+MAX_WORKERS = 2 * (os.cpu_count() or 1)  # more processes than that only share the same cores
 
 
 def serve(
@@ -30,18 +33,41 @@ def serve(
         ),
     ] = 64.0,
     access_log: Annotated[bool, typer.Option("--access-log", help="Log every request.")] = False,
+    workers: Annotated[
+        int,
+        typer.Option(
+            help="Processes answering on the port, each with its own model: for machines with more cores.",
+            callback=within(Interval(1, MAX_WORKERS)),
+        ),
+    ] = 1,
 ) -> None:
     """Serve the model over HTTP: POST /predict, GET /model, GET /health, docs at /docs, a drawing page at /."""
     import uvicorn
 
+    from ..server.processes import FACTORY, Settings
+
+    settings = Settings(str(model.resolve()), int(max_upload_mb * 2**20), int(max_decode_mb * 2**20))
+    options = {"host": host, "port": port, "access_log": access_log, "log_level": "warning"}
+    if workers > 1:
+        from ..runs import ensemble_members, model_file
+
+        for member in ensemble_members(model) or [model]:
+            model_file(member)  # a path that holds no model is refused here, not by each process
+        settings.pass_on()
+        console.print(
+            f"serving {model} on http://{host}:{port}/ with {workers} processes; Ctrl+C stops", highlight=False
+        )
+        # a process loading TensorFlow on busy cores may answer uvicorn's health check late: 30 s, not 5
+        uvicorn.run(FACTORY, factory=True, workers=workers, timeout_worker_healthcheck=30, **options)  # type: ignore[arg-type]
+        return
     from ..inference import load_predictor
     from ..server import create_app
     from ..utils import set_threads
 
     set_threads(1)  # starts TensorFlow quietly; one thread per op: for a server's small batches this halves the CPU
-    application = create_app(load_predictor(model), int(max_upload_mb * 2**20), int(max_decode_mb * 2**20))
+    application = create_app(load_predictor(model), settings.max_upload_bytes, settings.max_decode_bytes)
     console.print(f"serving {model} on http://{host}:{port}/ (docs at /docs); Ctrl+C stops", highlight=False)
-    uvicorn.run(application, host=host, port=port, access_log=access_log, log_level="warning")
+    uvicorn.run(application, **options)  # type: ignore[arg-type]
 
 
 def export(

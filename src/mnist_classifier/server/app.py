@@ -24,7 +24,7 @@ from ..preprocess import MAX_DECODE_BYTES
 from .admission import MAX_IN_FLIGHT, RETRY_AFTER_SECONDS, Admission, Busy
 from .batcher import MAX_BATCH, Batcher, BatchFailed
 from .reading import Decoding
-from .routes import STATIC, router
+from .routes import STATIC, Serving, router
 
 
 def create_app(
@@ -42,15 +42,16 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        batcher = Batcher(predictor, max_batch)
         app.state.predictor = predictor
-        app.state.batcher = Batcher(predictor, max_batch)
-        app.state.decoding = Decoding.pools(max_decode_bytes, threads)
         app.state.admission = Admission(max_queue)
-        app.state.max_upload_bytes = max_upload_bytes
+        app.state.serving = Serving(
+            predictor, batcher, Decoding.pools(max_decode_bytes, threads), app.state.admission, max_upload_bytes
+        )
         try:
             yield
         finally:
-            await app.state.batcher.close()
+            await batcher.close()
 
     app = FastAPIOffline(
         title="mnist-classifier",

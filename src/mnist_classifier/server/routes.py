@@ -1,20 +1,25 @@
 """The HTTP routes: the drawing page, GET /health, GET /model and POST /predict, on one APIRouter.
 
 What a route works with comes through `Depends` on functions that read `request.app.state` (filled by the app's
-lifespan), so a test can swap any of them with `app.dependency_overrides`.
+lifespan), so a test can swap any of them with `app.dependency_overrides`. They are coroutines: FastAPI runs a plain
+function dependency in a worker thread, a hop that cost more than the rest of the request's routing.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
 import anyio
 import numpy as np
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, Response
+from pydantic_core import to_json
 
+from ..backends import EnsembleBackend, KerasBackend, OnnxBackend
 from ..inference import Predictor
 from .admission import Admission
 from .batcher import Batcher
@@ -25,30 +30,32 @@ from .schemas import PREDICT_RESPONSES, Digit, Health, ModelInfo, Number
 STATIC = Path(__file__).parent / "static"
 MAX_FORM_FIELDS = 8
 MAX_FORM_FIELD_BYTES = 64 * 1024
+RUNTIMES: dict[type, str] = {KerasBackend: "keras float32", OnnxBackend: "onnxruntime float32"}
 router = APIRouter()
 
 
-def get_predictor(request: Request) -> Predictor:
+async def get_predictor(request: Request) -> Predictor:
     return request.app.state.predictor
 
 
-def get_batcher(request: Request) -> Batcher:
-    return request.app.state.batcher
+@dataclass(frozen=True)
+class Serving:
+    """What POST /predict works with, made once by the app's lifespan: the model, its batcher, the decoding pools,
+    the admission of requests and the upload limit."""
+
+    predictor: Predictor
+    batcher: Batcher
+    decoding: Decoding
+    admission: Admission
+    max_upload_bytes: int
 
 
-def get_decoding(request: Request) -> Decoding:
-    return request.app.state.decoding
-
-
-def get_upload_limit(request: Request) -> int:
-    return request.app.state.max_upload_bytes
-
-
-async def admitted(request: Request) -> AsyncIterator[None]:
-    """A place among the requests in flight for as long as this one runs; 503 at once when none is free."""
-    admission: Admission = request.app.state.admission
-    with admission.slot():
-        yield
+async def admitted(request: Request) -> AsyncIterator[Serving]:
+    """What the server holds to answer a request, with a place among the requests in flight for as long as this one
+    runs; 503 at once when none is free. (One dependency: each costs a request more than its own work.)"""
+    serving: Serving = request.app.state.serving
+    with serving.admission.slot():
+        yield serving
 
 
 @router.get("/", include_in_schema=False)
@@ -78,24 +85,33 @@ async def model(predictor: Annotated[Predictor, Depends(get_predictor)]) -> Mode
         calibrated=predictor.calibration.fitted,
         reject_threshold=predictor.calibration.reject_threshold,
         confidence_threshold=predictor.calibration.confidence_threshold,
+        runtime=runtime(predictor),
+        process_id=os.getpid(),
     )
+
+
+def runtime(predictor: Predictor) -> str:
+    """What runs the model and in which precision ("keras float32"): the predictor's `runtime` where it names one,
+    else read off its back-end."""
+    named = getattr(predictor, "runtime", None)
+    if isinstance(named, str):
+        return named
+    backend = getattr(predictor, "backend", None)
+    if isinstance(backend, EnsembleBackend):
+        return "ensemble: " + ", ".join(sorted({runtime(member) for member in backend.members}))
+    return RUNTIMES.get(type(backend), "unknown")
 
 
 @router.post(
     "/predict",
     openapi_extra=REQUEST_BODY,
+    response_model=Digit | Number,
     responses=PREDICT_RESPONSES,
     response_model_exclude_unset=True,
-    dependencies=[Depends(admitted)],
 )
 async def predict(
-    request: Request,
-    options: Annotated[Options, Query()],
-    predictor: Annotated[Predictor, Depends(get_predictor)],
-    batcher: Annotated[Batcher, Depends(get_batcher)],
-    decoding: Annotated[Decoding, Depends(get_decoding)],
-    max_upload_bytes: Annotated[int, Depends(get_upload_limit)],
-) -> Digit | Number:
+    request: Request, options: Annotated[Options, Query()], serving: Annotated[Serving, Depends(admitted)]
+) -> Response:
     """Read the digit in an uploaded image (multipart `file`, raw image body, or JSON `image` in base64),
     or in a JSON `pixels` 28x28 array; images are prepared MNIST-style first. Each digit carries a verdict and the
     model's reading; an image that holds no digit is not_a_digit with its reason. A JSON body may also carry the
@@ -107,7 +123,8 @@ async def predict(
         raise HTTPException(
             415, f"unsupported content type {kind or 'none'!r}; send multipart/form-data, JSON or image/*"
         )
-    body = await read_body(request, max_upload_bytes)
+    predictor, batcher, decoding = serving.predictor, serving.batcher, serving.decoding
+    body = await read_body(request, serving.max_upload_bytes)
     if not body:
         raise HTTPException(422, "empty request body; send an image or JSON")
     source: bytes | np.ndarray = body
@@ -117,7 +134,8 @@ async def predict(
         source = document.pixels_array() if document.pixels is not None else document.image_bytes()
     elif kind == "multipart/form-data":
         source = await uploaded_file(request, body)
-    return await read_and_predict(source, options, predictor, batcher, decoding)
+    answer = await read_and_predict(source, options, predictor, batcher, decoding)
+    return Response(to_json(answer), media_type="application/json")  # the Digit or Number shape, encoded once
 
 
 async def read_body(request: Request, limit: int) -> bytes:
