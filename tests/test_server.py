@@ -75,7 +75,7 @@ def test_health_model_docs_and_page(client: TestClient, tiny_run: Path) -> None:
     assert info["test_accuracy"] == json.loads((tiny_run / "metrics.json").read_text())["accuracy"]
     assert info["trained"].startswith("20")
     assert info["input_shape"] == [28, 28] and info["classes"] == list("0123456789")
-    assert info["runtime"] == "keras float32" and info["process_id"] == os.getpid()
+    assert info["runtime"] == "keras (tensorflow) float32" and info["process_id"] == os.getpid()
     stored = Predictor(tiny_run).calibration
     assert info["calibrated"] is True
     assert (info["reject_threshold"], info["confidence_threshold"]) == (
@@ -508,25 +508,6 @@ def test_serve_workers_answer_from_processes_of_their_own(python_process, tiny_r
             os.kill(pid, 0)
 
 
-def test_model_names_its_runtime() -> None:
-    """GET /model's runtime: the predictor's own `runtime` where it has one, else read off its back-end."""
-    from types import SimpleNamespace
-
-    from mnist_classifier.backends import EnsembleBackend, KerasBackend, OnnxBackend
-    from mnist_classifier.server.routes import runtime
-
-    onnx, keras = (SimpleNamespace(backend=cls.__new__(cls)) for cls in (OnnxBackend, KerasBackend))
-    ensemble = EnsembleBackend.__new__(EnsembleBackend)
-    ensemble.members = [onnx, onnx]  # type: ignore[list-item]
-    assert [runtime(p) for p in (onnx, keras, SimpleNamespace(backend=ensemble))] == [  # type: ignore[arg-type]
-        "onnxruntime float32",
-        "keras float32",
-        "ensemble: onnxruntime float32",
-    ]
-    assert runtime(SimpleNamespace(runtime="onnxruntime int8", backend=onnx.backend)) == "onnxruntime int8"  # type: ignore[arg-type]
-    assert runtime(FakePredictor()) == "unknown"  # type: ignore[arg-type]
-
-
 def test_batcher_survives_a_request_cancelled_while_batched(tiny_run: Path) -> None:
     images = load_dataset("mnist").x_test[:3]
     predictor = Predictor(tiny_run)
@@ -552,7 +533,7 @@ class FakePredictor:
     """A stand-in for Predictor without TensorFlow: uniform probabilities (distance 0) after `delay` seconds, or
     once `gate` is set; a RuntimeError from every call whose number is in `failing` (counted from 0)."""
 
-    name, architecture, meta, metrics, parameters = "fake", "dnn", {}, {}, 0
+    name, architecture, meta, metrics, parameters, runtime = "fake", "dnn", {}, {}, 0, "fake float32"
     input_shape = (28, 28)
     class_names = tuple("0123456789")
     calibration = FALLBACK
@@ -690,8 +671,8 @@ def test_a_full_queue_answers_503_at_once(digits: tuple[np.ndarray, np.ndarray])
 def test_images_are_decoded_in_a_bounded_pool_off_the_event_loop(
     digits: tuple[np.ndarray, np.ndarray], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A small PNG that needs preparation (dark ink on light) is decoded in a worker thread, and at most `threads`
-    images are decoded at once."""
+    """A small PNG that needs preparation (a digit with a margin, dark ink on light) is decoded in a worker thread,
+    and at most `threads` images are decoded at once."""
     from mnist_classifier.server import reading
 
     running, most, threads = 0, 0, set()
@@ -714,7 +695,14 @@ def test_images_are_decoded_in_a_bounded_pool_off_the_event_loop(
     monkeypatch.setattr(reading, "load_digits", watched)
     app = create_app(FakePredictor(), threads=2)  # type: ignore[arg-type]
     responses = post_all(
-        app, [{"content": png(255 - digits[0][i]), "headers": {"content-type": "image/png"}} for i in range(10)]
+        app,
+        [
+            {
+                "content": png(np.pad(255 - digits[0][i], 6, constant_values=255)),
+                "headers": {"content-type": "image/png"},
+            }
+            for i in range(10)
+        ],
     )
     assert all(r.status_code == 200 for r in responses)
     assert most == 2 and threading.main_thread() not in threads
@@ -748,7 +736,8 @@ def test_only_a_small_mnist_style_file_is_read_on_the_event_loop(
     monkeypatch.setattr(reading, "load_digits", lambda *args: prepared.append(1) or real_digits(*args))
     bomb = Image.new("1", (4000, 4000), 0)
     bomb.paste(1, (1900, 1000, 2100, 3000))
-    files = {"mnist": png(digits[0][0]), "inverted": png(255 - digits[0][0]), "bomb": png(bomb)}
+    grey_page = (160 - digits[0][0] // 2).astype(np.uint8)  # dark ink on grey: neither MNIST's nor its inverse
+    files = {"mnist": png(digits[0][0]), "inverted": png(255 - digits[0][0]), "grey": png(grey_page), "bomb": png(bomb)}
     assert len(files["bomb"]) < reading.INLINE_FILE_BYTES
     with TestClient(create_app(FakePredictor())) as client:  # type: ignore[arg-type]
         seen = {}
@@ -759,7 +748,8 @@ def test_only_a_small_mnist_style_file_is_read_on_the_event_loop(
             assert response.status_code == 200, response.text
             seen[name] = (sorted(set(decoded)), len(prepared))
     assert seen["mnist"] == ([((28, 28), True)], 0), "read on the loop, never prepared"
-    assert seen["inverted"] == ([((28, 28), False), ((28, 28), True)], 1), "checked on the loop, prepared in a thread"
+    assert seen["inverted"] == ([((28, 28), True)], 0), "MNIST's inverse: read on the loop, never prepared"
+    assert seen["grey"] == ([((28, 28), False), ((28, 28), True)], 1), "checked on the loop, prepared in a thread"
     assert seen["bomb"] == ([((4000, 4000), False)], 1), "only its header read on the loop"
 
 

@@ -125,8 +125,8 @@ class OnnxBackend:
     architecture: str | None = None
     parameters: int | None = None
 
-    def __init__(self, onnx_file: Path, precision: str = "float32") -> None:
-        self._forward = onnx_cache.Session(onnx_file)
+    def __init__(self, onnx_file: Path, precision: str = "float32", threads: int | None = None) -> None:
+        self._forward = onnx_cache.Session(onnx_file, threads)
         self.input_shape, self.classes = self._forward.input_shape, self._forward.classes
         self.runtime = f"onnxruntime {precision}"
 

@@ -23,7 +23,7 @@ from .backends import Backend, EnsembleBackend, KerasBackend, OnnxBackend
 from .errors import ConfigError, ImageError, MnistClassifierError, RunError
 from .preprocess import scale
 from .runs import CONFIG, METRICS, ensemble_members, load_model, model_file, read_json
-from .utils import import_tensorflow_quietly
+from .utils import import_tensorflow_quietly, set_threads
 from .verdicts import FALLBACK, Calibration
 
 PRECISIONS = ("float32", "int8")
@@ -121,20 +121,20 @@ class Predictor:
         return np.concatenate(out) if out else np.zeros((0, len(self.class_names)), np.float32)
 
 
-def load_predictor(path: Path, fast: bool = False, precision: str = "float32") -> Predictor:
+def load_predictor(path: Path, fast: bool = False, precision: str = "float32", threads: int | None = None) -> Predictor:
     """A run's, a .keras file's or an ensemble folder's predictor; `fast` runs it in onnxruntime where it can, without
-    TensorFlow once converted, in `precision` (see fast_predictor)."""
+    TensorFlow once converted, in `precision`, on `threads` cores a call (see fast_predictor)."""
     if precision not in PRECISIONS:
         raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     members = ensemble_members(path)
     if members is None:
-        return fast_predictor(path, precision=precision) if fast else Predictor(path)
+        return fast_predictor(path, precision=precision, threads=threads) if fast else Predictor(path)
     if not members:
         raise RunError(f"{path}: an ensemble folder whose config.json lists no members; build it again")
     loaded = []
     for member in members:
         try:
-            loaded.append(fast_predictor(member, precision=precision) if fast else Predictor(member))
+            loaded.append(fast_predictor(member, precision=precision, threads=threads) if fast else Predictor(member))
         except RunError as e:
             raise RunError(f"ensemble member {member}: {e}") from None
     if len({(p.input_shape, p.class_names) for p in loaded}) > 1:
@@ -143,37 +143,42 @@ def load_predictor(path: Path, fast: bool = False, precision: str = "float32") -
     return Predictor(path, loaded[0].batch_size, EnsembleBackend(loaded, tta))
 
 
-def fast_predictor(path: Path, batch_size: int = 1024, precision: str = "float32") -> Predictor:
+def fast_predictor(
+    path: Path, batch_size: int = 1024, precision: str = "float32", threads: int | None = None
+) -> Predictor:
     """The quickest Predictor to start and to call for a model: its ONNX copy in onnxruntime, converted now (in
     TensorFlow, once) when none is cached; with `precision` "int8", its int8 copy where the CPU has int8 units (see
     int8_backend). A model that cannot be converted, or whose copy disagrees with it, runs in Keras (see
-    onnx_cache.convert)."""
+    onnx_cache.convert). `threads`: the cores a call uses, in onnxruntime and in TensorFlow if it starts here
+    (default: every core)."""
     cached = onnx_cache.location(model_file(path))
-    copy = onnx_backend(cached)
+    copy = onnx_backend(cached, threads=threads)
     if copy is None:
+        if threads:
+            set_threads(threads)
         import_tensorflow_quietly()
         backend = KerasBackend(load_model(path))
         onnx_cache.convert(backend.reader, backend.features, cached)
-        copy = onnx_backend(cached)
+        copy = onnx_backend(cached, threads=threads)
         if copy is None:
             return Predictor(path, batch_size, backend)
     if precision == "int8":
-        copy = int8_backend(path, cached) or copy
+        copy = int8_backend(path, cached, threads) or copy
     return Predictor(path, batch_size, copy)
 
 
-def onnx_backend(onnx_file: Path, precision: str = "float32") -> OnnxBackend | None:
+def onnx_backend(onnx_file: Path, precision: str = "float32", threads: int | None = None) -> OnnxBackend | None:
     """The cached copy in onnxruntime; None when there is none, or a damaged one (removed: converted again)."""
     if not onnx_file.is_file():
         return None
     try:
-        return OnnxBackend(onnx_file, precision)
+        return OnnxBackend(onnx_file, precision, threads)
     except RunError:
         onnx_file.unlink(missing_ok=True)
         return None
 
 
-def int8_backend(path: Path, float_copy: Path) -> OnnxBackend | None:
+def int8_backend(path: Path, float_copy: Path, threads: int | None = None) -> OnnxBackend | None:
     """The int8 copy of a model's float32 ONNX copy, quantized once (onnx_cache.quantize) with activation ranges from
     the run's training split; None, logged, where the CPU has no int8 units or the model cannot be quantized."""
     if onnx_cache.int8_units() is None:
@@ -193,7 +198,7 @@ def int8_backend(path: Path, float_copy: Path) -> OnnxBackend | None:
         pick = np.sort(np.random.default_rng(0).choice(len(train), min(CALIBRATION_IMAGES, len(train)), replace=False))
         if not onnx_cache.quantize(float_copy, scale(train[pick]), target):
             return None
-    return onnx_backend(target, "int8")
+    return onnx_backend(target, "int8", threads)
 
 
 @dataclass

@@ -60,12 +60,10 @@ def serve(
         # a process loading TensorFlow on busy cores may answer uvicorn's health check late: 30 s, not 5
         uvicorn.run(FACTORY, factory=True, workers=workers, timeout_worker_healthcheck=30, **options)  # type: ignore[arg-type]
         return
-    from ..inference import load_predictor
     from ..server import create_app
-    from ..utils import set_threads
+    from ..server.app import served_predictor
 
-    set_threads(1)  # starts TensorFlow quietly; one thread per op: for a server's small batches this halves the CPU
-    application = create_app(load_predictor(model), settings.max_upload_bytes, settings.max_decode_bytes)
+    application = create_app(served_predictor(model), settings.max_upload_bytes, settings.max_decode_bytes)
     console.print(f"serving {model} on http://{host}:{port}/ (docs at /docs); Ctrl+C stops", highlight=False)
     uvicorn.run(application, **options)  # type: ignore[arg-type]
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.metadata import version
+from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -19,12 +20,19 @@ from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 
 from ..errors import ImageError, ImageTooLargeError, NotAnImageError
-from ..inference import Predictor
+from ..inference import Predictor, load_predictor
 from ..preprocess import MAX_DECODE_BYTES
 from .admission import MAX_IN_FLIGHT, RETRY_AFTER_SECONDS, Admission, Busy
 from .batcher import MAX_BATCH, Batcher, BatchFailed
 from .reading import Decoding
 from .routes import STATIC, Serving, router
+
+
+def served_predictor(model: Path) -> Predictor:
+    """The model as a server runs it: its ONNX copy in onnxruntime (TensorFlow only to convert it the first time, or
+    where it cannot be converted), one thread a call, which does not spin between calls: a server's many one-image
+    calls cost least that way, and concurrent requests are batched (batcher.py) rather than split over threads."""
+    return load_predictor(model, fast=True, threads=1)
 
 
 def create_app(

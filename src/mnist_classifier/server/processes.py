@@ -42,10 +42,8 @@ class Settings:
 
 
 def worker_app() -> FastAPI:
-    """The app of one worker process: its own model loaded (TensorFlow on one thread per op, as `serve` runs it)."""
-    from ..inference import load_predictor
-    from ..utils import set_threads
+    """The app of one worker process: its own model loaded as `serve` loads it (served_predictor)."""
+    from .app import served_predictor
 
     settings = Settings.passed()
-    set_threads(1)
-    return create_app(load_predictor(Path(settings.model)), settings.max_upload_bytes, settings.max_decode_bytes)
+    return create_app(served_predictor(Path(settings.model)), settings.max_upload_bytes, settings.max_decode_bytes)

@@ -19,7 +19,6 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import FileResponse, Response
 from pydantic_core import to_json
 
-from ..backends import EnsembleBackend, KerasBackend, OnnxBackend
 from ..inference import Predictor
 from .admission import Admission
 from .batcher import Batcher
@@ -30,7 +29,6 @@ from .schemas import PREDICT_RESPONSES, Digit, Health, ModelInfo, Number
 STATIC = Path(__file__).parent / "static"
 MAX_FORM_FIELDS = 8
 MAX_FORM_FIELD_BYTES = 64 * 1024
-RUNTIMES: dict[type, str] = {KerasBackend: "keras float32", OnnxBackend: "onnxruntime float32"}
 router = APIRouter()
 
 
@@ -85,21 +83,9 @@ async def model(predictor: Annotated[Predictor, Depends(get_predictor)]) -> Mode
         calibrated=predictor.calibration.fitted,
         reject_threshold=predictor.calibration.reject_threshold,
         confidence_threshold=predictor.calibration.confidence_threshold,
-        runtime=runtime(predictor),
+        runtime=predictor.runtime,
         process_id=os.getpid(),
     )
-
-
-def runtime(predictor: Predictor) -> str:
-    """What runs the model and in which precision ("keras float32"): the predictor's `runtime` where it names one,
-    else read off its back-end."""
-    named = getattr(predictor, "runtime", None)
-    if isinstance(named, str):
-        return named
-    backend = getattr(predictor, "backend", None)
-    if isinstance(backend, EnsembleBackend):
-        return "ensemble: " + ", ".join(sorted({runtime(member) for member in backend.members}))
-    return RUNTIMES.get(type(backend), "unknown")
 
 
 @router.post(

@@ -62,7 +62,7 @@ class ModelInfo(BaseModel):
     confidence_threshold: float = Field(
         description="Not sure below this calibrated confidence, unless a request gives its own."
     )
-    runtime: str = Field(description='What runs the model, and in which precision: e.g. "keras float32".')
+    runtime: str = Field(description='What runs the model, and in which precision: e.g. "onnxruntime float32".')
     process_id: int = Field(description="The server process that answered (one of them with `serve --workers N`).")
 
 
