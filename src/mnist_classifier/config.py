@@ -27,6 +27,7 @@ SCHEDULES = ("constant", "cosine")
 CNN_ONLY = ("filters", "convs_per_stage", "kernel_size", "downsample")
 DOWNSAMPLING = ("pool", "stride")
 ACTIVATIONS = ("relu", "gelu", "elu", "tanh", "sigmoid", "swish")
+PRECISIONS = ("float32", "bfloat16", "auto")
 
 
 @dataclass(frozen=True)
@@ -134,6 +135,9 @@ class TrainConfig:
     variants: float = setting(0.2, FRACTION)
     weight_decay: float = setting(0.0, FRACTION)
     jit_compile: bool = False
+    # the hidden layers' arithmetic: "auto" takes bfloat16 where the CPU has bf16 units and it measured faster for
+    # the model (BF16_FASTER), float32 elsewhere; the weights, softmax and loss stay float32 either way
+    precision: str = setting("auto", Options(PRECISIONS))
     threads: int = setting(dataclasses.MISSING, POSITIVE, factory=lambda: os.cpu_count() or 1)
     ensemble: int = setting(1, POSITIVE)
 
@@ -282,6 +286,9 @@ CNN_DEFAULT: dict[str, Any] = {
     "label_smoothing": 0.1,
     "deskew": True,
 }
+# precision "auto" trains these models in bfloat16 on a CPU with bf16 units (AMX, AVX-512 BF16); decided by
+# benchmarks/levers.py, same sitting, median of 3 (see docs/results/levers.md)
+BF16_FASTER: dict[str, bool] = {"dnn": False, "cnn": False}
 # the DNN deskews too: chosen on validation (seed 42: accuracy 98.30% -> 98.72%, and more validation non-digits
 # rejected with as many photographed validation digits kept)
 MODEL_DEFAULTS: dict[str, dict[str, Any]] = {"dnn": {"deskew": True}, "cnn": CNN_DEFAULT}
