@@ -171,9 +171,12 @@ def train_once(config: Any, out: Path) -> dict[str, Any]:
     }
 
 
-def runs_table(console: Console, quick: bool, repeats: int, keep: Path) -> None:
-    models = ["cnn fast"] if quick else list(MODELS)
-    levers = QUICK_LEVERS if quick else tuple(LEVERS)
+def runs_table(
+    console: Console, quick: bool, repeats: int, keep: Path, models: list[str] | None, levers: list[str] | None
+) -> None:
+    """Each lever's run beside its preset's (the first lever), repeats interleaved."""
+    models = models or (["cnn fast"] if quick else list(MODELS))
+    levers = levers or list(QUICK_LEVERS if quick else LEVERS)
     extra = {"train_samples": 18_000} if quick else {}
     results: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for repeat in range(repeats):
@@ -212,18 +215,22 @@ def main() -> None:
     parser.add_argument("--only", choices=("steps", "runs"), help="one of the two tables")
     parser.add_argument("--repeats", type=int, help="repeats of each measure (default 3; 1 for --quick runs)")
     parser.add_argument("--keep", type=Path, help="keep the trained runs in this folder")
+    parser.add_argument("--models", help=f"runs of these models only, comma-separated ({', '.join(MODELS)})")
+    parser.add_argument("--levers", help="these levers only, comma-separated; the first is the reference")
     args = parser.parse_args()
-    console = Console()
+    console = Console(width=max(Console().width, 160))
     if args.only != "runs":
         steps_table(console, args.quick, args.repeats or 3)
     if args.only != "steps":
         repeats = args.repeats or (1 if args.quick else 3)
+        models = args.models.split(",") if args.models else None
+        levers = args.levers.split(",") if args.levers else None
         if args.keep:
             args.keep.mkdir(parents=True, exist_ok=True)
-            runs_table(console, args.quick, repeats, args.keep)
+            runs_table(console, args.quick, repeats, args.keep, models, levers)
         else:
             with tempfile.TemporaryDirectory() as tmp:
-                runs_table(console, args.quick, repeats, Path(tmp))
+                runs_table(console, args.quick, repeats, Path(tmp), models, levers)
 
 
 if __name__ == "__main__":

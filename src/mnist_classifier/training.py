@@ -144,8 +144,8 @@ def training_data(
 
 
 def chosen_precision(config: TrainConfig) -> tuple[str, str | None]:
-    """The precision training uses and the note that says why, when it is not the obvious one: "auto" takes bfloat16
-    only where the CPU has bf16 units and bfloat16 measured faster for the model (config.BF16_FASTER)."""
+    """The precision training uses, and a note when the CPU lacks bf16 units: "auto" takes bfloat16 only where the CPU
+    has them and bfloat16 measured faster for the model (config.BF16_FASTER); float32 elsewhere, never an error."""
     native = hardware.has_bf16()
     if config.precision == "bfloat16":
         return "bfloat16", None if native else "training in bfloat16 without bf16 units: emulated, slower than float32"
@@ -153,9 +153,7 @@ def chosen_precision(config: TrainConfig) -> tuple[str, str | None]:
         return "float32", None
     if not native:
         return "float32", "training in float32: this CPU has no bf16 units"
-    if not BF16_FASTER.get(config.model, False):
-        return "float32", f"training in float32: bfloat16 measured no faster for the {config.model} on bf16 units"
-    return "bfloat16", None
+    return ("bfloat16" if BF16_FASTER.get(config.model, False) else "float32"), None
 
 
 def seed_everything(seed: int) -> None:
@@ -242,11 +240,25 @@ class BestCheckpoint(keras.callbacks.Callback):
             write_history(self.run_dir, self.rows)
             if improved:
                 with atomic_path(self.run_dir / MODEL) as tmp:
-                    self.model.save(tmp)
+                    in_float32(self.model).save(tmp)
             save_state(self.model, self.run_dir / RESUME)
         best_epoch = int(np.argmax([r["val_accuracy"] for r in self.rows])) + 1
         if self.patience and row["epoch"] - best_epoch >= self.patience:
             self.model.stop_training = True
+
+
+def in_float32(model: keras.Model) -> keras.Model:
+    """The model to save for inference: a bfloat16-trained one rebuilt in float32 with its (float32) weights, so that
+    every runtime loads it (onnxruntime refuses bfloat16 convolutions) and its predictions need no bf16 units."""
+    if all(layer.dtype_policy.name == "float32" for layer in model.layers):
+        return model
+
+    config = model.get_config()
+    for layer in config["layers"]:
+        layer["config"]["dtype"] = "float32"
+    copy = keras.Model.from_config(config)
+    copy.set_weights(model.get_weights())
+    return copy
 
 
 def state_variables(model: keras.Model) -> list[keras.Variable]:
