@@ -185,24 +185,26 @@ def runs_table(
                 out = keep / f"{model.replace(' ', '-')}-{lever.split(' ')[0].strip('(')}-{repeat}"
                 config = settings(model, LEVERS[lever], **extra)
                 results.setdefault((model, lever), []).append(train_once(config, out))
-    table = Table(title="Training levers (seed 42; seconds median of the repeats; chosen on validation)")
+    title = "Training levers (seed 42; seconds: median of the repeats; vs preset: median of each repeat's ratio to the"
+    table = Table(title=f"{title} preset's run beside it; chosen on validation)")
     columns = ["model", "lever", "train s", "vs preset", "val acc", "clean answered", "letters away",
                "scribbles away", "test acc", "verdict"]  # fmt: skip
     for column in columns:
         table.add_column(column, justify="left" if column in ("model", "lever", "verdict") else "right")
     for model in models:
         base = results[(model, levers[0])]
-        base_s, base_val = statistics.median(r["seconds"] for r in base), base[0]["val"]
+        base_val = base[0]["val"]
         for lever in levers:
             rs = results[(model, lever)]
             seconds = statistics.median(r["seconds"] for r in rs)
+            ratio = statistics.median(r["seconds"] / b["seconds"] for r, b in zip(rs, base, strict=True))
             first = rs[0]
-            faster = seconds < 0.95 * base_s
+            faster = ratio < 0.95
             holds = first["val"] >= base_val - 0.0005 and first["answered"] >= base[0]["answered"] - 0.005
             verdict = "reference" if lever == levers[0] else ("keep" if faster and holds else "not kept")
-            verdict += f" ({seconds / base_s:.2f}x time, val {100 * (first['val'] - base_val):+.2f} pt)"
+            verdict += f" ({ratio:.2f}x time, val {100 * (first['val'] - base_val):+.2f} pt)"
             table.add_row(
-                model, f"{lever} [{first['precision']}]", f"{seconds:.1f}", f"{seconds / base_s:.2f}x",
+                model, f"{lever} [{first['precision']}]", f"{seconds:.1f}", f"{ratio:.2f}x",
                 f"{first['val']:.2%}", f"{first['answered']:.1%}", f"{first['letters']:.0%}",
                 f"{first['scribbles']:.0%}", f"{first['test']:.2%}", verdict,
             )  # fmt: skip
