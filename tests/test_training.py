@@ -304,3 +304,68 @@ def test_a_training_state_saved_by_position_still_restores(tmp_path: Path) -> No
     restored = side_by_side("ab")
     restore_state(restored, tmp_path / "resume.npz")
     assert values_by_path(restored) == values_by_path(saved)
+
+
+def test_auto_precision_falls_back_to_float32_with_a_note_without_bf16_units(monkeypatch: pytest.MonkeyPatch) -> None:
+    from mnist_classifier import hardware, training
+
+    monkeypatch.setattr(hardware, "cpu_flags", lambda: frozenset({"avx2", "avx512f", "avx512_vnni"}))
+    assert not hardware.has_bf16() and hardware.relevant_flags() == ["avx512_vnni"]
+    precision, note = training.chosen_precision(resolve(model="cnn", precision="auto"))
+    assert (precision, note) == ("float32", "training in float32: this CPU has no bf16 units")
+    assert training.chosen_precision(resolve(precision="float32")) == ("float32", None)
+    assert training.chosen_precision(resolve(precision="bfloat16"))[0] == "bfloat16"  # asked for: emulated, said so
+
+    monkeypatch.setattr(hardware, "cpu_flags", lambda: frozenset({"avx512f", "amx_bf16", "amx_tile"}))
+    monkeypatch.setitem(training.BF16_FASTER, "cnn", True)
+    monkeypatch.setitem(training.BF16_FASTER, "dnn", False)
+    assert training.chosen_precision(resolve(model="cnn")) == ("bfloat16", None)
+    assert training.chosen_precision(resolve(model="dnn")) == ("float32", None)  # units, but no faster: no note
+    assert training.chosen_precision(resolve(model="cnn", preset="fast")) == ("float32", None)  # pinned: slower
+
+
+def test_a_bfloat16_model_is_saved_in_float32_and_gives_probabilities_features_and_verdicts(tmp_path: Path) -> None:
+    import warnings
+
+    from mnist_classifier.inference import DefaultCalibrationWarning, Predictor
+    from mnist_classifier.models import build_model
+    from mnist_classifier.training import DigitAccuracy, in_float32
+
+    mnist = load_dataset("mnist")
+    x, y = mnist.x_train[:1500].astype(np.float32) / 255, keras.utils.to_categorical(mnist.y_train[:1500], 10)
+    for name in ("dnn", "cnn"):
+        overrides = {"filters": [8, 16], "convs_per_stage": 1} if name == "cnn" else {}
+        overrides |= {"hidden_units": [32], "batch_norm": False, "deskew": True}
+        config = resolve(model=name, precision="bfloat16", **overrides)
+        model = build_model(config, (28, 28), 10)
+        hidden = {layer.dtype_policy.name for layer in model.layers if isinstance(layer, keras.layers.Dense)}
+        assert hidden == {"mixed_bfloat16", "float32"} and model.get_layer("probabilities").dtype == "float32"
+        assert model.get_layer("deskew").dtype_policy.name == "float32"
+        model.compile(keras.optimizers.Adam(3e-3), "categorical_crossentropy", metrics=[DigitAccuracy()])
+        model.fit(x, y, batch_size=64, epochs=2, verbose=0)
+        saved = in_float32(model)  # what training saves: every runtime (onnxruntime too) loads float32
+        assert {layer.dtype_policy.name for layer in saved.layers} == {"float32"}
+        ours, trained = saved.predict(x[:300], verbose=0), model.predict(x[:300], verbose=0)
+        assert (ours.argmax(axis=1) == trained.argmax(axis=1)).mean() > 0.97 and np.abs(ours - trained).max() < 0.1
+        saved.save(tmp_path / f"{name}.keras")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DefaultCalibrationWarning)
+            predictor = Predictor(tmp_path / f"{name}.keras")
+        probs, features = predictor.features(mnist.x_test[:200])
+        assert probs.dtype == np.float32 and features is not None and features.dtype == np.float32
+        np.testing.assert_allclose(probs.sum(axis=1), 1, atol=1e-5)
+        assert (probs.argmax(axis=1) == mnist.y_test[:200]).mean() > 0.75  # it learned, in bfloat16
+        judged = predictor.judge(mnist.x_test[:20])
+        assert len(judged.verdicts) == 20 and set(judged.verdicts) <= {"digit", "uncertain", "not_a_digit"}
+
+
+def test_a_bfloat16_run_records_its_path_and_is_calibrated(trainer: Train, tmp_path: Path) -> None:
+    run_dir = trainer(resolve(epochs=1, train_samples=3000, precision="bfloat16"), tmp_path / "bf16", verbose=0)
+    meta = run_meta(run_dir)
+    assert meta["precision"] == "bfloat16" and isinstance(meta["cpu"]["flags"], list)
+    metrics = evaluate_run(run_dir)
+    assert metrics["precision"] == "bfloat16" and metrics["accuracy"] > 0.85
+    assert metrics["verdicts"]["calibrated"] and 0.5 < metrics["verdicts"]["coverage"] <= 1
+    from mnist_classifier.report.run import write_report
+
+    assert "bfloat16 (" in write_report(run_dir).read_text()

@@ -89,8 +89,20 @@ def evaluate_run(
     probs = predictor.probabilities(x)
     metrics = {"dataset": data.name, "split": split, **compute_metrics(y, probs, data.class_names)}
     metrics |= history_summary(run_dir) | {"parameters": predictor.parameters, "evaluated": now()}
+    metrics |= training_path(meta)
     metrics["verdicts"] = verdict_figures(predictor, x, y)
     return write_evaluation(run_dir, metrics, data.class_names, (x, y, probs))
+
+
+def training_path(meta: dict[str, Any]) -> dict[str, Any]:
+    """Which path training took, from the run's config.json: its precision and the CPU's bf16/int8 flags (runs from
+    before these were recorded trained in float32)."""
+    out: dict[str, Any] = {"precision": meta.get("precision", "float32")}
+    if "cpu" in meta:
+        out["cpu_flags"] = meta["cpu"].get("flags", [])
+    if "precision_note" in meta:
+        out["precision_note"] = meta["precision_note"]
+    return out
 
 
 def now() -> str:

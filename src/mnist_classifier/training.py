@@ -7,8 +7,10 @@ resumable run); at the end config.json records that training finished.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import platform
+import sys
 import time
 import warnings
 import zipfile
@@ -21,9 +23,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from . import calibrate
+from . import calibrate, hardware
 from .augment import Augmentation, augment
-from .config import TrainConfig
+from .config import BF16_FASTER, TrainConfig
 from .data import Dataset, load_dataset, split_validation, synthetic
 from .data.datasets import DIGITS
 from .errors import RunError
@@ -37,6 +39,7 @@ from .runs import (
     new_run_dir,
     remove_partial_files,
     run_config,
+    run_meta,
     training_finished,
     write_config,
     write_history,
@@ -140,6 +143,19 @@ def training_data(
     return batches.map(load, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
 
 
+def chosen_precision(config: TrainConfig) -> tuple[str, str | None]:
+    """The precision training uses, and a note when the CPU lacks bf16 units: "auto" takes bfloat16 only where the CPU
+    has them and bfloat16 measured faster for the model (config.BF16_FASTER); float32 elsewhere, never an error."""
+    native = hardware.has_bf16()
+    if config.precision == "bfloat16":
+        return "bfloat16", None if native else "training in bfloat16 without bf16 units: emulated, slower than float32"
+    if config.precision == "float32":
+        return "float32", None
+    if not native:
+        return "float32", "training in float32: this CPU has no bf16 units"
+    return ("bfloat16" if BF16_FASTER.get(config.model, False) else "float32"), None
+
+
 def seed_everything(seed: int) -> None:
     """Same seed, same metrics on CPU: seed Python, NumPy and TF, and make TF's ops deterministic."""
     keras.utils.set_random_seed(seed)
@@ -224,11 +240,25 @@ class BestCheckpoint(keras.callbacks.Callback):
             write_history(self.run_dir, self.rows)
             if improved:
                 with atomic_path(self.run_dir / MODEL) as tmp:
-                    self.model.save(tmp)
+                    in_float32(self.model).save(tmp)
             save_state(self.model, self.run_dir / RESUME)
         best_epoch = int(np.argmax([r["val_accuracy"] for r in self.rows])) + 1
         if self.patience and row["epoch"] - best_epoch >= self.patience:
             self.model.stop_training = True
+
+
+def in_float32(model: keras.Model) -> keras.Model:
+    """The model to save for inference: a bfloat16-trained one rebuilt in float32 with its (float32) weights, so that
+    every runtime loads it (onnxruntime refuses bfloat16 convolutions) and its predictions need no bf16 units."""
+    if all(layer.dtype_policy.name == "float32" for layer in model.layers):
+        return model
+
+    config = model.get_config()
+    for layer in config["layers"]:
+        layer["config"]["dtype"] = "float32"
+    copy = keras.Model.from_config(config)
+    copy.set_weights(model.get_weights())
+    return copy
 
 
 def state_variables(model: keras.Model) -> list[keras.Variable]:
@@ -317,7 +347,14 @@ def fit(
     data = prepare(config, dataset)
     shape = dataset.x_train.shape[1:]
     steps_per_epoch = -(-len(data.x_train) // config.batch_size)
-    model = build_model(config, shape, dataset.num_classes, float(data.x_train.mean()), float(data.x_train.std()))
+    resuming = (run_dir / RESUME).is_file()
+    precision, note = chosen_precision(config)
+    if resuming:  # the model it was, whatever this machine would choose
+        precision, note = run_meta(run_dir).get("precision", "float32"), None
+    if note:
+        print(f"note: {note}", file=sys.stderr)  # one line, as the drawing of the synthetic pools says its own
+    built = dataclasses.replace(config, precision=precision)
+    model = build_model(built, shape, dataset.num_classes, float(data.x_train.mean()), float(data.x_train.std()))
     model.compile(
         optimizer=make_optimizer(config, config.epochs * steps_per_epoch),
         loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
@@ -325,7 +362,7 @@ def fit(
         jit_compile=config.jit_compile,
     )
     rows: list[dict[str, float]] = []
-    if (run_dir / RESUME).is_file():
+    if resuming:
         remove_partial_files(run_dir)
         restore_state(model, run_dir / RESUME)
         rows = history_rows(run_dir)[: int(model.optimizer.iterations.numpy()) // steps_per_epoch]
@@ -339,7 +376,11 @@ def fit(
             "class_names": list(dataset.class_names),
             "train_size": len(data.x_train),
             "val_size": len(data.x_val),
+            "precision": precision,
+            "cpu": hardware.summary(),
         }
+        if note:
+            meta["precision_note"] = note
         write_config(run_dir, config, meta | {"status": "training"})
     checkpoint = BestCheckpoint(run_dir if save_model else None, config.patience, rows)
     model.fit(

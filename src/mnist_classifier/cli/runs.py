@@ -76,6 +76,9 @@ def train(
     jit_compile: Annotated[
         bool | None, typer.Option("--jit-compile/--no-jit-compile", help="Compile training steps with XLA.")
     ] = None,
+    precision: Annotated[
+        str | None, typer.Option(help="float32, bfloat16, or auto: bfloat16 where the CPU has bf16 units and it pays.")
+    ] = None,
     threads: Annotated[int | None, typer.Option(help="CPU threads for TensorFlow (default: all cores).")] = None,
     ensemble: Annotated[int | None, typer.Option(help="Train this many members (seeds seed, seed+1, ...).")] = None,
     activation: Annotated[str | None, typer.Option(help="Hidden activation.")] = None,
@@ -139,6 +142,7 @@ def train(
         variants=variants,
         weight_decay=weight_decay,
         jit_compile=jit_compile,
+        precision=precision,
         threads=threads,
         ensemble=ensemble,
     )

@@ -32,11 +32,19 @@ def _cards(metrics: dict[str, Any], meta: dict[str, Any]) -> list[dict[str, Any]
         card("Accuracy", percent(metrics["accuracy"]), f"on {n:,} {metrics.get('split', 'test')} images", main=True),
         card("Loss", "—" if loss is None else f"{loss:.4f}"),
         card("Errors", f"{metrics.get('errors', 0):,}", f"out of {n:,}"),
-        card("Training time", format_duration(metrics.get("train_seconds")), epochs),
+        card("Training time", format_duration(metrics.get("train_seconds")), _path(epochs, metrics)),
         card("Parameters", f"{metrics.get('parameters', meta.get('parameters', 0)):,}"),
         card("Best epoch", str(metrics.get("best_epoch", "—")), f"validation {percent(best)}" if best else ""),
         *_verdict_cards(metrics.get("verdicts")),
     ]
+
+
+def _path(epochs: str, metrics: dict[str, Any]) -> str:
+    """The epochs and the path training took: "6 epochs · bfloat16 (amx_bf16, avx512_bf16)"."""
+    if "precision" not in metrics:
+        return epochs
+    flags = ", ".join(metrics.get("cpu_flags", [])) or "no bf16/int8 units"
+    return " · ".join(filter(None, [epochs, f"{metrics['precision']} ({flags})"]))
 
 
 def _verdict_cards(verdicts: dict[str, Any] | None) -> list[dict[str, Any]]:
