@@ -30,7 +30,7 @@ import ood
 import variants
 
 import mnist_classifier as mc
-from mnist_classifier import onnx_cache
+from mnist_classifier import hardware, onnx_cache
 from mnist_classifier.data import load_dataset
 from mnist_classifier.inference import Predictor
 from mnist_classifier.preprocess import scale
@@ -152,7 +152,7 @@ def main() -> None:
     header = f"{variants.machine()} · commit {variants.commit()} · python benchmarks/inference.py"
     header = f"{header} {' '.join(sys.argv[1:])}".rstrip()
     console.print(header, highlight=False)
-    console.print(f"int8 units: {onnx_cache.int8_units() or 'none (int8 falls back to float32)'}", highlight=False)
+    console.print(f"int8 units: {hardware.int8_units() or 'none (int8 falls back to float32)'}", highlight=False)
     data = load_dataset("mnist")
     mnist = (data.x_test, data.y_test)
     digits = variants.digit_sets(data.x_test, data.y_test, args.per_kind)

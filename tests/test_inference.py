@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 
 import mnist_classifier as mc
-from mnist_classifier import image_files, onnx_cache
+from mnist_classifier import hardware, image_files
 from mnist_classifier import verdicts as calib
 from mnist_classifier.backends import EnsembleBackend, KerasBackend, OnnxBackend, with_features
 from mnist_classifier.data import load_dataset
@@ -294,7 +294,7 @@ def test_an_int8_copy_loads_reads_and_judges(tiny_run: Path, tmp_path: Path, mon
     """On a CPU with int8 units (claimed here, so the test runs on any machine: onnxruntime's int8 kernels run
     everywhere), precision int8 quantizes the float32 copy once and reads the digits as float32 does."""
     monkeypatch.setenv("MNIST_CLASSIFIER_CACHE", str(tmp_path))
-    monkeypatch.setattr(onnx_cache, "int8_units", lambda: "AVX512-VNNI")
+    monkeypatch.setattr(hardware, "int8_units", lambda: "avx512_vnni")
     images = load_dataset("mnist").x_test[:500]
     full = fast_predictor(tiny_run)
     int8 = fast_predictor(tiny_run, precision="int8")
@@ -315,7 +315,7 @@ def test_without_int8_units_or_a_quantizable_model_it_runs_in_float32(
     """A CPU without int8 units (the path turned off) and a model the quantizer refuses both read in float32, with
     a note; the refusal is remembered, so the next predictor does not quantize again."""
     monkeypatch.setenv("MNIST_CLASSIFIER_CACHE", str(tmp_path))
-    monkeypatch.setattr(onnx_cache, "int8_units", lambda: None)
+    monkeypatch.setattr(hardware, "int8_units", lambda: None)
     with caplog.at_level(logging.WARNING):
         assert fast_predictor(tiny_run, precision="int8").runtime == "onnxruntime float32"
     assert any("no int8 dot-product units" in r.getMessage() for r in caplog.records)
@@ -329,7 +329,7 @@ def test_without_int8_units_or_a_quantizable_model_it_runs_in_float32(
         tries.append(args)
         raise ValueError("no int8 kernel for this op")
 
-    monkeypatch.setattr(onnx_cache, "int8_units", lambda: "AMX")
+    monkeypatch.setattr(hardware, "int8_units", lambda: "amx_int8")
     monkeypatch.setattr(onnxruntime.quantization, "quantize_static", refuse)
     caplog.clear()
     with caplog.at_level(logging.WARNING):

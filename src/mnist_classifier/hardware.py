@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 BF16 = ("amx_bf16", "avx512_bf16")  # units that compute in bfloat16 natively (Intel AMX; AVX-512 BF16 on Zen 4, Xeon)
-INT8 = ("amx_int8", "avx512_vnni", "avx_vnni")  # int8 dot products, for quantized inference
+INT8 = ("amx_int8", "avx512_vnni", "avx_vnni", "asimddp")  # int8 dot products (Intel, AMD; Arm's dot product)
 RELEVANT = (*BF16, *INT8)
 CPUINFO = Path("/proc/cpuinfo")
 
@@ -51,6 +51,13 @@ def relevant_flags() -> list[str]:
 def has_bf16() -> bool:
     """Whether the CPU multiplies bfloat16 natively (AMX or AVX-512 BF16); without, oneDNN emulates it, slower."""
     return any(flag in cpu_flags() for flag in BF16)
+
+
+def int8_units() -> str | None:
+    """The CPU's first int8 dot-product unit (INT8's order) that onnxruntime's int8 kernels use, or None: without
+    one an int8 copy of a model runs no faster than float32."""
+    flags = cpu_flags()
+    return next((flag for flag in INT8 if flag in flags), None)
 
 
 def summary() -> dict[str, Any]:

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from . import onnx_cache
+from . import hardware, onnx_cache
 from . import verdicts as calib
 from .backends import Backend, EnsembleBackend, KerasBackend, OnnxBackend
 from .errors import ConfigError, ImageError, MnistClassifierError, RunError
@@ -181,7 +181,7 @@ def onnx_backend(onnx_file: Path, precision: str = "float32", threads: int | Non
 def int8_backend(path: Path, float_copy: Path, threads: int | None = None) -> OnnxBackend | None:
     """The int8 copy of a model's float32 ONNX copy, quantized once (onnx_cache.quantize) with activation ranges from
     the run's training split; None, logged, where the CPU has no int8 units or the model cannot be quantized."""
-    if onnx_cache.int8_units() is None:
+    if hardware.int8_units() is None:
         log.warning("this CPU has no int8 dot-product units (VNNI, AMX): the model runs in float32")
         return None
     target = onnx_cache.int8_location(float_copy)

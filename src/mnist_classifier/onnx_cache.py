@@ -142,15 +142,6 @@ def remember(failed: Path, said: str) -> None:
         write_text(failed, said + "\n")
 
 
-def int8_units() -> str | None:
-    """The CPU's int8 dot-product units that onnxruntime's int8 kernels use (AMX, AVX512-VNNI, AVX-VNNI, Arm's dot
-    product), or None: without them an int8 copy runs no faster than float32, so the float32 copy is kept."""
-    cpuinfo = Path("/proc/cpuinfo")
-    flags = set(cpuinfo.read_text().split()) if cpuinfo.is_file() else set()
-    units = {"amx_int8": "AMX", "avx512_vnni": "AVX512-VNNI", "avx_vnni": "AVX-VNNI", "asimddp": "Arm dot product"}
-    return next((name for flag, name in units.items() if flag in flags), None)
-
-
 def int8_location(float_copy: Path) -> Path:
     """Where the int8 copy of a float32 copy is (or would be) cached."""
     return float_copy.with_name(float_copy.stem + "-int8.onnx")
