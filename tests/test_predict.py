@@ -153,6 +153,12 @@ def test_options(cli, tiny_run: Path, tmp_path: Path) -> None:  # type: ignore[n
     assert row["digit"] == "7" and len(row["top_k"]) == 2 and len(row["probabilities"]) == 10
     assert abs(sum(row["probabilities"]) - 1) < 1e-4
 
+    result = cli("predict", str(tiny_run), str(tmp_path / "seven.png"), "--verbose")
+    assert result.code == 0 and result.err == f"{tiny_run}: read by onnxruntime float32; inputs: 1\n", result.err
+    result = cli("predict", str(tiny_run), str(tmp_path / "seven.png"), "--precision", "fp16")
+    assert result.code == 2 and result.out == "" and result.err.count("\n") == 1
+    assert "precision must be one of float32, int8, got 'fp16'" in result.err
+
     for top_k in ("0", "11"):
         result = cli("predict", str(tiny_run), str(tmp_path / "seven.png"), "--top-k", top_k)
         assert (

@@ -26,6 +26,7 @@ class FileReadings:
     Reading, in order, as it is read."""
 
     class_names: tuple[str, ...]
+    runtime: str
     missing: list[tuple[Path, str]]
     files: list[Path]
     readings: Iterator[Reading]
@@ -49,12 +50,14 @@ def read_images(
     confidence_threshold: str | float | None = None,
     save_preprocessed: str | Path | None = None,
     set_coverage: str | float | None = None,
+    precision: str = "float32",
 ) -> FileReadings:
     """Read the image files and folders (searched recursively) with a run's, an ensemble's or a .keras file's
     model, started the quickest way (see inference.fast_predictor). `top_k` is checked against the model's classes
     for the caller's display; the thresholds (0..1) replace the run's; `save_preprocessed` names a folder for the
-    images fed to the model; `set_coverage` (0..1, exclusive) adds each digit's prediction set."""
-    predictor = load_predictor(Path(model), fast=True)
+    images fed to the model; `set_coverage` (0..1, exclusive) adds each digit's prediction set; `precision` "int8"
+    runs its int8 copy where the CPU has int8 units (see inference.fast_predictor)."""
+    predictor = load_predictor(Path(model), fast=True, precision=precision)
     calibration = with_thresholds(predictor.calibration, reject_threshold, confidence_threshold)
     check_value("top_k", top_k, Interval(1, len(predictor.class_names)))
     coverage = None if set_coverage is None else require_scores(calibration, set_coverage, str(model), "--set")
@@ -63,7 +66,9 @@ def read_images(
     readings = read_files(
         predictor, files, prepare, multi_digit, deskew, reject=reject, calibration=calibration, coverage=coverage
     )
-    return FileReadings(predictor.class_names, missing, files, saver.saving(readings) if saver else readings)
+    return FileReadings(
+        predictor.class_names, predictor.runtime, missing, files, saver.saving(readings) if saver else readings
+    )
 
 
 class InputSaver:

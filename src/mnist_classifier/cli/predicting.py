@@ -64,6 +64,17 @@ def predict(
             " e.g. 0.99 (split conformal).",
         ),
     ] = None,
+    precision: Annotated[
+        str,
+        typer.Option(
+            "--precision",
+            help="float32, or int8: the model's int8 copy where the CPU has int8 units (VNNI, AMX), else float32.",
+        ),
+    ] = "float32",
+    verbose: Annotated[
+        bool,
+        typer.Option("--verbose", help="Say on stderr what runs the model (runtime, precision) and how many inputs."),
+    ] = False,
 ) -> None:
     """Read the digit (or, with --multi-digit, the number) in each image, with a verdict: digit, uncertain or
     not_a_digit (a blank image too, with its reason); files that cannot be read are reported and skipped."""
@@ -85,7 +96,10 @@ def predict(
             confidence_threshold=confidence_threshold,
             save_preprocessed=save_preprocessed,
             set_coverage=set_coverage,
+            precision=precision,
         )
+    if verbose:
+        typer.echo(f"{model}: read by {found.runtime}; inputs: {found.inputs:,}", err=True)
     for message in {str(w.message) for w in caught if issubclass(w.category, DefaultCalibrationWarning)}:
         typer.echo(f"note: {message}", err=True)
     for path, reason in found.missing:
