@@ -182,7 +182,7 @@ def test_a_deskewing_model_keeps_its_layer_through_saving_and_onnx(
     monkeypatch.setenv("MNIST_CLASSIFIER_CACHE", str(tmp_path / "cache"))
     run_dir = trainer(small_cnn(mnist_slice, deskew=True), tmp_path / "run", verbose=0)
     evaluate_run(run_dir)
-    keras_predictor = fast_predictor(run_dir)
+    keras_predictor = Predictor(run_dir)
     assert isinstance(keras_predictor.backend, KerasBackend)
     assert isinstance(keras_predictor.backend.model.layers[1], Deskew)
     onnx_predictor = fast_predictor(run_dir)
