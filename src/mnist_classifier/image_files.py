@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from .inference import Predictor
     from .verdicts import Calibration
 
-FIRST_FILES = 64  # read first, alone: how long they take decides whether the rest are read in worker processes
+FIRST_FILES = 64  # files read alone, twice, first: the time of the second lot decides whether workers read the rest
 PARALLEL_SECONDS = 2.0  # reading that would take longer is spread over worker processes (they start in about 1 s)
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".gif", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm", ".pbm"})
 
@@ -134,21 +134,23 @@ def read_files(
 ) -> Iterator[Reading]:
     """Each file's digits as `predictor` judges them (with prediction sets at `coverage` when given), in order; a
     file with no digit gives a Reading with its reason, an unreadable one a Reading with its error. Files are decoded
-    and prepared `chunk` at a time (the first FIRST_FILES alone) and each chunk judged in one call. Once the files
-    read so far say that the rest would take more than PARALLEL_SECONDS, the rest are read in worker processes."""
+    and prepared `chunk` at a time (the first two FIRST_FILES alone) and each chunk judged in one call. When the
+    second FIRST_FILES say that the rest would take more than PARALLEL_SECONDS, the rest are read in worker
+    processes."""
     load = functools.partial(load_files, prepared=prepared, multi_digit=multi_digit, deskewing=deskewing)
     with contextlib.ExitStack() as stack:
         spread: Spread = in_order
-        loading, start = 0.0, 0
+        decided, start = False, 0
         while start < len(paths):
-            batch = paths[start : start + (chunk if start else FIRST_FILES)]
+            batch = paths[start : start + (chunk if decided else FIRST_FILES)]
             began = time.perf_counter()
             loaded = spread(load, batch)
-            loading += time.perf_counter() - began
+            seconds = time.perf_counter() - began
             start += len(batch)
-            left = loading / start * (len(paths) - start)
-            if spread is in_order and left > PARALLEL_SECONDS and usable_cores() > 1:
-                spread = stack.enter_context(spread_over(usable_cores()))
+            if not decided and start >= 2 * FIRST_FILES:  # the very first files also pay for warming up the decoders
+                decided = True
+                if seconds / len(batch) * (len(paths) - start) > PARALLEL_SECONDS and usable_cores() > 1:
+                    spread = stack.enter_context(spread_over(usable_cores()))
             yield from readings(predictor, batch, loaded, reject, calibration, coverage)
 
 
