@@ -307,21 +307,21 @@ def test_a_training_state_saved_by_position_still_restores(tmp_path: Path) -> No
 
 
 def test_auto_precision_falls_back_to_float32_with_a_note_without_bf16_units(monkeypatch: pytest.MonkeyPatch) -> None:
-    from mnist_classifier import hardware, training
+    from mnist_classifier import hardware, precision
 
     monkeypatch.setattr(hardware, "cpu_flags", lambda: frozenset({"avx2", "avx512f", "avx512_vnni"}))
     assert not hardware.has_bf16() and hardware.relevant_flags() == ["avx512_vnni"]
-    precision, note = training.chosen_precision(resolve(model="cnn", precision="auto"))
-    assert (precision, note) == ("float32", "training in float32: this CPU has no bf16 units")
-    assert training.chosen_precision(resolve(precision="float32")) == ("float32", None)
-    assert training.chosen_precision(resolve(precision="bfloat16"))[0] == "bfloat16"  # asked for: emulated, said so
+    chosen, note = precision.chosen_precision(resolve(model="cnn", precision="auto"))
+    assert (chosen, note) == ("float32", "training in float32: this CPU has no bf16 units")
+    assert precision.chosen_precision(resolve(precision="float32")) == ("float32", None)
+    assert precision.chosen_precision(resolve(precision="bfloat16"))[0] == "bfloat16"  # asked for: emulated, said so
 
     monkeypatch.setattr(hardware, "cpu_flags", lambda: frozenset({"avx512f", "amx_bf16", "amx_tile"}))
-    monkeypatch.setitem(training.BF16_FASTER, "cnn", True)
-    monkeypatch.setitem(training.BF16_FASTER, "dnn", False)
-    assert training.chosen_precision(resolve(model="cnn")) == ("bfloat16", None)
-    assert training.chosen_precision(resolve(model="dnn")) == ("float32", None)  # units, but no faster: no note
-    assert training.chosen_precision(resolve(model="cnn", preset="fast")) == ("float32", None)  # pinned: slower
+    monkeypatch.setitem(precision.BF16_FASTER, "cnn", True)
+    monkeypatch.setitem(precision.BF16_FASTER, "dnn", False)
+    assert precision.chosen_precision(resolve(model="cnn")) == ("bfloat16", None)
+    assert precision.chosen_precision(resolve(model="dnn")) == ("float32", None)  # units, but no faster: no note
+    assert precision.chosen_precision(resolve(model="cnn", preset="fast")) == ("float32", None)  # pinned: slower
 
 
 def test_a_bfloat16_model_is_saved_in_float32_and_gives_probabilities_features_and_verdicts(tmp_path: Path) -> None:
@@ -329,7 +329,8 @@ def test_a_bfloat16_model_is_saved_in_float32_and_gives_probabilities_features_a
 
     from mnist_classifier.inference import DefaultCalibrationWarning, Predictor
     from mnist_classifier.models import build_model
-    from mnist_classifier.training import DigitAccuracy, in_float32
+    from mnist_classifier.precision import in_float32
+    from mnist_classifier.training import DigitAccuracy
 
     mnist = load_dataset("mnist")
     x, y = mnist.x_train[:1500].astype(np.float32) / 255, keras.utils.to_categorical(mnist.y_train[:1500], 10)

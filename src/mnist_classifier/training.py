@@ -25,11 +25,12 @@ import tensorflow as tf
 
 from . import calibrate, hardware
 from .augment import Augmentation, augment
-from .config import BF16_FASTER, TrainConfig
+from .config import TrainConfig
 from .data import Dataset, load_dataset, split_validation, synthetic
 from .data.datasets import DIGITS
 from .errors import RunError
 from .models import build_model
+from .precision import chosen_precision, in_float32
 from .preprocess import scale
 from .runs import (
     MODEL,
@@ -143,19 +144,6 @@ def training_data(
     return batches.map(load, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
 
 
-def chosen_precision(config: TrainConfig) -> tuple[str, str | None]:
-    """The precision training uses, and a note when the CPU lacks bf16 units: "auto" takes bfloat16 only where the CPU
-    has them and bfloat16 measured faster for the model (config.BF16_FASTER); float32 elsewhere, never an error."""
-    native = hardware.has_bf16()
-    if config.precision == "bfloat16":
-        return "bfloat16", None if native else "training in bfloat16 without bf16 units: emulated, slower than float32"
-    if config.precision == "float32":
-        return "float32", None
-    if not native:
-        return "float32", "training in float32: this CPU has no bf16 units"
-    return ("bfloat16" if BF16_FASTER.get(config.model, False) else "float32"), None
-
-
 def seed_everything(seed: int) -> None:
     """Same seed, same metrics on CPU: seed Python, NumPy and TF, and make TF's ops deterministic."""
     keras.utils.set_random_seed(seed)
@@ -245,20 +233,6 @@ class BestCheckpoint(keras.callbacks.Callback):
         best_epoch = int(np.argmax([r["val_accuracy"] for r in self.rows])) + 1
         if self.patience and row["epoch"] - best_epoch >= self.patience:
             self.model.stop_training = True
-
-
-def in_float32(model: keras.Model) -> keras.Model:
-    """The model to save for inference: a bfloat16-trained one rebuilt in float32 with its (float32) weights, so that
-    every runtime loads it (onnxruntime refuses bfloat16 convolutions) and its predictions need no bf16 units."""
-    if all(layer.dtype_policy.name == "float32" for layer in model.layers):
-        return model
-
-    config = model.get_config()
-    for layer in config["layers"]:
-        layer["config"]["dtype"] = "float32"
-    copy = keras.Model.from_config(config)
-    copy.set_weights(model.get_weights())
-    return copy
 
 
 def state_variables(model: keras.Model) -> list[keras.Variable]:
