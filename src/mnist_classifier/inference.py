@@ -155,8 +155,9 @@ def fast_predictor(
     copy = onnx_backend(cached, threads=threads)
     if copy is None:
         if threads:
-            set_threads(threads)
-        import_tensorflow_quietly()
+            set_threads(threads)  # starts TensorFlow quietly, on that many threads
+        else:
+            import_tensorflow_quietly()
         backend = KerasBackend(load_model(path))
         onnx_cache.convert(backend.reader, backend.features, cached)
         copy = onnx_backend(cached, threads=threads)

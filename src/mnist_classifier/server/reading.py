@@ -94,13 +94,13 @@ async def read_and_predict(
 
 
 def mnist_digit(source: bytes, max_decode_bytes: int) -> np.ndarray | None:
-    """The pixels of a small file that already is an MNIST digit (28x28, light ink on black), read on the event loop,
+    """The pixels of a small file that already is an MNIST digit (preprocess.mnist_style), read on the event loop,
     else None. Its header is read first, so only a file of MNIST's size is decoded here: tens of microseconds, less
     than the hop to a decoding thread; any other image waits for the pools."""
     if len(source) > INLINE_FILE_BYTES:
         return None
     image = open_image(source, max_decode_bytes, load=False)
-    if image.size != (SIZE, SIZE) or image.mode not in ("L", "P", "RGB"):
+    if image.size != (SIZE, SIZE):
         return None
     try:
         image.load()
