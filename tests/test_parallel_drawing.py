@@ -30,6 +30,7 @@ def draws() -> list[Any]:
         draw(variants.draw_part, 16, ("jpeg", 5), digits),
         draw(variants.draw_part, 16, ("photographed", 5), digits),
         draw(nondigits.letters_part, 12, (fonts, 2, nondigits.LETTERS, True)),
+        draw(nondigits.hand_letters_part, 12, (6,)),
         draw(nondigits.generated_part, 12, ("scribbles", 4, False)),
         draw(nondigits.generated_part, 12, ("silhouettes", 4, True)),
         draw(printed.font_digits_part, 10, (fonts, 1)),

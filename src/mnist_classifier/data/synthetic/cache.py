@@ -14,7 +14,7 @@ from ...errors import WriteError
 from ...utils import atomic_path
 from ..datasets import cache_dir
 
-POOL_VERSION = 5  # bump when what training_pool, printed_digits or photographed draws changes: it keys their caches
+POOL_VERSION = 6  # bump when what training_pool, printed_digits or photographed draws changes: it keys their caches
 
 
 def cached(name: str, count: int, draw: Callable[[], np.ndarray]) -> np.ndarray:

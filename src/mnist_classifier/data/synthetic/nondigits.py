@@ -1,6 +1,7 @@
 """Sets of synthetic non-digits (letters, scribbles, shapes, silhouettes, noise, textures), as a model sees them.
 
-Sets kept apart, each with its own letter fonts (fonts.py) and its own seeds. `training_pool` is what training shows
+Sets kept apart, each with its own letter fonts (fonts.py) and its own seeds; letters written by hand
+(handwritten.py) are in each, from its own seed. `training_pool` is what training shows
 the model as things to answer with uniform probabilities (outlier exposure); `validation_set` is what the verdict's
 score and thresholds are chosen on; `held_out_set` is what `evaluate` measures them on. benchmarks/ood.py draws its
 own, with handwriting fonts and seed 20, for the official figures. Letters, scribbles and shapes go through
@@ -22,6 +23,7 @@ from ...errors import ImageError
 from ...preprocess import prepare
 from .cache import POOL_VERSION, cached
 from .fonts import HELD_OUT_FONTS, TRAINING_FONTS, VALIDATION_FONTS, matplotlib_fonts
+from .handwritten import hand_letter
 from .ink import letter
 from .marks import MAKERS
 from .parallel import Draw, drawn, drawn_sets, image_rng
@@ -70,6 +72,13 @@ def letters_part(start: int, stop: int, fonts: Sequence[Path], seed: int, chars:
     )[0]
 
 
+def hand_letters_part(start: int, stop: int, seed: int) -> np.ndarray:
+    """Letters start..stop-1 written by hand (handwritten.hand_letter), cycling through LETTERS, prepared."""
+    return prepared(
+        [hand_letter(LETTERS[i % len(LETTERS)], image_rng(seed, i, "hand letters")) for i in range(start, stop)]
+    )[0]
+
+
 def as_array(image: Image.Image) -> np.ndarray:
     """An image given to the Python API as a 28x28 array, without preparation: resized, light on dark."""
     pixels = np.asarray(image.convert("L").resize((28, 28), Image.Resampling.BOX))
@@ -107,6 +116,7 @@ def drawn_set(fonts: tuple[Path, ...], per_kind: int, seed: int) -> dict[str, np
     """`per_kind` images of each kind by name: letters in `fonts` (none without fonts), then MAKERS' kinds. Drawn
     once per process (a few seconds), read-only."""
     draws = {"letters": letters_draw(fonts, per_kind, seed)} if fonts else {}
+    draws["hand letters"] = Draw(hand_letters_part, per_kind, (seed,))
     for i, kind in enumerate(MAKERS, 1):
         draws[kind] = Draw(generated_part, per_kind, (kind, seed * 1000 + i, kind in RAW_KINDS))
     sets = dict(zip(draws, drawn_sets(list(draws.values())), strict=True))
@@ -117,20 +127,21 @@ def drawn_set(fonts: tuple[Path, ...], per_kind: int, seed: int) -> dict[str, np
 
 def training_pool(count: int, seed: int = 0) -> np.ndarray:
     """`count` non-digits (N, 28, 28) uint8 for outlier exposure: letters in TRAINING_FONTS, as printed and as
-    written with a pen, scribbles and shapes (prepared), shapes, noise and textures (raw). Drawn once per size and
+    traced with a pen, letters written by hand (handwritten.py), scribbles and shapes (prepared), shapes, noise and textures (raw). Drawn once per size and
     seed, then cached."""
     return cached(f"pool-v{POOL_VERSION}-{count}-{seed}", count, lambda: draw_pool(count, seed))
 
 
 def draw_pool(count: int, seed: int) -> np.ndarray:
-    shares = {"letters": 0.2, "pen letters": 0.2, "scribbles": 0.15, "shapes": 0.15, "raw shapes": 0.05}
-    shares |= {"noise": 0.05, "textures": 0.05, "silhouettes": 0.15}
+    shares = {"letters": 0.1, "pen letters": 0.15, "hand letters": 0.2, "scribbles": 0.15, "shapes": 0.15}
+    shares |= {"raw shapes": 0.05, "noise": 0.05, "textures": 0.05, "silhouettes": 0.1}
     sizes = {kind: int(count * share) for kind, share in shares.items()}
     sizes["letters"] += count - sum(sizes.values())
     fonts = matplotlib_fonts(TRAINING_FONTS)
     draws = [letters_draw(fonts, sizes["letters"], seed), letters_draw(fonts, sizes["pen letters"], seed + 1, pen=True)]
+    draws.append(Draw(hand_letters_part, sizes["hand letters"], (seed + 2,)))
     for i, kind in enumerate(sizes, 500):  # raw shapes fill the frame, as a photo of an object given as an array
-        if kind not in ("letters", "pen letters"):
+        if kind not in ("letters", "pen letters", "hand letters"):
             maker, raw = kind.removeprefix("raw "), kind.startswith("raw ") or kind in RAW_KINDS
             draws.append(Draw(generated_part, sizes[kind], (maker, seed * 1000 + i, raw)))
     pool = np.concatenate(drawn_sets(draws))
