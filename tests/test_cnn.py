@@ -23,10 +23,11 @@ from mnist_classifier.data import load_dataset, write_idx
 from mnist_classifier.ensemble import build_ensemble, train_ensemble
 from mnist_classifier.evaluation import evaluate_run, split_arrays
 from mnist_classifier.inference import Predictor, fast_predictor, load_predictor
-from mnist_classifier.layers import Deskew
+from mnist_classifier.layers import Deskew, deskewed
+from mnist_classifier.models import past_deskew
 from mnist_classifier.preprocess import deskew, scale
 from mnist_classifier.resample import sample_bilinear, sample_rows
-from mnist_classifier.runs import run_config
+from mnist_classifier.runs import load_model, run_config
 from mnist_classifier.training import make_optimizer, training_data
 
 Train = Callable[..., Path]
@@ -155,6 +156,19 @@ def test_deskew_layer_straightens_digits_like_the_preprocessing() -> None:
     assert straightened.min() >= 0 and straightened.max() <= 1
     blank = np.zeros((1, 28, 28), np.float32)
     assert not Deskew()(blank).numpy().any()
+
+
+def test_the_model_past_its_deskew_layer_reads_digits_deskewed_once_as_the_whole_model_reads_them(
+    tiny_run: Path,
+) -> None:
+    """Training a deskewing DNN without augmentation fits the layers past the deskew layer on digits straightened once
+    beforehand; the run saves the whole model, deskew layer first, which reads raw digits the same way."""
+    model = KerasBackend(load_model(tiny_run)).model
+    assert isinstance(model.layers[1], Deskew)
+    images = scale(load_dataset("mnist").x_test[:300])
+    np.testing.assert_allclose(
+        past_deskew(model).predict(deskewed(images), verbose=0), model.predict(images, verbose=0), atol=1e-6
+    )
 
 
 def test_sampling_along_rows_is_bilinear_sampling_at_each_rows_index() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from .resample import sample_rows
@@ -30,3 +31,11 @@ class Deskew(keras.layers.Layer):
         variance = mean((rows - row) ** 2)
         skew = tf.where(variance > 1e-6, mean((rows - row) * (cols - col)) / tf.maximum(variance, 1e-6), 0.0)
         return tf.clip_by_value(sample_rows(images, cols + skew * (rows - row)), 0.0, 1.0)
+
+
+def deskewed(images: np.ndarray, batch: int = 8192) -> np.ndarray:
+    """`images` (N, H, W) in [0, 1] straightened by the Deskew layer, a batch at a time: the same pixels the model's
+    own layer gives them."""
+    layer = Deskew()
+    parts = [np.asarray(layer(images[i : i + batch])) for i in range(0, len(images), batch)]
+    return np.concatenate(parts) if parts else images

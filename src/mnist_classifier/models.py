@@ -109,3 +109,9 @@ def build_model(
     config: TrainConfig, shape: tuple[int, int], num_classes: int, mean: float = 0.0, std: float = 1.0
 ) -> keras.Model:
     return MODELS[config.model](config, shape, num_classes, mean, std)
+
+
+def past_deskew(model: keras.Model) -> keras.Model:
+    """The part of `model` after its deskew layer, sharing its layers and weights: what trains on digits deskewed
+    once beforehand (layers.deskewed) rather than in every step, where nothing moves the digits between the two."""
+    return keras.Model(model.get_layer("deskew").output, model.output, name=model.name)

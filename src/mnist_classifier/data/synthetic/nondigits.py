@@ -127,8 +127,8 @@ def drawn_set(fonts: tuple[Path, ...], per_kind: int, seed: int) -> dict[str, np
 
 def training_pool(count: int, seed: int = 0) -> np.ndarray:
     """`count` non-digits (N, 28, 28) uint8 for outlier exposure: letters in TRAINING_FONTS, as printed and as
-    traced with a pen, letters written by hand (handwritten.py), scribbles and shapes (prepared), shapes, noise and textures (raw). Drawn once per size and
-    seed, then cached."""
+    traced with a pen, letters written by hand (handwritten.py), scribbles and shapes (prepared), shapes, noise and
+    textures (raw). Drawn once per size and seed, then cached."""
     return cached(f"pool-v{POOL_VERSION}-{count}-{seed}", count, lambda: draw_pool(count, seed))
 
 
