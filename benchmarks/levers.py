@@ -44,6 +44,8 @@ LEVERS: dict[str, dict[str, Any]] = {
     "outliers 0.25": {"precision": "float32", "outliers": 0.25},
     "photographed 0.1": {"precision": "float32", "photographed": 0.1},
     "printed digits 1000": {"precision": "float32", "printed_digits": 1000},
+    "EMA 0.99": {"precision": "float32", "ema": 0.99},
+    "EMA 0.999": {"precision": "float32", "ema": 0.999},
 }
 QUICK_LEVERS = ("preset (float32)", "bfloat16", "XLA", "batch x2, lr x2")
 
@@ -125,6 +127,8 @@ def steps_table(console: Console, quick: bool, repeats: int) -> None:
                 if label == "XLA":
                     lever["jit_compile"] = True
                 cases.append((model, f"{label}, batch {base.batch_size * factor}", settings(model, lever)))
+    # the DNN's digits deskewed once before training (training.fit does so without augmentation): no layer in the step
+    cases.append(("dnn", "deskewed once, batch 256", settings("dnn", {"precision": "float32", "deskew": False})))
     times: dict[tuple[str, str], list[float]] = {}
     for _ in range(repeats):  # interleaved: each candidate beside its reference in every round
         for model, label, config in cases:

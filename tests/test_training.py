@@ -17,11 +17,11 @@ import numpy as np
 import pytest
 
 from mnist_classifier import resolve
+from mnist_classifier.checkpoints import BestCheckpoint, restore_state, save_state, state_variables
 from mnist_classifier.data import load_dataset, synthetic
 from mnist_classifier.errors import RunError
 from mnist_classifier.evaluation import evaluate_run
 from mnist_classifier.runs import load_model, run_meta
-from mnist_classifier.training import BestCheckpoint, restore_state, save_state, state_variables
 
 from .conftest import PythonProcess, Result, require
 
@@ -370,3 +370,26 @@ def test_a_bfloat16_run_records_its_path_and_is_calibrated(trainer: Train, tmp_p
     from mnist_classifier.report.run import write_report
 
     assert "bfloat16 (" in write_report(run_dir).read_text()
+
+
+def test_within_averaged_a_model_holds_its_moving_average_and_gets_its_raw_weights_back() -> None:
+    """--ema: the saved model and validation use the optimizer's moving average of the weights; training goes on
+    from the raw weights, which come back unchanged."""
+    from mnist_classifier.checkpoints import averaged
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="softmax")])
+    model.compile(optimizer=keras.optimizers.Adam(0.1, use_ema=True, ema_momentum=0.9), loss="mse")
+    x, y = np.random.default_rng(0).random((64, 4)), np.eye(3)[np.arange(64) % 3]
+    for start in range(0, 64, 8):  # steps, without the end of fit, which leaves the average in the model
+        model.train_on_batch(x[start : start + 8], y[start : start + 8])
+    raw = model.get_weights()
+    with averaged(model):
+        average = model.get_weights()
+    assert all(np.array_equal(a, b) for a, b in zip(model.get_weights(), raw, strict=True))
+    assert not np.allclose(average[0], raw[0])
+    plain = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
+    plain.compile(optimizer="adam", loss="mse")
+    before = plain.get_weights()
+    with averaged(plain):
+        assert all(np.array_equal(a, b) for a, b in zip(plain.get_weights(), before, strict=True))

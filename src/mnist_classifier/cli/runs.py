@@ -73,6 +73,10 @@ def train(
         ),
     ] = None,
     weight_decay: Annotated[float | None, typer.Option(help="Decoupled weight decay; 0 for none.")] = None,
+    ema: Annotated[
+        float | None,
+        typer.Option(help="Momentum of a moving average of the weights, used to validate and save; 0 off."),
+    ] = None,
     jit_compile: Annotated[
         bool | None, typer.Option("--jit-compile/--no-jit-compile", help="Compile training steps with XLA.")
     ] = None,
@@ -141,6 +145,7 @@ def train(
         photographed=photographed,
         variants=variants,
         weight_decay=weight_decay,
+        ema=ema,
         jit_compile=jit_compile,
         precision=precision,
         threads=threads,
