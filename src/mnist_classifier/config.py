@@ -136,7 +136,7 @@ class TrainConfig:
     weight_decay: float = setting(0.0, FRACTION)
     # an exponential moving average of the weights (Polyak averaging), its momentum (0: none): validation, the saved
     # model and the checkpoints use the averaged weights while the raw ones train
-    ema: float = setting(0.0, Interval(0, 1, "right"))
+    ema: float = setting(0.0, FRACTION)
     jit_compile: bool = False
     # the hidden layers' arithmetic: "auto" takes bfloat16 where the CPU has bf16 units and it measured faster for
     # the model (BF16_FASTER), float32 elsewhere; the weights, softmax and loss stay float32 either way
