@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from . import bundled
 from .config import Interval, Options, TrainConfig, check_field, check_names, check_value, resolve
 from .errors import ConfigError, ImageError, RunError
 from .readings import Predictions
@@ -63,9 +64,11 @@ class Run:
 
         if precision not in PRECISIONS:
             raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-        self.path = Path(path)
+        self.path = bundled.resolve(path)
         self.precision = precision
         check_run_dir(self.path)
+        self.bundled: str | None = self.path.name if (self.path / bundled.MANIFEST).is_file() else None
+        """The bundled model's name (read-only: `copy` it to evaluate, calibrate or report); None for a run."""
 
     def __repr__(self) -> str:
         metrics = read_json(self.path / METRICS, missing_ok=True)
@@ -210,11 +213,28 @@ class Run:
             sets=sets,
         )
 
+    def copy(self, out: str | Path | None = None) -> Run:
+        """A copy of the run folder at `out` (which must not hold a run; default runs/NAME-TIME), to evaluate,
+        calibrate or report without touching the original: a bundled model's copy is a plain run."""
+        from .runs import copy_run
+
+        target = new_run_dir(Path(out) if out else None, *(("bundled", self.bundled) if self.bundled else (self.name,)))
+        copy_run(self.path, target, leave=(bundled.MANIFEST, bundled.ONNX) if self.bundled else ())
+        return Run(target, self.precision)
+
+    def _writable(self, doing: str) -> None:
+        if self.bundled is not None:
+            raise RunError(
+                f"the bundled model {self.bundled} is read-only; {doing} a copy: mc.load_run('bundled:{self.bundled}')"
+                f".copy('runs/{self.bundled}') (on the command line, `evaluate` makes one itself)"
+            )
+
     def evaluate(
         self, split: str = "test", dataset: str | None = None, data_dir: str | Path | None = None
     ) -> dict[str, Any]:
         """Evaluate a single run on train, val or test (of its own dataset, or of another of the same shape); rewrite
         its metrics and report; return the metrics."""
+        self._writable("evaluate")
         import_tensorflow_quietly()
         from .evaluation import evaluate_run
         from .report import write_report
@@ -226,6 +246,7 @@ class Run:
     def calibrate(self) -> dict[str, Any]:
         """Fit the calibration and verdict thresholds again and write calibration.json (training does it itself;
         this is for runs trained before); return what was fitted and its validation figures."""
+        self._writable("calibrate")
         import_tensorflow_quietly()
         from .calibrate import calibrate_run
 
@@ -243,12 +264,19 @@ class Run:
         """Draw the figures and write report.html (again, so it shows the latest evaluation)."""
         from .report import write_report
 
+        self._writable("report on")
         return Report(write_report(self.path))
 
 
-def load_run(path: str | Path, precision: str = "float32") -> Run:
-    """An existing run or ensemble folder, its model read in `precision` (see Run)."""
-    return Run(path, precision)
+def load_run(path: str | Path | None = None, precision: str = "float32") -> Run:
+    """An existing run or ensemble folder, or a model that ships with the package ("bundled:cnn-fast", and without a
+    path the bundled fast CNN: `bundled_models()` lists them), its model read in `precision` (see Run)."""
+    return Run(bundled.resolve(path), precision)
+
+
+def bundled_models() -> list[Run]:
+    """The trained models that ship with the package, each file checked against its manifest (the default first)."""
+    return [Run(model.path) for model in bundled.every()]
 
 
 def train(
@@ -383,6 +411,7 @@ __all__ = [
     "Predictions",
     "Report",
     "Run",
+    "bundled_models",
     "class_counts",
     "ensemble",
     "load_run",
