@@ -18,7 +18,7 @@ from mnist_classifier.config import TrainConfig, to_dict
 from mnist_classifier.data import load_dataset
 from mnist_classifier.errors import RunError
 from mnist_classifier.inference import fast_predictor
-from mnist_classifier.report.card import NOT_ON_COMMAND_LINE, card_markdown, reproduce
+from mnist_classifier.report.model_card import NOT_ON_COMMAND_LINE, card_markdown, reproduce
 
 SLICE = 5000  # test images read afresh by each bundled model's shipped ONNX copy
 ROOT = Path(__file__).resolve().parent.parent

@@ -88,7 +88,7 @@ def manifest(name: str, target: Path, command: list[str], created: str) -> dict:
 def finish(name: str, staged: Path, command: list[str], created: str) -> Path:
     """Write the staged bundle's card and manifest, rename it into place, and rewrite its docs page."""
     from mnist_classifier.bundled import MANIFEST
-    from mnist_classifier.report.card import CARD, card_markdown
+    from mnist_classifier.report.model_card import CARD, card_markdown
     from mnist_classifier.utils import write_json, write_text
 
     (staged / CARD).write_text(card_markdown(staged, name=f"bundled:{name}"))

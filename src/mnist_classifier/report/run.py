@@ -11,7 +11,6 @@ import numpy as np
 from ..errors import RunError
 from ..runs import CONFIG, read_confusion, read_history, read_json, read_metrics, read_misclassified
 from ..utils import write_bytes, write_text
-from .card import card_data, write_card
 from .figures import (
     CAPTIONS,
     confusion_figure,
@@ -22,6 +21,7 @@ from .figures import (
     risk_coverage_figure,
     to_png,
 )
+from .model_card import card_data, write_card
 from .pages import card, render
 from .text import format_date, format_duration, format_value, percent
 

@@ -85,7 +85,7 @@ def architecture(config: dict[str, Any], meta: dict[str, Any]) -> str:
     classes = meta.get("num_classes", "?")
     return (
         f"{kind} (Keras): {'; '.join(parts)}; a softmax over {classes} classes."
-        f" {meta.get('parameters', 0):,} parameters, {config.get('precision', 'float32')} arithmetic."
+        f" {count(meta.get('parameters'))} parameters, {config.get('precision', 'float32')} arithmetic."
     )
 
 
@@ -94,7 +94,7 @@ def training_data(config: dict[str, Any], meta: dict[str, Any], metrics: dict[st
     if config.get("model") == "ensemble":
         return [f"Its members' data; evaluated on the {metrics.get('dataset')} {metrics.get('split')} split."]
     lines = [
-        f"{config.get('dataset')} training set: {meta.get('train_size', '?'):,} images, {meta.get('val_size', '?'):,}"
+        f"{config.get('dataset')} training set: {count(meta.get('train_size'))} images, {count(meta.get('val_size'))}"
         f" ({share(config.get('validation_fraction', 0))}) held out for validation and calibration (seed"
         f" {config.get('seed')}); {metrics.get('epochs', config.get('epochs'))} epochs."
     ]
@@ -111,6 +111,11 @@ def training_data(config: dict[str, Any], meta: dict[str, Any], metrics: dict[st
         lines.append("Besides the handwritten digits: " + "; ".join(extra) + ".")
     lines.append(f"Measured on the {metrics.get('dataset')} {metrics.get('split')} split ({metrics['n']:,} images).")
     return lines
+
+
+def count(value: Any) -> str:
+    """A count as the card writes it: 57,000; "?" for one the run did not record."""
+    return f"{value:,}" if isinstance(value, int) else "?"
 
 
 def share(fraction: float) -> str:
