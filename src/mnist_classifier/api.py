@@ -1,7 +1,7 @@
 """The Python API: what notebooks, scripts and the command line call.
 
 `Run` is one object for a trained run or ensemble; `train`, `resume`, `ensemble` and `load_run` give one. `tune`
-searches hyperparameters; `class_counts` and `sample_images` describe a dataset.
+searches hyperparameters (what `data info` and `data show` say of a dataset is dataset_summary's).
 
     import mnist_classifier as mc
     run = mc.train(model="cnn", preset="fast")
@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from . import bundled
-from .config import Interval, Options, TrainConfig, check_field, check_names, check_value, resolve
+from .config import TrainConfig, check_names, resolve
 from .errors import ConfigError, ImageError, RunError
 from .readings import Predictions
 from .runs import CONFIG, METRICS, check_run_dir, ensemble_members, new_run_dir, read_history, read_json, read_metrics
@@ -29,7 +29,6 @@ from .utils import import_tensorflow_quietly
 if TYPE_CHECKING:
     import pandas as pd
 
-    from .data import Dataset
     from .export import ExportCheck
     from .inference import Predictor
     from .tuning import TuneResult
@@ -374,49 +373,14 @@ def ensemble(runs: Sequence[str | Path], out: str | Path | None = None, tta: boo
     return Run(folder)
 
 
-def class_counts(
-    dataset: str = "mnist", data_dir: str | Path | None = None, validation_fraction: float = 0.1, seed: int = 42
-) -> tuple[Dataset, dict[str, np.ndarray]]:
-    """A dataset (checksums verified) and its images per class in the train, validation and test splits, the
-    validation split held out as training holds it out."""
-    from .data import load_dataset, split_validation
-
-    check_field("validation_fraction", validation_fraction)
-    data = load_dataset(dataset, Path(data_dir) if data_dir else None)
-    _, y_train, _, y_val = split_validation(data.x_train, data.y_train, validation_fraction, seed)
-    splits = {"train": y_train, "validation": y_val, "test": data.y_test}
-    return data, {name: np.bincount(y, minlength=data.num_classes) for name, y in splits.items()}
-
-
-def sample_images(
-    out: str | Path,
-    dataset: str = "mnist",
-    data_dir: str | Path | None = None,
-    per_class: int = 10,
-    split: str = "train",
-) -> Path:
-    """Write a PNG grid of a split's (train or test) first `per_class` images of each class, one row per class."""
-    from .data import load_dataset
-    from .report import sample_grid
-
-    check_value("per_class", per_class, Interval(1, 50))
-    check_value("split", split, Options(("train", "test")))
-    data = load_dataset(dataset, Path(data_dir) if data_dir else None)
-    x, y = (data.x_train, data.y_train) if split == "train" else (data.x_test, data.y_test)
-    sample_grid(Path(out), x, y, data.class_names, per_class)
-    return Path(out)
-
-
 __all__ = [
     "Predictions",
     "Report",
     "Run",
     "bundled_models",
-    "class_counts",
     "ensemble",
     "load_run",
     "resume",
-    "sample_images",
     "train",
     "tune",
 ]

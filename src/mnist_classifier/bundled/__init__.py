@@ -55,7 +55,7 @@ def folder() -> Path:
 
 def names() -> list[str]:
     """The bundled models' names, the default first."""
-    found = sorted(p.parent.name for p in folder().glob(f"*/{MANIFEST}"))
+    found = sorted(p.parent.name for p in folder().glob(f"*/{MANIFEST}") if not p.parent.name.startswith("."))
     return sorted(found, key=lambda name: name != DEFAULT)
 
 
@@ -73,7 +73,7 @@ def load(name: str = DEFAULT) -> Bundled:
     or a file missing or changed, is one line."""
     name = name.removeprefix(PREFIX)
     path = folder() / name
-    if not name or "/" in name or not (path / MANIFEST).is_file():
+    if not name or name.startswith(".") or "/" in name or not (path / MANIFEST).is_file():
         raise RunError(
             f"no bundled model {name!r}; the bundled models are {', '.join(names()) or 'none'}"
             " (`mnist-classifier models` lists them)"
