@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST := $(BIN)/python -m pytest
 
-.PHONY: run lint test test-all bench docs serve clean
+.PHONY: run lint test test-all bench docs serve models clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,8 +17,8 @@ run: $(STAMP)
 	$(BIN)/mnist-classifier train
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks tools
+	$(BIN)/ruff format --check src tests benchmarks tools
 	$(BIN)/mypy src
 	$(BIN)/lint-imports
 
@@ -34,9 +34,14 @@ test-all: lint
 docs: $(STAMP)
 	$(BIN)/mkdocs serve
 
-# make serve RUN=runs/NAME; without RUN, the newest run directory
+# make serve RUN=runs/NAME; without RUN, the newest run directory, else the bundled fast CNN
 serve: $(STAMP)
-	$(BIN)/mnist-classifier serve $(or $(RUN),$(shell ls -td runs/*/ 2>/dev/null | head -1),runs/none)
+	$(BIN)/mnist-classifier serve $(or $(RUN),$(shell ls -td runs/*/ 2>/dev/null | head -1))
+
+# Retrain the bundled models (src/mnist_classifier/bundled/) by their recorded command and seed, with the presets as
+# they are now, and rewrite their files, manifests, model cards and docs pages (tools/bundle_models.py; NAMES=cnn-fast)
+models: $(STAMP)
+	$(BIN)/python tools/bundle_models.py $(NAMES)
 
 # benchmarks/validation.py compares runs you name, so it is run by hand; benchmarks/_*.py are their shared helpers
 bench: $(STAMP)

@@ -1,12 +1,13 @@
 """mnist-classifier: train, evaluate, tune and serve networks that read handwritten digits.
 
-The public Python API: `train`, `load_run` and `tune` give a `Run`; `TrainConfig` and `resolve` describe one.
+The public Python API: `train`, `load_run` and `tune` give a `Run` (`load_run()` alone: the bundled fast CNN, ready
+at install); `TrainConfig` and `resolve` describe one.
 Importing it is light and changes nothing in the process: TensorFlow starts only when a model is built or loaded.
 """
 
 from importlib.metadata import version
 
-from .api import Predictions, Report, Run, load_run, resume, train, tune
+from .api import Predictions, Report, Run, bundled_models, load_run, resume, train, tune
 from .config import TrainConfig, resolve
 from .data import Dataset, load_dataset
 from .errors import ConfigError, DataError, ImageError, MnistClassifierError, RunError, SettingError
@@ -24,6 +25,7 @@ __all__ = [
     "RunError",
     "SettingError",
     "TrainConfig",
+    "bundled_models",
     "load_dataset",
     "load_run",
     "resolve",

@@ -1,7 +1,7 @@
 """The Python API: what notebooks, scripts and the command line call.
 
 `Run` is one object for a trained run or ensemble; `train`, `resume`, `ensemble` and `load_run` give one. `tune`
-searches hyperparameters; `class_counts` and `sample_images` describe a dataset.
+searches hyperparameters (what `data info` and `data show` say of a dataset is dataset_summary's).
 
     import mnist_classifier as mc
     run = mc.train(model="cnn", preset="fast")
@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .config import Interval, Options, TrainConfig, check_field, check_names, check_value, resolve
+from . import bundled
+from .config import TrainConfig, check_names, resolve
 from .errors import ConfigError, ImageError, RunError
 from .readings import Predictions
 from .runs import CONFIG, METRICS, check_run_dir, ensemble_members, new_run_dir, read_history, read_json, read_metrics
@@ -28,7 +29,6 @@ from .utils import import_tensorflow_quietly
 if TYPE_CHECKING:
     import pandas as pd
 
-    from .data import Dataset
     from .export import ExportCheck
     from .inference import Predictor
     from .tuning import TuneResult
@@ -63,9 +63,11 @@ class Run:
 
         if precision not in PRECISIONS:
             raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-        self.path = Path(path)
+        self.path = bundled.resolve(path)
         self.precision = precision
         check_run_dir(self.path)
+        self.bundled: str | None = self.path.name if (self.path / bundled.MANIFEST).is_file() else None
+        """The bundled model's name (read-only: `copy` it to evaluate, calibrate or report); None for a run."""
 
     def __repr__(self) -> str:
         metrics = read_json(self.path / METRICS, missing_ok=True)
@@ -210,11 +212,28 @@ class Run:
             sets=sets,
         )
 
+    def copy(self, out: str | Path | None = None) -> Run:
+        """A copy of the run folder at `out` (which must not hold a run; default runs/NAME-TIME), to evaluate,
+        calibrate or report without touching the original: a bundled model's copy is a plain run."""
+        from .runs import copy_run
+
+        target = new_run_dir(Path(out) if out else None, *(("bundled", self.bundled) if self.bundled else (self.name,)))
+        copy_run(self.path, target, leave=(bundled.MANIFEST, bundled.ONNX) if self.bundled else ())
+        return Run(target, self.precision)
+
+    def _writable(self, doing: str) -> None:
+        if self.bundled is not None:
+            raise RunError(
+                f"the bundled model {self.bundled} is read-only; {doing} a copy: mc.load_run('bundled:{self.bundled}')"
+                f".copy('runs/{self.bundled}') (on the command line, `evaluate` makes one itself)"
+            )
+
     def evaluate(
         self, split: str = "test", dataset: str | None = None, data_dir: str | Path | None = None
     ) -> dict[str, Any]:
         """Evaluate a single run on train, val or test (of its own dataset, or of another of the same shape); rewrite
         its metrics and report; return the metrics."""
+        self._writable("evaluate")
         import_tensorflow_quietly()
         from .evaluation import evaluate_run
         from .report import write_report
@@ -226,6 +245,7 @@ class Run:
     def calibrate(self) -> dict[str, Any]:
         """Fit the calibration and verdict thresholds again and write calibration.json (training does it itself;
         this is for runs trained before); return what was fitted and its validation figures."""
+        self._writable("calibrate")
         import_tensorflow_quietly()
         from .calibrate import calibrate_run
 
@@ -243,12 +263,19 @@ class Run:
         """Draw the figures and write report.html (again, so it shows the latest evaluation)."""
         from .report import write_report
 
+        self._writable("report on")
         return Report(write_report(self.path))
 
 
-def load_run(path: str | Path, precision: str = "float32") -> Run:
-    """An existing run or ensemble folder, its model read in `precision` (see Run)."""
-    return Run(path, precision)
+def load_run(path: str | Path | None = None, precision: str = "float32") -> Run:
+    """An existing run or ensemble folder, or a model that ships with the package ("bundled:cnn-fast", and without a
+    path the bundled fast CNN: `bundled_models()` lists them), its model read in `precision` (see Run)."""
+    return Run(bundled.resolve(path), precision)
+
+
+def bundled_models() -> list[Run]:
+    """The trained models that ship with the package, each file checked against its manifest (the default first)."""
+    return [Run(model.path) for model in bundled.every()]
 
 
 def train(
@@ -346,48 +373,14 @@ def ensemble(runs: Sequence[str | Path], out: str | Path | None = None, tta: boo
     return Run(folder)
 
 
-def class_counts(
-    dataset: str = "mnist", data_dir: str | Path | None = None, validation_fraction: float = 0.1, seed: int = 42
-) -> tuple[Dataset, dict[str, np.ndarray]]:
-    """A dataset (checksums verified) and its images per class in the train, validation and test splits, the
-    validation split held out as training holds it out."""
-    from .data import load_dataset, split_validation
-
-    check_field("validation_fraction", validation_fraction)
-    data = load_dataset(dataset, Path(data_dir) if data_dir else None)
-    _, y_train, _, y_val = split_validation(data.x_train, data.y_train, validation_fraction, seed)
-    splits = {"train": y_train, "validation": y_val, "test": data.y_test}
-    return data, {name: np.bincount(y, minlength=data.num_classes) for name, y in splits.items()}
-
-
-def sample_images(
-    out: str | Path,
-    dataset: str = "mnist",
-    data_dir: str | Path | None = None,
-    per_class: int = 10,
-    split: str = "train",
-) -> Path:
-    """Write a PNG grid of a split's (train or test) first `per_class` images of each class, one row per class."""
-    from .data import load_dataset
-    from .report import sample_grid
-
-    check_value("per_class", per_class, Interval(1, 50))
-    check_value("split", split, Options(("train", "test")))
-    data = load_dataset(dataset, Path(data_dir) if data_dir else None)
-    x, y = (data.x_train, data.y_train) if split == "train" else (data.x_test, data.y_test)
-    sample_grid(Path(out), x, y, data.class_names, per_class)
-    return Path(out)
-
-
 __all__ = [
     "Predictions",
     "Report",
     "Run",
-    "class_counts",
+    "bundled_models",
     "ensemble",
     "load_run",
     "resume",
-    "sample_images",
     "train",
     "tune",
 ]

@@ -4,7 +4,8 @@ A `Predictor` composes a back-end (backends: the compiled Keras pass, ONNX Runti
 every way of running a model shares: input checks, batching, calibration and verdicts. `fast_predictor` serves a
 command line that starts, reads a folder and exits, and the Python API's `Run.predict`: TensorFlow's start-up alone
 takes seconds and its call costs ten times onnxruntime's on one image, so they run an ONNX copy of the model in
-onnxruntime, converted once, checked and cached by onnx_cache (in int8 where asked and the CPU has the units).
+onnxruntime, converted once, checked and cached by onnx_cache (in int8 where asked and the CPU has the units); a
+bundled model runs the ONNX copy it ships, checked by its SHA-256 (bundled).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from . import hardware, onnx_cache
+from . import bundled, hardware, onnx_cache
 from . import verdicts as calib
 from .backends import Backend, EnsembleBackend, KerasBackend, OnnxBackend
 from .errors import ConfigError, ImageError, MnistClassifierError, RunError
@@ -151,8 +152,9 @@ def fast_predictor(
     int8_backend). A model that cannot be converted, or whose copy disagrees with it, runs in Keras (see
     onnx_cache.convert). `threads`: the cores a call uses, in onnxruntime and in TensorFlow if it starts here
     (default: every core)."""
-    cached = onnx_cache.location(model_file(path))
-    copy = onnx_backend(cached, threads=threads)
+    shipped = bundled.shipped_onnx(path)
+    cached = shipped or onnx_cache.location(model_file(path))
+    copy = OnnxBackend(shipped, threads=threads) if shipped else onnx_backend(cached, threads=threads)
     if copy is None:
         if threads:
             set_threads(threads)  # starts TensorFlow quietly, on that many threads
@@ -164,7 +166,8 @@ def fast_predictor(
         if copy is None:
             return Predictor(path, batch_size, backend)
     if precision == "int8":
-        copy = int8_backend(path, cached, threads) or copy
+        target = onnx_cache.int8_location(onnx_cache.location(model_file(path)) if shipped else cached)
+        copy = int8_backend(path, cached, target, threads) or copy
     return Predictor(path, batch_size, copy)
 
 
@@ -179,13 +182,13 @@ def onnx_backend(onnx_file: Path, precision: str = "float32", threads: int | Non
         return None
 
 
-def int8_backend(path: Path, float_copy: Path, threads: int | None = None) -> OnnxBackend | None:
-    """The int8 copy of a model's float32 ONNX copy, quantized once (onnx_cache.quantize) with activation ranges from
-    the run's training split; None, logged, where the CPU has no int8 units or the model cannot be quantized."""
+def int8_backend(path: Path, float_copy: Path, target: Path, threads: int | None = None) -> OnnxBackend | None:
+    """The int8 copy of a model's float32 ONNX copy, quantized once (onnx_cache.quantize) into `target` (in the
+    cache, even for a bundled model's shipped copy) with activation ranges from the run's training split; None,
+    logged, where the CPU has no int8 units or the model cannot be quantized."""
     if hardware.int8_units() is None:
         log.warning("this CPU has no int8 dot-product units (VNNI, AMX): the model runs in float32")
         return None
-    target = onnx_cache.int8_location(float_copy)
     if not target.is_file():
         meta = read_json(path / CONFIG, missing_ok=True) if path.is_dir() else {}
         try:

@@ -13,6 +13,7 @@ import datetime as dt
 import io
 import itertools
 import json
+import shutil
 import zipfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -197,6 +198,21 @@ def new_run_dir(out: Path | None, *name: str) -> Path:
         except FileExistsError:
             continue
     raise AssertionError("unreachable")
+
+
+def copy_run(source: Path, target: Path, leave: Sequence[str] = ()) -> None:
+    """Copy a run folder's files (and member folders) into the empty folder `target`, each under a temporary name
+    first, all but the names in `leave`."""
+    for item in sorted(source.iterdir()):
+        if item.name in leave or item.name.startswith("."):
+            continue
+        if item.is_dir():
+            partial = target / f".{item.name}.partial"
+            shutil.copytree(item, partial)
+            partial.rename(target / item.name)
+        else:
+            with atomic_path(target / item.name) as tmp:
+                shutil.copyfile(item, tmp)
 
 
 def write_config(run_dir: Path, config: TrainConfig, meta: dict[str, Any]) -> None:

@@ -12,7 +12,7 @@ import sys
 import typer
 
 from ..errors import MnistClassifierError, SettingError
-from . import datasets, handing, predicting, runs, tuning
+from . import datasets, handing, models, predicting, runs, tuning
 
 app = typer.Typer(help="Train, evaluate, tune and serve networks that read handwritten digits.", no_args_is_help=True)
 data_app = typer.Typer(help="Inspect and verify the datasets.", no_args_is_help=True)
@@ -28,6 +28,7 @@ data_app.command()(datasets.show)
 app.command()(predicting.predict)
 app.command()(handing.serve)
 app.command()(handing.export)
+app.command()(models.models)
 
 
 def command_words() -> list[list[str]]:

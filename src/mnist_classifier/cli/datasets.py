@@ -18,7 +18,7 @@ def info(
     seed: Annotated[int, typer.Option(help="Seed of the validation split.")] = 42,
 ) -> None:
     """Images per class in the train, validation and test splits."""
-    from ..api import class_counts
+    from ..dataset_summary import class_counts
 
     data, counts = class_counts(dataset, data_dir, validation_fraction, seed)
     table = Table(title=f"{data.name}: {data.x_train.shape[1]}x{data.x_train.shape[2]} images, checksums verified")
@@ -49,6 +49,6 @@ def show(
     split: Annotated[str, typer.Option(help="train or test.")] = "train",
 ) -> None:
     """Write a PNG grid of sample images, one row per class."""
-    from ..api import sample_images
+    from ..dataset_summary import sample_images
 
     console.print(f"wrote {sample_images(out, dataset, data_dir, per_class, split)}", highlight=False)

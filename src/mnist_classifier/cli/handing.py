@@ -15,7 +15,13 @@ MAX_WORKERS = 2 * (os.cpu_count() or 1)  # more processes than that only share t
 
 
 def serve(
-    model: Annotated[Path, typer.Argument(help="A run directory, an ensemble folder, or a .keras file.")],
+    model: Annotated[
+        Path | None,
+        typer.Argument(
+            help="A run directory, an ensemble folder, a .keras file or bundled:NAME (default: the bundled fast CNN).",
+            show_default=False,
+        ),
+    ] = None,
     host: Annotated[str, typer.Option(help="Address to listen on; 0.0.0.0 exposes it to the network.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.", callback=within(Interval(0, 65535)))] = 8000,
     max_upload_mb: Annotated[
@@ -41,10 +47,16 @@ def serve(
         ),
     ] = 1,
 ) -> None:
-    """Serve the model over HTTP: POST /predict, GET /model, GET /health, docs at /docs, a drawing page at /."""
+    """Serve the model over HTTP: POST /predict, GET /model, GET /health, docs at /docs, a drawing page at /.
+    Without a MODEL, the bundled fast CNN answers."""
     import uvicorn
 
     from ..server.processes import FACTORY, Settings
+    from .models import chosen, label
+
+    named = model
+    model = chosen(model, "serving")
+    said = label(named, model)
 
     settings = Settings(str(model.resolve()), int(max_upload_mb * 2**20), int(max_decode_mb * 2**20))
     options = {"host": host, "port": port, "access_log": access_log, "log_level": "warning"}
@@ -55,7 +67,8 @@ def serve(
             model_file(member)  # a path that holds no model is refused here, not by each process
         settings.pass_on()
         console.print(
-            f"serving {model} on http://{host}:{port}/ with {workers} processes; Ctrl+C stops", highlight=False
+            f"serving {said} on http://{host}:{port}/ with {workers} processes; Ctrl+C stops",
+            highlight=False,
         )
         # a process loading TensorFlow on busy cores may answer uvicorn's health check late: 30 s, not 5
         uvicorn.run(FACTORY, factory=True, workers=workers, timeout_worker_healthcheck=30, **options)  # type: ignore[arg-type]
@@ -64,19 +77,26 @@ def serve(
     from ..server.app import served_predictor
 
     application = create_app(served_predictor(model), settings.max_upload_bytes, settings.max_decode_bytes)
-    console.print(f"serving {model} on http://{host}:{port}/ (docs at /docs); Ctrl+C stops", highlight=False)
+    console.print(f"serving {said} on http://{host}:{port}/ (docs at /docs); Ctrl+C stops", highlight=False)
     uvicorn.run(application, **options)  # type: ignore[arg-type]
 
 
 def export(
-    run_dir: Annotated[Path, typer.Argument(help="A run directory written by train.")],
     format: Annotated[str, typer.Option("--format", help="keras, savedmodel, onnx or tflite.")],
     out: Annotated[Path, typer.Option(help="File or folder to write (must not exist).")],
+    run_dir: Annotated[
+        Path | None,
+        typer.Argument(
+            help="A run directory written by train, or bundled:NAME (default: the bundled fast CNN).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Export a run's model, then check the export gives the original's predictions on the whole test set."""
     from ..api import load_run
+    from .models import chosen
 
-    check = load_run(run_dir).export(format, out)
+    check = load_run(chosen(run_dir, "exporting")).export(format, out)
     console.print(f"wrote {check.path} ({check.format})", highlight=False)
     console.print(
         f"check on the {check.dataset} test set: {check.agree:,} of {check.n:,} predictions equal the original's,"

@@ -23,8 +23,15 @@ if TYPE_CHECKING:
 
 
 def predict(
-    model: Annotated[Path, typer.Argument(help="A run directory, an ensemble folder, or a .keras file.")],
-    images: Annotated[list[Path], typer.Argument(help="Image files or folders of images (searched recursively).")],
+    paths: Annotated[
+        list[Path],
+        typer.Argument(
+            metavar="PATH",
+            help="[RUN] IMAGES: the model (a run directory, an ensemble folder, a .keras file or bundled:NAME; without"
+            " one, the bundled fast CNN), then image files or folders of images (searched recursively).",
+            show_default=False,
+        ),
+    ],
     top_k: Annotated[int, typer.Option("--top-k", help="How many of the most probable classes to show.")] = 3,
     json_output: Annotated[bool, typer.Option("--json", help="Print one JSON array for machines.")] = False,
     save_preprocessed: Annotated[
@@ -77,11 +84,18 @@ def predict(
     ] = False,
 ) -> None:
     """Read the digit (or, with --multi-digit, the number) in each image, with a verdict: digit, uncertain or
-    not_a_digit (a blank image too, with its reason); files that cannot be read are reported and skipped."""
+    not_a_digit (a blank image too, with its reason); files that cannot be read are reported and skipped. Without
+    a RUN, the bundled fast CNN reads them (`mnist-classifier models`)."""
+    from ..errors import ConfigError
     from ..inference import DefaultCalibrationWarning
     from ..predict_files import read_images
     from ..readings import reading_json
+    from .models import chosen, label, names_model
 
+    given, images = (paths[0], paths[1:]) if names_model(paths[0]) else (None, paths)
+    if not images:
+        raise ConfigError(f"give image files or folders after the model {given}")
+    model = chosen(given)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", DefaultCalibrationWarning)
         found = read_images(
@@ -99,7 +113,7 @@ def predict(
             precision=precision,
         )
     if verbose:
-        typer.echo(f"{model}: read by {found.runtime}; inputs: {found.inputs:,}", err=True)
+        typer.echo(f"{label(given, model)}: read by {found.runtime}; inputs: {found.inputs:,}", err=True)
     for message in {str(w.message) for w in caught if issubclass(w.category, DefaultCalibrationWarning)}:
         typer.echo(f"note: {message}", err=True)
     for path, reason in found.missing:

@@ -168,17 +168,30 @@ def train(
 
 
 def evaluate(
-    run_dir: Annotated[Path, typer.Argument(help="A run directory written by train.")],
+    run_dir: Annotated[
+        Path | None,
+        typer.Argument(
+            help="A run directory written by train, or bundled:NAME (default: the bundled fast CNN), evaluated in a"
+            " copy under runs/.",
+            show_default=False,
+        ),
+    ] = None,
     split: Annotated[str, typer.Option(help="train, val or test.")] = "test",
     dataset: Annotated[str | None, typer.Option(help="Evaluate on another dataset of the same shape.")] = None,
     data_dir: DataDirOpt = None,
 ) -> None:
-    """Re-evaluate a saved run on a dataset split and rewrite its metrics and report."""
+    """Re-evaluate a saved run on a dataset split and rewrite its metrics and report (a bundled model's in a copy:
+    it is read-only)."""
     from ..api import load_run
+    from .models import chosen
 
-    metrics = load_run(run_dir).evaluate(split, dataset, data_dir)
+    run = load_run(chosen(run_dir, "evaluating"))
+    if run.bundled is not None:
+        run = run.copy()
+        console.print(f"the bundled model is read-only: evaluating a copy in {run.path}", highlight=False)
+    metrics = run.evaluate(split, dataset, data_dir)
     console.print(f"{metrics['dataset']} {split} split:", highlight=False)
-    print_summary(metrics, run_dir, run_dir / "report.html")
+    print_summary(metrics, run.path, run.path / "report.html")
 
 
 def calibrate(

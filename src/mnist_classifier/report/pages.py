@@ -1,14 +1,14 @@
-"""Render a page from templates/ through Jinja2, which escapes every value not marked safe."""
+"""Render a page from templates/ through Jinja2, which escapes every value not marked safe (Markdown: none)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from jinja2 import Environment, PackageLoader, StrictUndefined
+from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
 ENV = Environment(
     loader=PackageLoader("mnist_classifier.report"),
-    autoescape=True,
+    autoescape=select_autoescape(enabled_extensions=("html.j2",), disabled_extensions=("md.j2",), default=True),
     undefined=StrictUndefined,
     trim_blocks=True,
     lstrip_blocks=True,

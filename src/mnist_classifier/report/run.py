@@ -1,4 +1,5 @@
-"""write_report: the self-contained report.html and figure PNGs of a run or ensemble folder; never imports Keras."""
+"""write_report: the self-contained report.html, figure PNGs and model card of a run or ensemble folder; never imports
+Keras."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from .figures import (
     risk_coverage_figure,
     to_png,
 )
+from .model_card import card_data, write_card
 from .pages import card, render
 from .text import format_date, format_duration, format_value, percent
 
@@ -116,8 +118,11 @@ def _members(metrics: dict[str, Any]) -> dict[str, Any] | None:
     return {"rows": rows, "foot": foot}
 
 
-def render_html(config: dict[str, Any], metrics: dict[str, Any], pngs: dict[str, bytes], run_name: str) -> str:
-    """The report page: header, summary cards, figures, per-class and confusion tables, settings and versions."""
+def render_html(
+    config: dict[str, Any], metrics: dict[str, Any], pngs: dict[str, bytes], run_name: str, card: dict[str, Any]
+) -> str:
+    """The report page: header, summary cards, figures, per-class and confusion tables, the model card, settings and
+    versions."""
     meta = config.get("meta", {})
     return render(
         "run.html.j2",
@@ -134,6 +139,7 @@ def render_html(config: dict[str, Any], metrics: dict[str, Any], pngs: dict[str,
         held_out=_held_out(metrics.get("verdicts")),
         classes=_classes(metrics),
         pairs=_pairs(metrics),
+        card=card,
         settings=[[k, format_value(v)] for k, v in config.items() if k != "meta"],
         environment=[[k, str(v)] for k, v in meta.get("versions", {}).items()]
         + [[k, format_value(v)] for k, v in meta.items() if k not in ("versions", "class_names")],
@@ -170,7 +176,8 @@ def write_report(run_dir: Path) -> Path:
         pngs[name] = to_png(fig)
         write_bytes(run_dir / f"{name}.png", pngs[name])
     report = run_dir / "report.html"
-    write_text(report, render_html(config, metrics, pngs, run_dir.resolve().name))
+    write_text(report, render_html(config, metrics, pngs, run_dir.resolve().name, card_data(run_dir)))
+    write_card(run_dir)
     return report
 
 
