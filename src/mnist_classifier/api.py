@@ -217,10 +217,9 @@ class Run:
         its metrics and report; return the metrics."""
         import_tensorflow_quietly()
         from .evaluation import evaluate_run
-        from .report import write_report
 
         metrics = evaluate_run(self.path, split, dataset, Path(data_dir) if data_dir else None)
-        write_report(self.path)
+        finish(self.path)
         return metrics
 
     def calibrate(self) -> dict[str, Any]:
@@ -244,6 +243,16 @@ class Run:
         from .report import write_report
 
         return Report(write_report(self.path))
+
+
+def finish(run_dir: Path) -> Run:
+    """An evaluated run folder's report written and its evaluation logged to TensorBoard (tensorboard/evaluation)."""
+    from .report import write_report
+    from .tracking import log_evaluation
+
+    write_report(run_dir)
+    log_evaluation(run_dir)
+    return Run(run_dir)
 
 
 def load_run(path: str | Path, precision: str = "float32") -> Run:
@@ -272,7 +281,6 @@ def train(
         config = resolve(None, preset, **settings)
     import_tensorflow_quietly()
     from .evaluation import evaluate_run
-    from .report import write_report
     from .training import train as fit
 
     if config.ensemble > 1:
@@ -282,8 +290,7 @@ def train(
     else:
         run_dir = fit(config, Path(out) if out else None, verbose)
         evaluate_run(run_dir)
-    write_report(run_dir)
-    return Run(run_dir)
+    return finish(run_dir)
 
 
 def resume(path: str | Path, verbose: int | str = "auto") -> Run:
@@ -291,15 +298,13 @@ def resume(path: str | Path, verbose: int | str = "auto") -> Run:
     evaluation); then evaluate it and write its report, as `train` would have."""
     import_tensorflow_quietly()
     from .evaluation import evaluate_run
-    from .report import write_report
     from .training import resume as resume_training
 
     if (Path(path) / METRICS).is_file():
         raise RunError(f"{path}: its training finished and was evaluated; there is nothing to resume")
     run_dir = resume_training(Path(path), verbose)
     evaluate_run(run_dir)
-    write_report(run_dir)
-    return Run(run_dir)
+    return finish(run_dir)
 
 
 def tune(
@@ -339,11 +344,9 @@ def ensemble(runs: Sequence[str | Path], out: str | Path | None = None, tta: boo
     report; `tta` also averages over one-pixel shifts of each test image."""
     import_tensorflow_quietly()
     from .ensemble import build_ensemble
-    from .report import write_report
 
     folder, _ = build_ensemble([Path(run) for run in runs], Path(out) if out else None, tta)
-    write_report(folder)
-    return Run(folder)
+    return finish(folder)
 
 
 def class_counts(
