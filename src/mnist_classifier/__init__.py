@@ -1,6 +1,7 @@
 """mnist-classifier: train, evaluate, tune and serve networks that read handwritten digits.
 
-The public Python API: `train`, `load_run` and `tune` give a `Run`; `TrainConfig` and `resolve` describe one.
+The public Python API: `train`, `load_run` and `tune` give a `Run`; `TrainConfig` and `resolve` describe one; `runs`
+lists a folder's runs as a DataFrame and `compare` sets some side by side.
 Importing it is light and changes nothing in the process: TensorFlow starts only when a model is built or loaded.
 """
 
@@ -10,6 +11,7 @@ from .api import Predictions, Report, Run, load_run, resume, train, tune
 from .config import TrainConfig, resolve
 from .data import Dataset, load_dataset
 from .errors import ConfigError, DataError, ImageError, MnistClassifierError, RunError, SettingError
+from .overview import compare, runs
 
 __version__ = version("mnist-classifier")  # pyproject.toml's, as installed
 __all__ = [
@@ -24,10 +26,12 @@ __all__ = [
     "RunError",
     "SettingError",
     "TrainConfig",
+    "compare",
     "load_dataset",
     "load_run",
     "resolve",
     "resume",
+    "runs",
     "train",
     "tune",
 ]
