@@ -202,8 +202,8 @@ def select(
 
     kept = [row for row in rows if matches(row)]
     column, best_first = SORTS[sort or "name"]
-    present = [row for row in kept if row.get(column) is not None]
-    present.sort(key=lambda row: (order_key(row[column]), row["name"]), reverse=best_first != reverse)
+    present = sorted((row for row in kept if row.get(column) is not None), key=lambda row: row["name"])
+    present.sort(key=lambda row: order_key(row[column]), reverse=best_first != reverse)  # stable: ties by name
     return present + [row for row in kept if row.get(column) is None]
 
 

@@ -7,6 +7,8 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.console import Console
+from rich.measure import Measurement
 from rich.table import Table
 from typer.core import TyperGroup
 
@@ -39,6 +41,13 @@ def seconds(value: float | None) -> str:
         return f"{value:.1f} s"
     minutes, secs = divmod(round(value), 60)
     return f"{minutes} min {secs:02d} s" if minutes < 60 else f"{minutes // 60} h {minutes % 60:02d} min"
+
+
+def print_whole(table: Table) -> None:
+    """A table at its natural width even past the terminal's (which wraps the lines then): run names and figures
+    are never cut to fit."""
+    natural = Measurement.get(console, console.options.update_width(10_000), table).maximum
+    Console(file=console.file, width=max(console.width, natural)).print(table, highlight=False)
 
 
 def cell(row: dict[str, Any], key: str) -> str:
@@ -86,12 +95,12 @@ def list_runs(
     table.add_column("time", justify="right", no_wrap=True)
     table.add_column("status", no_wrap=True)
     if any(row["note"] for row in rows):
-        table.add_column("note", style="dim", overflow="fold", ratio=1)
+        table.add_column("note", style="dim")
     keys = ("name", "model", "preset", "dataset", "accuracy", "train_seconds", "status")
     for row in rows:
         cells = [cell(row, key) for key in keys] + ([row["note"] or ""] if len(table.columns) > len(keys) else [])
         table.add_row(*cells, style=STYLES.get(row["status"], ""))
-    console.print(table)
+    print_whole(table)
     shown = f"{len(rows)} of {total} folders" if len(rows) < total else f"{total} folders"
     counts = {s: sum(row["status"] == s for row in rows) for s in STYLES}
     console.print(f"{shown}: " + ", ".join(f"{n} {s}" for s, n in counts.items() if n), style="dim", highlight=False)
@@ -118,8 +127,11 @@ def compare(
     ):  # fmt: skip
         table = Table(title=title, title_justify="left", title_style="bold", header_style="bold")
         for i, name in enumerate(["", *comparison.names]):
-            table.add_column(name, justify="left" if i == 0 else "right", overflow="fold")
+            table.add_column(name, justify="left" if i == 0 else "right")
         for row in rows:
             table.add_row(*row)
-        console.print(table if rows else f"{title}: none", highlight=False)
+        if rows:
+            print_whole(table)
+        else:
+            console.print(f"{title}: none", highlight=False)
     console.print(f"comparison page: {comparison.page}", highlight=False)
