@@ -12,7 +12,7 @@ import io
 import json
 import math
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -169,12 +169,21 @@ def folders(folder: Path, limit: int = MAX_FOLDERS) -> tuple[list[Path], int]:
     if not folder.is_dir():
         what = "a file" if folder.exists() else "no such folder"
         raise RunError(f"{folder}: {what}; give the folder that holds the run folders (default runs/)")
+    total = 0
+
+    def names(entries: Iterable[os.DirEntry[str]]) -> Iterator[str]:
+        nonlocal total
+        for entry in entries:
+            if not entry.name.startswith(".") and entry.is_dir():
+                total += 1
+                yield entry.name
+
     try:
         with os.scandir(folder) as entries:
-            names = [e.name for e in entries if not e.name.startswith(".") and e.is_dir()]
+            first = heapq.nsmallest(limit, names(entries))  # memory for `limit` names, however many there are
     except OSError as e:
         raise RunError(f"{folder}: cannot list it ({e.strerror})") from None
-    return [folder / name for name in heapq.nsmallest(limit, names)], len(names)
+    return [folder / name for name in first], total
 
 
 def check_choices(sort: str | None, filters: dict[str, str | None]) -> None:

@@ -88,7 +88,7 @@ def log_mistakes(wrong: dict[str, np.ndarray], names: list[str], tag: str) -> No
     images = np.repeat(np.repeat(wrong["images"][:shown], ZOOM, axis=1), ZOOM, axis=2)[..., None]
     captions = [
         f"{i + 1}. true {names[t]} → {names[p]} ({c:.0%})"
-        for i, (t, p, c) in enumerate(zip(wrong["true"], wrong["predicted"], wrong["confidence"], strict=False))
-    ][:shown]
+        for i, (t, p, c) in enumerate(zip(wrong["true"][:shown], wrong["predicted"], wrong["confidence"], strict=False))
+    ]
     description = f"The {shown} most confident of {len(wrong['images'])} mistakes, most confident first:  \n"
     tf.summary.image(tag, images.astype(np.uint8), max_outputs=shown, description=description + "  \n".join(captions))
