@@ -51,7 +51,9 @@ def assert_epochs_logged(run_dir: Path) -> None:
 def test_each_epoch_is_logged(tiny_run: Path) -> None:
     assert_epochs_logged(tiny_run)
     assert not list((tiny_run / "tensorboard").rglob("*.trace.json.gz")), "no profile by default"
-    assert not events(tiny_run / "tensorboard" / "train").Tags()["histograms"]
+    train = events(tiny_run / "tensorboard" / "train").Tags()
+    assert set(train["tensors"]) == {"epoch_loss", "epoch_accuracy", "epoch_learning_rate"}, "no weights, no batches"
+    assert not train["graph"]
 
 
 def test_the_evaluation_is_logged_at_the_last_epoch(tiny_run: Path, tmp_path: Path) -> None:
