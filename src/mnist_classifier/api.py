@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
 
     from .export import ExportCheck
     from .inference import Predictor
+    from .mlflow_tracking import Tracker
     from .tuning import TuneResult
 
 Images = np.ndarray | str | Path | Sequence[str | Path]
@@ -284,12 +286,15 @@ def train(
     preset: str | None = None,
     out: str | Path | None = None,
     verbose: int | str = "auto",
+    tracking: str | None = None,
+    register: str | None = None,
     **settings: Any,
 ) -> Run:
     """Train, evaluate on the test set and write the run folder with its report; return the Run.
 
     Give a TrainConfig, or settings by name (`model="cnn", preset="fast", epochs=3`) as `train` takes them on the
-    command line; settings given with a TrainConfig replace its values."""
+    command line; settings given with a TrainConfig replace its values. `tracking` (an MLflow tracking URI) logs the
+    run there too, and `register` names the registered model it becomes a version of (mlflow_tracking)."""
     if config is not None:
         if preset is not None:
             raise ConfigError("preset goes with settings by name, not with a TrainConfig; use mc.resolve(preset=...)")
@@ -297,20 +302,38 @@ def train(
         config = dataclasses.replace(config, **settings).validate()
     else:
         config = resolve(None, preset, **settings)
+    tracker = tracker_for(tracking, register)
     import_tensorflow_quietly()
+    from .config import to_dict
     from .evaluation import evaluate_run
     from .report import write_report
     from .training import train as fit
 
-    if config.ensemble > 1:
-        from .ensemble import train_ensemble
+    with tracker.run(f"{config.model}-{config.dataset}", to_dict(config)) if tracker else nullcontext() as run_id:
+        callbacks = [tracker.callback(run_id)] if tracker else []
+        if config.ensemble > 1:
+            from .ensemble import train_ensemble
 
-        run_dir = train_ensemble(config, new_run_dir(Path(out) if out else None, config.model, config.dataset), verbose)
-    else:
-        run_dir = fit(config, Path(out) if out else None, verbose)
-        evaluate_run(run_dir)
-    write_report(run_dir)
+            folder = new_run_dir(Path(out) if out else None, config.model, config.dataset)
+            run_dir = train_ensemble(config, folder, verbose)  # members' epochs would share steps: their folders say
+        else:
+            run_dir = fit(config, Path(out) if out else None, verbose, callbacks)
+            evaluate_run(run_dir)
+        write_report(run_dir)
+        if tracker:
+            tracker.log_run_folder(run_id, run_dir)
     return Run(run_dir)
+
+
+def tracker_for(tracking: str | None, register: str | None) -> Tracker | None:
+    """A connection to the MLflow tracking server `tracking`, checked before anything trains; None without one."""
+    if tracking is None:
+        if register is not None:
+            raise ConfigError("register names a model in an MLflow registry: give a tracking URI with it")
+        return None
+    from .mlflow_tracking import Tracker
+
+    return Tracker(tracking, register)
 
 
 def resume(path: str | Path, verbose: int | str = "auto") -> Run:
@@ -342,12 +365,16 @@ def tune(
     final_train: bool = True,
     config: TrainConfig | None = None,
     progress: Callable[[str], None] = lambda line: None,
+    tracking: str | None = None,
+    register: str | None = None,
     **settings: Any,
 ) -> TuneResult:
     """Search hyperparameters with Optuna, as `mnist-classifier tune` does. `space` maps settings to a list of
     values or a range {"low", "high", "log" or "step"} (or names a space TOML file); the settings it leaves fixed
     come from `config` or by name (`model="cnn", epochs=3`). `progress` gets one line for the study's plan, then
-    one per trial."""
+    one per trial. `tracking` logs the study to MLflow as a parent run with a child run per trial (and the final
+    run's folder on the parent, registered under `register`)."""
+    tracker = tracker_for(tracking, register)
     import_tensorflow_quietly()
     from . import tuning
 
@@ -358,7 +385,7 @@ def tune(
         base, space, sampler, pruner, trials, timeout, study, storage, Path(out) if out else None, final_train
     )
     progress(f"study {plan.study} · {plan.sampler} sampler · {plan.pruner} pruner · {plan.out}")
-    return tuning.tune(plan, progress)
+    return tuning.tune(plan, progress, tracker)
 
 
 def ensemble(runs: Sequence[str | Path], out: str | Path | None = None, tta: bool = False) -> Run:
