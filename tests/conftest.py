@@ -1,7 +1,8 @@
 """Shared fixtures, and the test tiers they decide.
 
 A test's tier comes from the fixtures it uses (pytest_collection_modifyitems), never from a marker written by hand:
-- integration: it starts a process or a server (`python_process`, `live_server`, `postgres`, `browser`);
+- integration: it starts a process or a server (`python_process`, `live_server`, `postgres`, `browser`,
+  `mlflow_server`);
 - slow: it trains for real (`trainer`, `dnn_run`, or a fixture built on them);
 - fast: everything else, including tests that need *a* model (`tiny_run`). `make test` runs only these.
 """
@@ -20,7 +21,7 @@ import pytest
 from hypothesis import settings
 
 REQUIRE_ALL = os.environ.get("MNIST_CLASSIFIER_REQUIRE_ALL") == "1"
-INTEGRATION = {"python_process", "live_server", "postgres", "browser"}
+INTEGRATION = {"python_process", "live_server", "postgres", "browser", "mlflow_server"}
 SLOW = {"trainer", "dnn_run"}
 
 # Generated-input tests run a few cases in the fast tier, 1,500 each under `--hypothesis-profile=full` (make test-all);
@@ -171,3 +172,45 @@ def live_server(dnn_run: Path) -> Iterator[LiveServer]:
     yield LiveServer(f"http://127.0.0.1:{port}", app)
     server.should_exit = True
     thread.join(30)
+
+
+@pytest.fixture(scope="module")
+def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real `mlflow server` on 127.0.0.1 (a free port) with a SQLite backend and its artifacts in a temporary folder;
+    yields its URL. Skips (fails under MNIST_CLASSIFIER_REQUIRE_ALL) without the mlflow extra."""
+    import importlib.util
+    import socket
+    import time
+    import urllib.request
+
+    require(importlib.util.find_spec("mlflow") is not None, "mlflow is not installed: pip install -e '.[mlflow]'")
+    root = tmp_path_factory.mktemp("mlflow")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    command = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
+    command += ["--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}", "--artifacts-destination", str(root / "art")]
+    log = (root / "server.log").open("wb")
+    server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=root, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 240  # its first start creates the database's tables: a minute on a loaded machine
+    try:
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/health", timeout=5):
+                    break
+            except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    said = (root / "server.log").read_text()[-2000:]
+                    raise RuntimeError(f"mlflow server did not start: {said}") from None
+                time.sleep(0.5)
+        yield url
+    finally:
+        import signal
+
+        os.killpg(server.pid, signal.SIGTERM)  # its own group: the server and the uvicorn workers it started
+        try:
+            server.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+        log.close()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,6 +23,7 @@ import numpy as np
 from . import bundled
 from .config import TrainConfig, check_names, resolve
 from .errors import ConfigError, ImageError, RunError
+from .image_files import Images, readable, stacked
 from .readings import Predictions
 from .runs import CONFIG, METRICS, check_run_dir, ensemble_members, new_run_dir, read_history, read_json, read_metrics
 from .utils import import_tensorflow_quietly
@@ -31,9 +33,8 @@ if TYPE_CHECKING:
 
     from .export import ExportCheck
     from .inference import Predictor
+    from .mlflow_tracking import Tracker
     from .tuning import TuneResult
-
-Images = np.ndarray | str | Path | Sequence[str | Path]
 
 
 @dataclass(frozen=True)
@@ -110,44 +111,17 @@ class Run:
 
         return load_predictor(self.path, fast=True, precision=self.precision)
 
-    def _arrays(self, images: Images, prepare: bool, deskew: bool) -> np.ndarray | list[np.ndarray | str]:
-        """Each image's array as the model reads it, or why it has none: an image_files.NoDigit reason when it holds
-        no digit, else (a file) why it cannot be read; images given as an array that are all read stay one batch
-        (no copy). An array of the wrong shape or values is an ImageError."""
-        from .errors import NoDigitError
-        from .image_files import NoDigit, image_arrays, load_file
-
-        if isinstance(images, np.ndarray):
-            try:
-                arrays = image_arrays(images, self.predictor.input_shape, prepare, deskew)
-            except NoDigitError as e:
-                return [NoDigit(e)]
-            return arrays if arrays.shape != self.predictor.input_shape else arrays[None]
-
-        paths = [Path(images)] if isinstance(images, str | Path) else [Path(p) for p in images]
-        found: list[np.ndarray | str] = []
-        for path in paths:
-            loaded = load_file(path, prepare, False, deskew)
-            found += [loaded] if isinstance(loaded, str) else loaded
-        return found
-
-    def _stacked(self, arrays: np.ndarray | list[np.ndarray | str]) -> np.ndarray:
-        if isinstance(arrays, np.ndarray):
-            return arrays
-        images = [a for a in arrays if not isinstance(a, str)]
-        return np.stack(images) if images else np.zeros((0, *self.predictor.input_shape), np.uint8)
-
     def probabilities(self, images: Images, prepare: bool = True, deskew: bool = False) -> np.ndarray:
         """The model's own class probabilities (N, classes), before calibration, of images: an array (N, 28, 28) or
         (28, 28), uint8 0..255 or float 0..1, or image files or a picture as an array (height, width[, channels]),
         each prepared MNIST-style unless `prepare` is False. An image with no digit, or a file that cannot be read, is
         an ImageError here (there is no row to give it); `predict` answers it."""
-        arrays = self._arrays(images, prepare, deskew)
+        arrays = readable(images, self.predictor.input_shape, prepare, deskew)
         for i, item in enumerate(arrays if isinstance(arrays, list) else ()):
             if isinstance(item, str):
                 where = images if isinstance(images, np.ndarray | str | Path) else images[i]
                 raise ImageError(item if isinstance(where, np.ndarray) else f"{where}: {item}")
-        return self.predictor.probabilities(self._stacked(arrays))
+        return self.predictor.probabilities(stacked(arrays, self.predictor.input_shape))
 
     def predict(
         self,
@@ -172,8 +146,8 @@ class Run:
             calibration = with_thresholds(calibration, reject_threshold, confidence_threshold)
         if set_coverage is not None:
             set_coverage = require_scores(calibration, set_coverage, str(self.path))
-        arrays = self._arrays(images, prepare, deskew)
-        judged = self.predictor.judge(self._stacked(arrays), reject, calibration)
+        arrays = readable(images, self.predictor.input_shape, prepare, deskew)
+        judged = self.predictor.judge(stacked(arrays, self.predictor.input_shape), reject, calibration)
         names = self.predictor.class_names
         masks = None if set_coverage is None else calibration.prediction_sets(judged.probabilities, set_coverage)
         if isinstance(arrays, np.ndarray):  # every image read: no row to fill in
@@ -276,6 +250,13 @@ def finish(run_dir: Path) -> Run:
     return Run(run_dir)
 
 
+def tracked(tracking: str | None, register: str | None) -> Tracker | None:
+    """A connection to the MLflow tracking server `tracking`, checked before anything trains (mlflow_tracking)."""
+    from .mlflow_tracking import tracker_for
+
+    return tracker_for(tracking, register)
+
+
 def load_run(path: str | Path | None = None, precision: str = "float32") -> Run:
     """An existing run or ensemble folder, or a model that ships with the package ("bundled:cnn-fast", and without a
     path the bundled fast CNN: `bundled_models()` lists them), its model read in `precision` (see Run)."""
@@ -293,12 +274,15 @@ def train(
     preset: str | None = None,
     out: str | Path | None = None,
     verbose: int | str = "auto",
+    tracking: str | None = None,
+    register: str | None = None,
     **settings: Any,
 ) -> Run:
     """Train, evaluate on the test set and write the run folder with its report; return the Run.
 
     Give a TrainConfig, or settings by name (`model="cnn", preset="fast", epochs=3`) as `train` takes them on the
-    command line; settings given with a TrainConfig replace its values."""
+    command line; settings given with a TrainConfig replace its values. `tracking` (an MLflow tracking URI) logs the
+    run there too, and `register` names the registered model it becomes a version of (mlflow_tracking)."""
     if config is not None:
         if preset is not None:
             raise ConfigError("preset goes with settings by name, not with a TrainConfig; use mc.resolve(preset=...)")
@@ -306,18 +290,26 @@ def train(
         config = dataclasses.replace(config, **settings).validate()
     else:
         config = resolve(None, preset, **settings)
+    tracker = tracked(tracking, register)
     import_tensorflow_quietly()
+    from .config import to_dict
     from .evaluation import evaluate_run
     from .training import train as fit
 
-    if config.ensemble > 1:
-        from .ensemble import train_ensemble
+    with tracker.run(f"{config.model}-{config.dataset}", to_dict(config)) if tracker else nullcontext() as run_id:
+        callbacks = [tracker.callback(run_id)] if tracker else []
+        if config.ensemble > 1:
+            from .ensemble import train_ensemble
 
-        run_dir = train_ensemble(config, new_run_dir(Path(out) if out else None, config.model, config.dataset), verbose)
-    else:
-        run_dir = fit(config, Path(out) if out else None, verbose)
-        evaluate_run(run_dir)
-    return finish(run_dir)
+            folder = new_run_dir(Path(out) if out else None, config.model, config.dataset)
+            run_dir = train_ensemble(config, folder, verbose)  # members' epochs would share steps: their folders say
+        else:
+            run_dir = fit(config, Path(out) if out else None, verbose, callbacks)
+            evaluate_run(run_dir)
+        result = finish(run_dir)
+        if tracker:
+            tracker.log_run_folder(run_id, run_dir)
+    return result
 
 
 def resume(path: str | Path, verbose: int | str = "auto") -> Run:
@@ -347,12 +339,16 @@ def tune(
     final_train: bool = True,
     config: TrainConfig | None = None,
     progress: Callable[[str], None] = lambda line: None,
+    tracking: str | None = None,
+    register: str | None = None,
     **settings: Any,
 ) -> TuneResult:
     """Search hyperparameters with Optuna, as `mnist-classifier tune` does. `space` maps settings to a list of
     values or a range {"low", "high", "log" or "step"} (or names a space TOML file); the settings it leaves fixed
     come from `config` or by name (`model="cnn", epochs=3`). `progress` gets one line for the study's plan, then
-    one per trial."""
+    one per trial. `tracking` logs the study to MLflow as a parent run with a child run per trial (and the final
+    run's folder on the parent, registered under `register`)."""
+    tracker = tracked(tracking, register)
     import_tensorflow_quietly()
     from . import tuning
 
@@ -363,7 +359,7 @@ def tune(
         base, space, sampler, pruner, trials, timeout, study, storage, Path(out) if out else None, final_train
     )
     progress(f"study {plan.study} · {plan.sampler} sampler · {plan.pruner} pruner · {plan.out}")
-    return tuning.tune(plan, progress)
+    return tuning.tune(plan, progress, tracker)
 
 
 def ensemble(runs: Sequence[str | Path], out: str | Path | None = None, tta: bool = False) -> Run:

@@ -60,3 +60,7 @@ class WriteError(MnistClassifierError):
 def first_line(error: BaseException) -> str:
     """The first line of a dependency's error (at most 200 characters), to quote inside one of ours."""
     return (str(error).splitlines() or [type(error).__name__])[0][:200]
+
+
+class TrackingError(MnistClassifierError):
+    """An MLflow tracking server asked for cannot be reached or used (said before training starts)."""

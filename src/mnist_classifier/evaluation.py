@@ -95,11 +95,13 @@ def evaluate_run(
 
 
 def training_path(meta: dict[str, Any]) -> dict[str, Any]:
-    """Which path training took, from the run's config.json: its precision and the CPU's bf16/int8 flags (runs from
-    before these were recorded trained in float32)."""
+    """Which path training took, from the run's config.json: its precision, the CPU's bf16/int8 flags and the device
+    (runs from before these were recorded trained in float32, on the CPU)."""
     out: dict[str, Any] = {"precision": meta.get("precision", "float32")}
     if "cpu" in meta:
         out["cpu_flags"] = meta["cpu"].get("flags", [])
+    if "device" in meta:
+        out["device"] = meta["device"]
     if "precision_note" in meta:
         out["precision_note"] = meta["precision_note"]
     return out

@@ -70,7 +70,7 @@ def runner(format: str, out: Path) -> Runner:
     if format == "onnx":
         import onnxruntime as ort
 
-        session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+        session = ort.InferenceSession(str(out), providers=ort.get_available_providers())
         name = session.get_inputs()[0].name
         return lambda x: session.run(None, {name: x})[0]
     return tflite_runner(out)

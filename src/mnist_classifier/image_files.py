@@ -189,3 +189,34 @@ def readings(
                 str(path), np.stack(item), judged.probabilities[part], None, judged.verdicts[part], None, found
             )
             at += len(item)
+
+
+Images = np.ndarray | str | Path | Sequence[str | Path]
+
+
+def readable(
+    images: Images, input_shape: tuple[int, ...], prepared: bool, deskewing: bool
+) -> np.ndarray | list[np.ndarray | str]:
+    """Each image's array as a model of `input_shape` reads it, or why it has none: a NoDigit reason when it holds no
+    digit, else (a file) why it cannot be read; images given as an array that are all read stay one batch (no copy).
+    An array of the wrong shape or values is an ImageError."""
+    if isinstance(images, np.ndarray):
+        try:
+            arrays = image_arrays(images, input_shape, prepared, deskewing)
+        except NoDigitError as e:
+            return [NoDigit(e)]
+        return arrays if arrays.shape != input_shape else arrays[None]
+    paths = [Path(images)] if isinstance(images, str | Path) else [Path(p) for p in images]
+    found: list[np.ndarray | str] = []
+    for path in paths:
+        loaded = load_file(path, prepared, False, deskewing)
+        found += [loaded] if isinstance(loaded, str) else loaded
+    return found
+
+
+def stacked(arrays: np.ndarray | list[np.ndarray | str], input_shape: tuple[int, ...]) -> np.ndarray:
+    """`readable`'s arrays as one batch, without the images that have none."""
+    if isinstance(arrays, np.ndarray):
+        return arrays
+    images = [a for a in arrays if not isinstance(a, str)]
+    return np.stack(images) if images else np.zeros((0, *input_shape), np.uint8)

@@ -69,7 +69,7 @@ class Session:
         if threads == 1:
             options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
-            self._runtime = ort.InferenceSession(str(onnx_file), options, providers=["CPUExecutionProvider"])
+            self._runtime = ort.InferenceSession(str(onnx_file), options, providers=ort.get_available_providers())
         except runtime_errors() as e:
             raise RunError(
                 f"{onnx_file}: onnxruntime cannot load it ({first_line(e)}); convert the model again"

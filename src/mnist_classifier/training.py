@@ -194,6 +194,16 @@ def outlier_pool(config: TrainConfig, dataset: Dataset, data: Splits) -> np.ndar
     return np.concatenate([scale(synthetic.training_pool(size)), mixed])
 
 
+def training_device() -> dict[str, Any]:
+    """What TensorFlow trains on (it places the model on the first GPU it sees, else the CPU): the kind, the name
+    (the GPU's as its driver reports it, else the CPU's model name) and how many GPUs it sees."""
+    gpus = tf.config.list_physical_devices("GPU")
+    if not gpus:
+        return {"type": "CPU", "name": hardware.processor(), "gpus": 0}
+    details = tf.config.experimental.get_device_details(gpus[0])
+    return {"type": "GPU", "name": details.get("device_name", gpus[0].name), "gpus": len(gpus)}
+
+
 def versions() -> dict[str, str]:
     return {
         "python": platform.python_version(),
@@ -279,6 +289,7 @@ def fit(
             "val_size": len(data.x_val),
             "precision": precision,
             "cpu": hardware.summary(),
+            "device": training_device(),
         }
         if note:
             meta["precision_note"] = note

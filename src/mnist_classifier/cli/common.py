@@ -20,6 +20,18 @@ TrainSamplesOpt = Annotated[
     int | None, typer.Option("--train-samples", help="Train on only this many images (quick experiments).")
 ]
 
+TrackingOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--tracking",
+        envvar="MLFLOW_TRACKING_URI",
+        help="Also log to this MLflow tracking server (http://HOST:PORT; needs the mlflow extra).",
+    ),
+]
+RegisterOpt = Annotated[
+    str | None, typer.Option("--register", help="Register the model in MLflow's registry under this name.")
+]
+
 
 def within(*rules: Rule) -> Callable[[typer.CallbackParam, Any], Any]:
     """A Typer callback that checks an option against declared rules (config.Interval, config.Options): a value

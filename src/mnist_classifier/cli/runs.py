@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from ..errors import ConfigError
-from .common import DataDirOpt, TrainSamplesOpt, console, print_summary
+from .common import DataDirOpt, RegisterOpt, TrackingOpt, TrainSamplesOpt, console, print_summary
 
 
 def parse_units(text: str | None, name: str = "--hidden-units", example: str = "512,256") -> list[int] | None:
@@ -105,6 +105,8 @@ def train(
         Path | None,
         typer.Option("--resume", help="Continue an interrupted run folder from its last completed epoch."),
     ] = None,
+    tracking: TrackingOpt = None,
+    register: RegisterOpt = None,
 ) -> None:
     """Train a model, evaluate it on the test set and write its run directory with report.html."""
     from .. import api
@@ -163,7 +165,7 @@ def train(
 
             console.print(tomli_w.dumps({k: v for k, v in to_dict(settings).items() if v is not None}), end="")
             return
-        run = api.train(settings, out=out, verbose=verbose)
+        run = api.train(settings, out=out, verbose=verbose, tracking=tracking, register=register)
     print_summary(run.metrics, run.path, run.path / "report.html")
 
 

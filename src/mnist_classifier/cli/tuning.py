@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from .common import DataDirOpt, TrainSamplesOpt, console
+from .common import DataDirOpt, RegisterOpt, TrackingOpt, TrainSamplesOpt, console
 
 
 def tune(
@@ -41,6 +41,8 @@ def tune(
     config: Annotated[
         Path | None, typer.Option("--config", help="Settings the space leaves fixed (TOML/JSON).")
     ] = None,
+    tracking: TrackingOpt = None,
+    register: RegisterOpt = None,
 ) -> None:
     """Search hyperparameters with Optuna; re-running the same command continues the study, and commands started
     at once (on one or many machines, with the same --storage and --study) share it."""
@@ -69,6 +71,8 @@ def tune(
         final_train=final_train,
         config=base,
         progress=lambda line: console.print(line, highlight=False),
+        tracking=tracking,
+        register=register,
     )
     table = Table(title=f"study {result.study}: {', '.join(f'{n} {k}' for k, n in result.counts.items() if n)}")
     for column in result.columns[:-2]:

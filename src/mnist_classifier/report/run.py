@@ -42,9 +42,14 @@ def _cards(metrics: dict[str, Any], meta: dict[str, Any]) -> list[dict[str, Any]
 
 
 def _path(epochs: str, metrics: dict[str, Any]) -> str:
-    """The epochs and the path training took: "6 epochs · bfloat16 (amx_bf16, avx512_bf16)"."""
+    """The epochs and the path training took: "6 epochs · bfloat16 (amx_bf16, avx512_bf16)", or on a GPU
+    "6 epochs · float32 · GPU NVIDIA H100 80GB HBM3"."""
     if "precision" not in metrics:
         return epochs
+    device = metrics.get("device", {})
+    if device.get("type") == "GPU":
+        gpus = f" (of {device['gpus']})" if device.get("gpus", 1) > 1 else ""
+        return " · ".join(filter(None, [epochs, metrics["precision"], f"GPU {device.get('name', '')}{gpus}"]))
     flags = ", ".join(metrics.get("cpu_flags", [])) or "no bf16/int8 units"
     return " · ".join(filter(None, [epochs, f"{metrics['precision']} ({flags})"]))
 

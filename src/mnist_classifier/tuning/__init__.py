@@ -10,18 +10,22 @@ share it (see study.py for how).
 from __future__ import annotations
 
 from collections.abc import Mapping
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import optuna
 
-from ..config import TrainConfig
+from ..config import TrainConfig, to_dict
 from ..errors import ConfigError
 from .results import TuneResult, finish
 from .space import SPACES, InlineSpace, grid_points, read_space
 from .storage import lock, open_storage, parse_url
 from .study import Progress, Worker, fit_trial, make_pruner, open_study
+
+if TYPE_CHECKING:
+    from ..mlflow_tracking import Tracker
 
 __all__ = [
     "SPACES",
@@ -91,14 +95,32 @@ def settings(
     return TuneSettings(base, space, sampler, pruner, trials, timeout, study, storage, out, final_train)
 
 
-def tune(s: TuneSettings, progress: Progress = lambda line: None) -> TuneResult:
+def tune(s: TuneSettings, progress: Progress = lambda line: None, tracker: Tracker | None = None) -> TuneResult:
     """Run (or continue, or join) the study, then write leaderboard.csv, best_config.toml, the final run and
-    report.html, unless another worker of the study is writing them."""
+    report.html, unless another worker of the study is writing them. With a `tracker`, this worker's part is one
+    MLflow run with a child run per trial, and the study's files and final run as its artifacts."""
     space = read_space(s.space, s.base, s.sampler)
     url = parse_url(s.storage)
     s.out.mkdir(parents=True, exist_ok=True)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     with lock(url, "open"):
         study = open_study(open_storage(url), s, space)
-    Worker(study, s, space, progress).run(url)
-    return finish(study, url, s, space, progress)
+    plan = {"study": s.study, "sampler": s.sampler, "pruner": s.pruner, "trials": s.trials, "space": dict(space)}
+    with tracker.run(f"tune {s.study}", plan | {"base": to_dict(s.base)}) if tracker else nullcontext() as parent:
+        Worker(study, s, space, progress, tracker=tracker, parent=parent).run(url)
+        result = finish(study, url, s, space, progress)
+        if tracker:
+            log_study(tracker, parent, result)
+    return result
+
+
+def log_study(tracker: Tracker, parent: str | None, result: TuneResult) -> None:
+    """The study's outcome on its parent run: the best validation accuracy, the leaderboard and report, and the
+    final run's folder (registered if asked)."""
+    if result.best is not None:
+        tracker.log_metrics(parent, {"best_val_accuracy": result.best.value, "best_trial": result.best.number})
+    tracker.log_files(parent, [result.out / "leaderboard.csv", result.out / "best_config.toml"], "study")
+    if result.report is not None:
+        tracker.log_files(parent, [result.report], "study")
+    if result.final_dir is not None:
+        tracker.log_run_folder(parent, result.final_dir)

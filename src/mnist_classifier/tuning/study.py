@@ -16,7 +16,7 @@ import socket
 import statistics
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -35,6 +35,7 @@ from .space import Space, grid_points, trial_config
 from .storage import GRACE_PERIOD, HEARTBEAT_INTERVAL, lock, retry_stale
 
 if TYPE_CHECKING:
+    from ..mlflow_tracking import Tracker
     from . import TuneSettings
 
 DEFAULT_TRIALS = 20
@@ -140,6 +141,8 @@ class Worker:
     durations: list[float] = field(default_factory=list)
     failures: int = 0
     current: int | None = None  # the number of the trial running here, until Optuna has recorded its end
+    tracker: Tracker | None = None  # logs each trial as a child MLflow run of `parent`
+    parent: str | None = None
 
     @property
     def grid(self) -> bool:
@@ -171,7 +174,7 @@ class Worker:
             self.study.sampler = make_sampler(self.s.sampler, self.s.base.seed + trial.number)
         started = time.perf_counter()
         try:
-            result = fit_trial(trial, self.s.base, self.space, self.s.out)
+            result = self.tracked_trial(trial)
         except Exception as e:  # a trial's failure (out of memory, a bad combination) must not end the study
             trial.set_user_attr("reason", one_line(e))
             raise
@@ -182,6 +185,17 @@ class Worker:
         if result.pruned:
             raise optuna.TrialPruned(f"pruned at epoch {result.epochs}")
         return result.best
+
+    def tracked_trial(self, trial: optuna.Trial) -> PruningCallback:
+        """fit_trial, logged as a child MLflow run (its parameters, per-epoch metrics and outcome) with a tracker."""
+        if self.tracker is None:
+            return fit_trial(trial, self.s.base, self.space, self.s.out)
+        with self.tracker.run(f"trial {trial.number}", {"trial": trial.number}, self.parent) as run_id:
+            result = fit_trial(trial, self.s.base, self.space, self.s.out, [self.tracker.callback(run_id)])
+            self.tracker.log_params(run_id, trial.params)
+            self.tracker.log_metrics(run_id, {"best_val_accuracy": result.best, "epochs": result.epochs})
+            self.tracker.tag(run_id, "state", "pruned" if result.pruned else "complete")
+        return result
 
     def after_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
         self.current = None
@@ -278,12 +292,19 @@ class PruningCallback(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
-def fit_trial(trial: optuna.Trial, base: TrainConfig, space: Space, out: Path) -> PruningCallback:
+def fit_trial(
+    trial: optuna.Trial,
+    base: TrainConfig,
+    space: Space,
+    out: Path,
+    callbacks: Sequence[keras.callbacks.Callback] = (),
+) -> PruningCallback:
     """Train the trial's configuration (no model file, only config.json and history.csv in trials/NNNN)."""
     callback = PruningCallback(trial)
     try:
         config = trial_config(base, space, {n: d.suggest(trial) for n, d in space.items()})
-        train(config, out / "trials" / f"{trial.number:04d}", verbose=0, callbacks=[callback], save_model=False)
+        folder = out / "trials" / f"{trial.number:04d}"
+        train(config, folder, verbose=0, callbacks=[*callbacks, callback], save_model=False)
     finally:
         keras.backend.clear_session()
     return callback
