@@ -23,7 +23,6 @@ import numpy as np
 from . import bundled
 from .config import TrainConfig, check_names, resolve
 from .errors import ConfigError, ImageError, RunError
-from .image_files import Images, readable, stacked
 from .readings import Predictions
 from .runs import CONFIG, METRICS, check_run_dir, ensemble_members, new_run_dir, read_history, read_json, read_metrics
 from .utils import import_tensorflow_quietly
@@ -32,6 +31,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from .export import ExportCheck
+    from .image_files import Images
     from .inference import Predictor
     from .mlflow_tracking import Tracker
     from .tuning import TuneResult
@@ -116,6 +116,8 @@ class Run:
         (28, 28), uint8 0..255 or float 0..1, or image files or a picture as an array (height, width[, channels]),
         each prepared MNIST-style unless `prepare` is False. An image with no digit, or a file that cannot be read, is
         an ImageError here (there is no row to give it); `predict` answers it."""
+        from .image_files import readable, stacked
+
         arrays = readable(images, self.predictor.input_shape, prepare, deskew)
         for i, item in enumerate(arrays if isinstance(arrays, list) else ()):
             if isinstance(item, str):
@@ -146,6 +148,8 @@ class Run:
             calibration = with_thresholds(calibration, reject_threshold, confidence_threshold)
         if set_coverage is not None:
             set_coverage = require_scores(calibration, set_coverage, str(self.path))
+        from .image_files import readable, stacked
+
         arrays = readable(images, self.predictor.input_shape, prepare, deskew)
         judged = self.predictor.judge(stacked(arrays, self.predictor.input_shape), reject, calibration)
         names = self.predictor.class_names
