@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -96,6 +97,8 @@ def serve(
         raise ConfigError(f"{given[0]} needs --ray (replicas of Ray Serve); for processes on one machine use --workers")
     if ray and workers > 1:
         raise ConfigError("--workers is for one machine without Ray; with --ray give --replicas")
+    if ray and (importlib.util.find_spec("ray") is None or importlib.util.find_spec("ray.serve") is None):
+        raise ConfigError("--ray needs Ray Serve, which is not installed: pip install 'mnist-classifier[ray]'")
 
     named = model
     model = chosen(model, "serving")
@@ -140,13 +143,7 @@ def serve_on_ray(
     max_replicas: int | None,
     said: str,
 ) -> None:
-    """`serve --ray`: the Ray module is imported only here, and its absence is one line saying what to install."""
-    import importlib.util
-
-    from ..errors import ConfigError
-
-    if importlib.util.find_spec("ray") is None or importlib.util.find_spec("ray.serve") is None:
-        raise ConfigError("--ray needs Ray Serve, which is not installed: pip install 'mnist-classifier[ray]'")
+    """`serve --ray`: Ray is imported only here (serve has said what to install where it is absent)."""
     from ..server import ray_serve
 
     scale = ray_serve.Scale(replicas, min_replicas, max_replicas)
