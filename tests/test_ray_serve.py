@@ -17,6 +17,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 import pytest
@@ -188,3 +189,21 @@ def test_replicas_or_autoscaling_bounds() -> None:
         Scale(2, 1, None)
     with pytest.raises(ConfigError, match="--min-replicas 3 is above --max-replicas 2"):
         Scale(None, 3, 2)
+
+
+def test_the_builder_for_rays_own_tools_checks_its_arguments(tmp_path: Path) -> None:
+    """`mnist_classifier.server.ray_serve:build` (serve run, serve deploy, KubeRay) refuses what `serve` refuses."""
+    require(importlib.util.find_spec("ray") is not None, "Ray Serve is not installed (pip install '.[ray]')")
+    from ray.serve import Application
+
+    from mnist_classifier.errors import ConfigError, RunError
+    from mnist_classifier.server.ray_serve import build
+
+    assert isinstance(build({}), Application)
+    assert isinstance(build({"model": "bundled:cnn-fast", "max_upload_mb": "1", "max_decode_mb": "16"}), Application)
+    with pytest.raises(ConfigError, match="unknown argument 'modle'"):
+        build({"modle": "bundled:cnn-fast"})
+    with pytest.raises(ConfigError, match="numbers of MiB"):
+        build({"max_upload_mb": "five"})
+    with pytest.raises(RunError, match="no such file"):
+        build({"model": str(tmp_path / "nowhere")})

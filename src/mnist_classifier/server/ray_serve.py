@@ -20,10 +20,14 @@ from typing import Any, cast
 import ray
 from fastapi import FastAPI
 from ray import serve
+from ray.serve import Application
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from .. import bundled
 from ..errors import ConfigError, MnistClassifierError, first_line
+from ..preprocess import MAX_DECODE_BYTES
+from ..runs import ensemble_members, model_file
 from .admission import MAX_IN_FLIGHT
 from .processes import Settings
 
@@ -33,6 +37,7 @@ REPLICA_HEADER = "x-replica"
 # many again before answering 503, so the requests held anywhere stay bounded.
 MAX_ONGOING = MAX_IN_FLIGHT + 8
 MAX_QUEUED = MAX_IN_FLIGHT
+BUILD_DEFAULTS = {"max_upload_mb": 5.0, "max_decode_mb": MAX_DECODE_BYTES / 2**20}  # `serve`'s defaults
 
 
 class ReplicaHeader:
@@ -112,6 +117,30 @@ class Scale:
         return f"{self.min_replicas if self.min_replicas is not None else 1} to {self.most} replicas (autoscaling)"
 
 
+def application(settings: Settings, scale: Scale | None = None) -> Application:
+    """The deployment bound to its settings, with the request bounds of MAX_ONGOING and MAX_QUEUED and, when given,
+    the scale (else the one a Serve config file sets, or one replica)."""
+    options = scale.options() if scale is not None else {}
+    deployment = DEPLOYMENT.options(max_ongoing_requests=MAX_ONGOING, max_queued_requests=MAX_QUEUED, **options)
+    return deployment.bind(settings)
+
+
+def build(args: dict[str, str]) -> Application:
+    """The application for Ray's own tools (`serve run`, `serve deploy`, a KubeRay RayService): import path
+    `mnist_classifier.server.ray_serve:build`; args `model` (bundled:NAME, the default bundled:cnn-fast, or a path
+    readable on every node), `max_upload_mb`, `max_decode_mb`; replicas come from the config's deployment `Replica`."""
+    if unknown := sorted(set(args) - {"model", *BUILD_DEFAULTS}):
+        raise ConfigError(f"unknown argument {unknown[0]!r}; give model, max_upload_mb or max_decode_mb")
+    try:
+        upload, decode = (float(args.get(name, default)) for name, default in BUILD_DEFAULTS.items())
+    except ValueError as e:
+        raise ConfigError(f"max_upload_mb and max_decode_mb are numbers of MiB ({first_line(e)})") from None
+    model = bundled.resolve(args.get("model"))
+    for member in ensemble_members(model) or [model]:
+        model_file(member)  # a path that holds no model is refused here, not by each replica
+    return application(Settings(str(model.resolve()), int(upload * 2**20), int(decode * 2**20)))
+
+
 def check_port_free(host: str, port: int) -> None:
     """A local instance's proxy would retry a taken port forever: refuse it before starting Ray."""
     with socket.socket() as s:
@@ -147,12 +176,9 @@ def run(
     logging.getLogger("ray.serve").setLevel(logging.WARNING)
     try:
         serve.start(http_options={"host": host, "port": port}, logging_config={"log_level": "WARNING"})
-        deployment = DEPLOYMENT.options(
-            max_ongoing_requests=MAX_ONGOING, max_queued_requests=MAX_QUEUED, **scale.options()
-        )
         try:
             serve.run(
-                deployment.bind(settings), name=APP_NAME, route_prefix="/", logging_config={"log_level": "WARNING"}
+                application(settings, scale), name=APP_NAME, route_prefix="/", logging_config={"log_level": "WARNING"}
             )
         except Exception as e:  # Serve reports a replica that fails to start as one of several types
             raise MnistClassifierError(f"Ray Serve could not start the replicas ({first_line(e)})") from None
