@@ -140,7 +140,7 @@ def test_upload_limits_and_content_types_hold_behind_the_proxy(ray_server: RaySe
 
 
 def test_a_killed_replica_is_replaced_while_the_service_answers(ray_server: RayServer, digit: bytes) -> None:
-    """Run last in the module (pytest keeps file order): it kills one replica's process."""
+    """After the other tests of the server (pytest keeps file order): it kills one replica's process."""
     before = ray_server.process_ids()
     assert len(before) == 2
     os.kill(min(before), signal.SIGKILL)
@@ -174,6 +174,20 @@ def test_ray_options_are_refused_in_one_line_before_anything_starts(cli, monkeyp
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "ray" else real(name, *a))
     result = cli("serve", "--ray", "--replicas", "2")
     assert result.code == 2 and "pip install 'mnist-classifier[ray]'" in result.err and result.err.count("\n") == 1
+
+
+def test_an_address_that_does_not_answer_is_one_line(cli) -> None:  # type: ignore[no-untyped-def]
+    require(importlib.util.find_spec("ray") is not None, "Ray Serve is not installed (pip install '.[ray]')")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # nothing listens there once the socket is closed
+    for address in (f"127.0.0.1:{port}", "no-port-here"):
+        start = time.monotonic()
+        result = cli("serve", "--ray", "--address", address)
+        error = result.err.splitlines()[-1]  # after the line naming the bundled model
+        assert result.code == 2 and result.err.count("error:") == 1, result.err
+        assert error.startswith(f"error: cannot reach the Ray cluster at '{address}'"), result.err
+        assert time.monotonic() - start < 30
 
 
 def test_replicas_or_autoscaling_bounds() -> None:

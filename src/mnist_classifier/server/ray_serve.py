@@ -37,6 +37,7 @@ REPLICA_HEADER = "x-replica"
 # many again before answering 503, so the requests held anywhere stay bounded.
 MAX_ONGOING = MAX_IN_FLIGHT + 8
 MAX_QUEUED = MAX_IN_FLIGHT
+REACH_SECONDS = 5
 BUILD_DEFAULTS = {"max_upload_mb": 5.0, "max_decode_mb": MAX_DECODE_BYTES / 2**20}  # `serve`'s defaults
 
 
@@ -150,6 +151,20 @@ def check_port_free(host: str, port: int) -> None:
             raise ConfigError(f"cannot listen on {host}:{port} ({first_line(e)}); choose another --port") from None
 
 
+def check_reachable(address: str) -> None:
+    """Ray waits minutes for a cluster that does not answer: try its port first (`auto` is looked up locally)."""
+    if address == "auto":
+        return
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=REACH_SECONDS).close()
+    except (OSError, ValueError) as e:
+        raise ConfigError(
+            f"cannot reach the Ray cluster at {address!r} ({first_line(e)}); give HOST:PORT of a running"
+            " `ray start --head`, or auto"
+        ) from None
+
+
 def start(address: str | None, scale: Scale) -> bool:
     """Join the Ray cluster at `address`, else start a local instance with room for every replica (each reserves
     one CPU, Serve's default; a machine with fewer cores shares them). True when the instance is our own."""
@@ -158,7 +173,8 @@ def start(address: str | None, scale: Scale) -> bool:
     try:
         ray.init(address=address or "local", logging_level=logging.WARNING, configure_logging=True, **extra)  # type: ignore[arg-type]
     except (ConnectionError, ValueError, RuntimeError) as e:
-        raise ConfigError(f"cannot join the Ray cluster at {address!r} ({first_line(e)})") from None
+        where = "start a local Ray instance" if own else f"join the Ray cluster at {address!r}"
+        raise ConfigError(f"cannot {where} ({first_line(e)})") from None
     return own
 
 
@@ -170,6 +186,8 @@ def run(
     else is served there, stop Serve (and the local instance)."""
     if address is None:
         check_port_free(host, port)
+    else:
+        check_reachable(address)
     own = start(address, scale)
     stop = threading.Event()  # set by SIGINT or SIGTERM, whose handlers are ours once Ray has installed its own
     previous = {sig: signal.signal(sig, lambda signum, frame: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
