@@ -186,7 +186,8 @@ def runs_table(
     for repeat in range(repeats):
         for model in models:
             for lever in levers:
-                out = keep / f"{model.replace(' ', '-')}-{lever.split(' ')[0].strip('(')}-{repeat}"
+                slug = "".join(c if c.isalnum() or c == "." else "-" for c in f"{model} {lever}")
+                out = keep / f"{slug}-{repeat}"
                 config = settings(model, LEVERS[lever], **extra)
                 results.setdefault((model, lever), []).append(train_once(config, out))
     title = "Training levers (seed 42; seconds: median of the repeats; vs preset: median of each repeat's ratio to the"

@@ -74,7 +74,9 @@ def test_interrupted_training_leaves_only_complete_files(
     run_dir = tmp_path / "run"
     with pytest.raises(KeyboardInterrupt):
         trainer(resolve(epochs=3, hidden_units=[32], validation_fraction=0.5), run_dir, verbose=0)
-    assert sorted(p.name for p in run_dir.iterdir()) == ["config.json", "history.csv", "model.keras", "resume.npz"]
+    assert sorted(p.name for p in run_dir.iterdir()) == [
+        "config.json", "history.csv", "model.keras", "resume.npz", "tensorboard"
+    ]  # fmt: skip
     assert load_model(run_dir / "model.keras").count_params() > 0
 
 
@@ -184,7 +186,7 @@ def test_a_full_disk_leaves_nothing_half_written(
     monkeypatch.setattr(keras.Model, "save", full)
     with pytest.raises(WriteError, match=r"cannot write .*model\.keras \(No space left on device\)"):
         trainer(resolve(epochs=1, hidden_units=[16], train_samples=500), tmp_path / "run", verbose=0)
-    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["config.json", "history.csv"]
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["config.json", "history.csv", "tensorboard"]
 
 
 def test_refuses_to_overwrite_a_run(tiny_run: Path) -> None:

@@ -236,10 +236,9 @@ class Run:
         self._writable("evaluate")
         import_tensorflow_quietly()
         from .evaluation import evaluate_run
-        from .report import write_report
 
         metrics = evaluate_run(self.path, split, dataset, Path(data_dir) if data_dir else None)
-        write_report(self.path)
+        finish(self.path)
         return metrics
 
     def calibrate(self) -> dict[str, Any]:
@@ -265,6 +264,16 @@ class Run:
 
         self._writable("report on")
         return Report(write_report(self.path))
+
+
+def finish(run_dir: Path) -> Run:
+    """An evaluated run folder's report written and its evaluation logged to TensorBoard (tensorboard/evaluation)."""
+    from .report import write_report
+    from .tracking import log_evaluation
+
+    write_report(run_dir)
+    log_evaluation(run_dir)
+    return Run(run_dir)
 
 
 def load_run(path: str | Path | None = None, precision: str = "float32") -> Run:
@@ -299,7 +308,6 @@ def train(
         config = resolve(None, preset, **settings)
     import_tensorflow_quietly()
     from .evaluation import evaluate_run
-    from .report import write_report
     from .training import train as fit
 
     if config.ensemble > 1:
@@ -309,8 +317,7 @@ def train(
     else:
         run_dir = fit(config, Path(out) if out else None, verbose)
         evaluate_run(run_dir)
-    write_report(run_dir)
-    return Run(run_dir)
+    return finish(run_dir)
 
 
 def resume(path: str | Path, verbose: int | str = "auto") -> Run:
@@ -318,15 +325,13 @@ def resume(path: str | Path, verbose: int | str = "auto") -> Run:
     evaluation); then evaluate it and write its report, as `train` would have."""
     import_tensorflow_quietly()
     from .evaluation import evaluate_run
-    from .report import write_report
     from .training import resume as resume_training
 
     if (Path(path) / METRICS).is_file():
         raise RunError(f"{path}: its training finished and was evaluated; there is nothing to resume")
     run_dir = resume_training(Path(path), verbose)
     evaluate_run(run_dir)
-    write_report(run_dir)
-    return Run(run_dir)
+    return finish(run_dir)
 
 
 def tune(
@@ -366,11 +371,9 @@ def ensemble(runs: Sequence[str | Path], out: str | Path | None = None, tta: boo
     report; `tta` also averages over one-pixel shifts of each test image."""
     import_tensorflow_quietly()
     from .ensemble import build_ensemble
-    from .report import write_report
 
     folder, _ = build_ensemble([Path(run) for run in runs], Path(out) if out else None, tta)
-    write_report(folder)
-    return Run(folder)
+    return finish(folder)
 
 
 __all__ = [

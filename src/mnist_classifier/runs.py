@@ -1,8 +1,9 @@
 """The run folder: its files, reading and writing them, its ensemble members, and loading its model safely.
 
 Every command that takes a RUN goes through here. A run folder holds config.json (settings and meta),
-model.keras, history.csv, metrics.json, confusion_matrix.csv, misclassified.npz, figures and report.html;
-an ensemble folder holds the same files but model.keras, and lists its member runs in config.json.
+model.keras, history.csv, metrics.json, confusion_matrix.csv, misclassified.npz, figures, report.html and
+tensorboard/ (TensorBoard's event files); an ensemble folder holds the same files but model.keras, and lists its
+member runs in config.json.
 Files are written atomically (utils.atomic_path), so an interrupted run never leaves a half-written one.
 """
 
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
 CONFIG, MODEL, HISTORY, METRICS = "config.json", "model.keras", "history.csv", "metrics.json"
 RESUME = "resume.npz"  # the whole training state after the last completed epoch, while training runs
 CONFUSION, MISCLASSIFIED = "confusion_matrix.csv", "misclassified.npz"
+TENSORBOARD = "tensorboard"  # the event files of `tensorboard --logdir`: train/ and validation/ per epoch, evaluation/
 HISTORY_COLUMNS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "seconds", "elapsed")
 T = TypeVar("T")
 

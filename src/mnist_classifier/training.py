@@ -2,7 +2,7 @@
 
 The run directory gets config.json first; after each epoch history.csv, model.keras when validation accuracy
 improved, and the whole training state for `--resume` (each atomically, so a crash leaves complete files and a
-resumable run); at the end config.json records that training finished.
+resumable run), and the epoch's TensorBoard scalars (tracking); at the end config.json records that training finished.
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ from .runs import (
     write_config,
     write_history,
 )
+from .tracking import epoch_logger
 from .utils import set_threads
 from .verdicts import CALIBRATION
 
@@ -295,7 +296,12 @@ def fit(
         validation_data=(x_val, keras.utils.to_categorical(data.y_val, dataset.num_classes)),
         validation_batch_size=1024,
         shuffle=False,
-        callbacks=[checkpoint, *([keras.callbacks.SwapEMAWeights()] if config.ema else []), *callbacks],
+        callbacks=[
+            checkpoint,
+            *([keras.callbacks.SwapEMAWeights()] if config.ema else []),
+            epoch_logger(run_dir),
+            *callbacks,
+        ],
         verbose=verbose,
     )
     write_history(run_dir, checkpoint.rows)

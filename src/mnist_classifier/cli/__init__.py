@@ -12,7 +12,7 @@ import sys
 import typer
 
 from ..errors import MnistClassifierError, SettingError
-from . import datasets, handing, models, predicting, runs, tuning
+from . import datasets, handing, models, overview, predicting, runs, tuning
 
 app = typer.Typer(help="Train, evaluate, tune and serve networks that read handwritten digits.", no_args_is_help=True)
 data_app = typer.Typer(help="Inspect and verify the datasets.", no_args_is_help=True)
@@ -22,6 +22,7 @@ app.command()(runs.evaluate)
 app.command()(runs.calibrate)
 app.command()(tuning.tune)
 app.command("ensemble")(runs.ensemble_command)
+app.add_typer(overview.app, name="runs")
 data_app.command()(datasets.info)
 data_app.command()(datasets.verify)
 data_app.command()(datasets.show)

@@ -48,7 +48,7 @@ def reliability_figure(verdicts: dict) -> Figure:
     ax.set(xlim=(0, 1.02), ylim=(0, 1.02), xlabel="confidence (mean of the bin)", ylabel="accuracy")
     ax.set_title(f"Reliability, temperature {verdicts['temperature']:.3f}")
     ax.legend(loc="upper left")
-    _tidy(ax, integer_x=False)
+    tidy(ax, integer_x=False)
     return fig
 
 
@@ -70,7 +70,7 @@ def risk_coverage_figure(verdicts: dict) -> Figure:
     ax.set(xlabel="coverage (share of images answered)", ylabel="accuracy on the answered images", xlim=(0, 1.01))
     ax.set_title("Risk-coverage")
     ax.legend(loc="lower left")
-    _tidy(ax, integer_x=False, percent_y=True)
+    tidy(ax, integer_x=False, percent_y=True)
     ax.xaxis.set_major_formatter(PercentFormatter(1.0))
     return fig
 
@@ -86,7 +86,7 @@ def data_uri(image: bytes) -> Markup:
     return Markup(f"data:image/png;base64,{base64.b64encode(image).decode()}")
 
 
-def _tidy(ax: Axes, integer_x: bool = True, percent_y: bool = False) -> None:
+def tidy(ax: Axes, integer_x: bool = True, percent_y: bool = False) -> None:
     ax.grid(alpha=0.3)
     ax.spines[["top", "right"]].set_visible(False)
     if integer_x:
@@ -135,16 +135,16 @@ def curves_figure(history: dict[str, np.ndarray], best_epoch: int) -> Figure:
         ax.plot(best_epoch, history[f"val_{key}"][best], "*", color=BEST, ms=13)
         ax.set(title=key.capitalize(), xlabel="Epoch")
         ax.legend(frameon=False)
-        _tidy(ax, percent_y=key == "accuracy")
+        tidy(ax, percent_y=key == "accuracy")
     ax = fig.add_subplot(grid[1, :4])
     ax.plot(history["elapsed"], history["val_accuracy"], "o-", color=VAL, ms=3)
     ax.plot(history["elapsed"][best], history["val_accuracy"][best], "*", color=BEST, ms=13)
     ax.set(title="Validation accuracy over training time", xlabel="Training time (s)")
-    _tidy(ax, integer_x=False, percent_y=True)
+    tidy(ax, integer_x=False, percent_y=True)
     ax = fig.add_subplot(grid[1, 4:])
     ax.bar(epochs, history["seconds"], color=[BEST if i == best else GREY for i in range(len(epochs))])
     ax.set(title="Seconds per epoch", xlabel="Epoch")
-    _tidy(ax)
+    tidy(ax)
     return fig
 
 

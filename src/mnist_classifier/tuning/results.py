@@ -25,6 +25,7 @@ from optuna.trial import FrozenTrial, TrialState
 from ..config import TrainConfig, read_config_file, to_dict
 from ..evaluation import evaluate_run
 from ..report import percent, write_report
+from ..tracking import log_evaluation
 from ..training import train
 from ..utils import write_text
 from .report import write_tuning_report
@@ -98,6 +99,7 @@ def final_run(config: TrainConfig, out: Path, progress: Progress) -> tuple[Path,
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     write_report(final)
+    log_evaluation(final)
     return final, json.loads((final / "metrics.json").read_text())
 
 
