@@ -10,7 +10,7 @@ PYTEST := $(BIN)/python -m pytest
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,docs,mlflow]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,docs,mlflow,ray]'
 	touch $(STAMP)
 
 run: $(STAMP)

@@ -1,7 +1,7 @@
 """Shared fixtures, and the test tiers they decide.
 
 A test's tier comes from the fixtures it uses (pytest_collection_modifyitems), never from a marker written by hand:
-- integration: it starts a process or a server (`python_process`, `live_server`, `postgres`, `browser`,
+- integration: it starts a process or a server (`python_process`, `live_server`, `ray_server`, `postgres`, `browser`,
   `mlflow_server`);
 - slow: it trains for real (`trainer`, `dnn_run`, or a fixture built on them);
 - fast: everything else, including tests that need *a* model (`tiny_run`). `make test` runs only these.
@@ -21,7 +21,7 @@ import pytest
 from hypothesis import settings
 
 REQUIRE_ALL = os.environ.get("MNIST_CLASSIFIER_REQUIRE_ALL") == "1"
-INTEGRATION = {"python_process", "live_server", "postgres", "browser", "mlflow_server"}
+INTEGRATION = {"python_process", "live_server", "ray_server", "postgres", "browser", "mlflow_server"}
 SLOW = {"trainer", "dnn_run"}
 
 # Generated-input tests run a few cases in the fast tier, 1,500 each under `--hypothesis-profile=full` (make test-all);
