@@ -50,7 +50,7 @@ def test_accuracy_is_the_confusion_matrix_trace(dnn_run: Path) -> None:
 
 def test_same_seed_same_metrics(trainer: Train, tmp_path: Path) -> None:
     # the drawn digits come from the cache, the same arrays for both runs: drawing them here would only cost time
-    settings = resolve(epochs=1, hidden_units=[64], validation_fraction=0.5, photographed=0.0, variants=0.0)
+    settings = resolve(epochs=1, hidden_units=[64], train_samples=10_000, photographed=0.0, variants=0.0)
     a = trainer(settings, tmp_path / "a", verbose=0)
     b = trainer(settings, tmp_path / "b", verbose=0)
     history = [next(iter(csv.DictReader((run / "history.csv").open()))) for run in (a, b)]
@@ -71,8 +71,8 @@ def test_interrupted_training_leaves_only_complete_files(
 
     monkeypatch.setattr(BestCheckpoint, "on_epoch_end", interrupt)
     run_dir = tmp_path / "run"
-    # no photographed digits or other styles: for this half of the training set they would be drawn for this test alone
-    settings = resolve(epochs=3, hidden_units=[32], validation_fraction=0.5, photographed=0.0, variants=0.0)
+    # no photographed digits or other styles: drawing them would only cost time
+    settings = resolve(epochs=3, hidden_units=[32], train_samples=10_000, photographed=0.0, variants=0.0)
     with pytest.raises(KeyboardInterrupt):
         trainer(settings, run_dir, verbose=0)
     assert sorted(p.name for p in run_dir.iterdir()) == [
