@@ -9,7 +9,10 @@ A test's tier comes from the fixtures it uses (pytest_collection_modifyitems), n
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -97,6 +100,64 @@ class PythonProcess:
 
     def start(self, *args: str, **kwargs: Any) -> subprocess.Popen[Any]:
         return subprocess.Popen([sys.executable, *args], **kwargs)
+
+    @contextlib.contextmanager
+    def warm(self, *modules: str) -> Iterator[Launcher]:
+        """A process that imports `modules` once and forks each `start` from there (tests/launcher.py): for a test that
+        starts and kills many processes, each pays its own work but not the imports. Its children die with it."""
+        script = str(Path(__file__).with_name("launcher.py"))
+        launcher = self.start(script, *modules, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        try:
+            assert launcher.stdout is not None and launcher.stdout.readline() == "ready\n", "the launcher did not start"
+            yield Launcher(launcher)
+        finally:
+            if launcher.stdin is not None:
+                launcher.stdin.close()  # the launcher kills the children still running, then ends
+            try:
+                launcher.wait(60)
+            except subprocess.TimeoutExpired:
+                launcher.kill()
+                launcher.wait()
+
+
+class Launcher:
+    """Starts `python -m MODULE ARG...` as a fork of a warm process (PythonProcess.warm)."""
+
+    def __init__(self, process: subprocess.Popen[str]) -> None:
+        self.process = process
+
+    def ask(self, *request: object) -> Any:
+        assert self.process.stdin is not None and self.process.stdout is not None
+        self.process.stdin.write(json.dumps(request) + "\n")
+        self.process.stdin.flush()
+        return json.loads(self.process.stdout.readline())
+
+    def start(self, *args: str) -> Forked:
+        """The child, its stdio on /dev/null."""
+        return Forked(self, self.ask("start", *args))
+
+
+class Forked:
+    """A launcher's child, with the part of Popen's interface that tests use: pid, poll, wait, kill."""
+
+    def __init__(self, launcher: Launcher, pid: int) -> None:
+        self.launcher, self.pid = launcher, pid
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            self.returncode = self.launcher.ask("poll", self.pid)
+        return self.returncode
+
+    def wait(self) -> int:
+        if self.returncode is None:
+            self.returncode = self.launcher.ask("wait", self.pid)
+        assert self.returncode is not None
+        return self.returncode
+
+    def kill(self) -> None:
+        if self.returncode is None:
+            os.kill(self.pid, signal.SIGKILL)
 
 
 @pytest.fixture

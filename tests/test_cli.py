@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 def test_train_then_evaluate(cli, trainer: Callable[..., Path], tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """Trains through the command line (`trainer` puts it in the slow tier)."""
     config = tmp_path / "small.toml"
-    config.write_text("epochs = 5\nhidden_units = [128]\n")
+    config.write_text("epochs = 5\nhidden_units = [128]\ntrain_samples = 10000\n")  # validation stays whole
     run_dir = tmp_path / "run"
     result = cli("train", "--config", str(config), "--epochs", "1", "--out", str(run_dir))
     assert result.code == 0, result.err

@@ -34,7 +34,7 @@ from mnist_classifier.models import MODELS
 from mnist_classifier.tuning.report import write_tuning_report
 from mnist_classifier.tuning.study import PruningCallback
 
-from .conftest import PythonProcess, require
+from .conftest import Forked, PythonProcess, require
 
 trains = pytest.mark.usefixtures("trainer")  # its trials train: the slow tier
 
@@ -245,7 +245,7 @@ def running_in(storage: str, study: str, pid: int) -> bool:
     return any(t.state == TrialState.RUNNING and t.user_attrs.get("worker", "").endswith(f":{pid}") for t in found)
 
 
-def wait_for(condition: Callable[[], bool], process: subprocess.Popen[bytes], seconds: float = 120) -> None:
+def wait_for(condition: Callable[[], bool], process: subprocess.Popen[bytes] | Forked, seconds: float = 120) -> None:
     """Poll until `condition` holds (the process may exit first: then there is nothing to wait for)."""
     deadline = time.monotonic() + seconds
     while not condition() and process.poll() is None:
@@ -307,20 +307,23 @@ def test_worker_with_other_threads_and_output_folder_joins_a_running_study(  # t
 
 def kill_ten_times(python: PythonProcess, space: Path, base: Path, out: Path, storage: str) -> None:
     """SIGKILL a worker at a random moment of a trial, ten times over one study, then let a worker finish it: every
-    grid point is complete exactly once and no completed trial is lost."""
+    grid point is complete exactly once and no completed trial is lost. The killed workers are forks of a process that
+    imported Keras and Optuna (each imports the project itself, so it is a worker of its own pid); the one that
+    finishes is a process of its own."""
     command = worker(space, base, out, "--storage", storage, "--study", "killed", "--no-final-train")
     rng = random.Random(7)
     completed: dict[int, float | None] = {}
-    for _ in range(10):
-        process = python.start(*command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_for(lambda p=process: running_in(storage, "killed", p.pid), process)  # type: ignore[misc]
-        time.sleep(rng.uniform(0, 2))
-        process.send_signal(signal.SIGKILL)
-        process.wait()
-        found = optuna.load_study(study_name="killed", storage=storage).trials
-        now = {t.number: t.value for t in found if t.state == TrialState.COMPLETE}
-        assert {n: now.get(n) for n in completed} == completed, "no completed trial lost"
-        completed |= now
+    with python.warm("keras", "optuna") as launcher:
+        for _ in range(10):
+            process = launcher.start(*command)
+            wait_for(lambda p=process: running_in(storage, "killed", p.pid), process)  # type: ignore[misc]
+            time.sleep(rng.uniform(0, 2))
+            process.kill()
+            process.wait()
+            found = optuna.load_study(study_name="killed", storage=storage).trials
+            now = {t.number: t.value for t in found if t.state == TrialState.COMPLETE}
+            assert {n: now.get(n) for n in completed} == completed, "no completed trial lost"
+            completed |= now
     final = python.run(*command, timeout=600)
     assert final.returncode == 0, final.stderr[-2000:]
     found = optuna.load_study(study_name="killed", storage=storage).trials
