@@ -365,8 +365,8 @@ def test_the_two_epoch_dnn_is_calibrated_and_answers_most_digits(dnn_run: Path) 
 def test_evaluate_measures_the_verdicts_on_sets_never_used_for_training_or_calibration(dnn_run: Path) -> None:
     verdicts = json.loads((dnn_run / "metrics.json").read_text())["verdicts"]
     held_out = verdicts["held_out"]
-    assert set(held_out) == {"fashion-mnist", "letters", *synthetic.MAKERS}
-    for kind in ("letters", *synthetic.MAKERS):
+    assert set(held_out) == {"fashion-mnist", "letters", "hand letters", *synthetic.MAKERS}
+    for kind in ("letters", "hand letters", *synthetic.MAKERS):
         figures = held_out[kind]
         assert 190 <= figures["n"] <= 200, kind
         assert all(0 <= figures[key] <= 1 for key in ("auroc", "rejected", "answered")), figures
