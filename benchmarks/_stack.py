@@ -90,23 +90,29 @@ def digit_pngs(count: int = 500) -> list[tuple[bytes, int]]:
     return pngs
 
 
+def interleaved(ports: dict[str, int], count: int, clients: int, rounds: int) -> dict[str, list[Outcome]]:
+    """Each server (by name: its port) loaded with `count` MNIST test PNGs per round after a warm-up, in turn for
+    `rounds` rounds: each round's figures, per server."""
+    pngs = digit_pngs()
+    requests = {
+        name: [(multipart_request(port, pngs[i % len(pngs)][0]), pngs[i % len(pngs)][1]) for i in range(count)]
+        for name, port in ports.items()
+    }
+    for name, port in ports.items():
+        load(port, requests[name][:400], clients)
+    results: dict[str, list[Outcome]] = {name: [] for name in ports}
+    for _ in range(rounds):
+        for name, port in ports.items():
+            results[name].append(load(port, requests[name], clients))
+    return results
+
+
 def compare(run: Path, count: int, clients: int, rounds: int = 3, *options: str) -> dict[str, Outcome]:
     """The bare app and `serve RUN OPTIONS`, each loaded with `count` requests per round after a warm-up, in turn for
     `rounds` rounds: per server, the median of each figure over the rounds (and "ratio": real/bare requests/s)."""
-    pngs = digit_pngs()
-    results: dict[str, list[Outcome]] = {"bare": [], "real": []}
     bare_port, real_port = free_port(), free_port()
     with served(None, bare_port), served(run, real_port, *options):
-        ports = {"bare": bare_port, "real": real_port}
-        requests = {
-            name: [(multipart_request(port, pngs[i % len(pngs)][0]), pngs[i % len(pngs)][1]) for i in range(count)]
-            for name, port in ports.items()
-        }
-        for name, port in ports.items():
-            load(port, requests[name][:400], clients)
-        for _ in range(rounds):
-            for name, port in ports.items():
-                results[name].append(load(port, requests[name], clients))
+        results = interleaved({"bare": bare_port, "real": real_port}, count, clients, rounds)
     medians = {
         name: {key: statistics.median(r[key] for r in runs) for key in runs[0]} for name, runs in results.items()
     }

@@ -19,7 +19,7 @@ import statistics
 from pathlib import Path
 
 from _serve import free_port, served
-from _stack import Outcome, digit_pngs, load, multipart_request
+from _stack import Outcome, interleaved
 from rich.console import Console
 from rich.table import Table
 
@@ -27,20 +27,10 @@ from rich.table import Table
 def compare(model: str, count: int, clients: int, rounds: int, replicas: int) -> dict[str, Outcome]:
     """`serve MODEL` and `serve MODEL --ray --replicas N`, each loaded with `count` requests a round after a warm-up,
     in turn for `rounds` rounds: per server, the median of each figure over the rounds."""
-    pngs = digit_pngs()
-    results: dict[str, list[Outcome]] = {"one process": [], "ray": []}
     ports = {"one process": free_port(), "ray": free_port()}
     ray_options = ("--ray", "--replicas", str(replicas))
     with served(Path(model), ports["one process"]), served(Path(model), ports["ray"], *ray_options):
-        requests = {
-            name: [(multipart_request(port, pngs[i % len(pngs)][0]), pngs[i % len(pngs)][1]) for i in range(count)]
-            for name, port in ports.items()
-        }
-        for name, port in ports.items():
-            load(port, requests[name][:400], clients)
-        for _ in range(rounds):
-            for name, port in ports.items():
-                results[name].append(load(port, requests[name], clients))
+        results = interleaved(ports, count, clients, rounds)
     return {name: {key: statistics.median(r[key] for r in runs) for key in runs[0]} for name, runs in results.items()}
 
 
