@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST := $(BIN)/python -m pytest
 
-.PHONY: run lint test test-all bench docs serve models clean
+.PHONY: run lint test test-all bench docs serve models drawn-sets clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -42,6 +42,10 @@ serve: $(STAMP)
 # they are now, and rewrite their files, manifests, model cards and docs pages (tools/bundle_models.py; NAMES=cnn-fast)
 models: $(STAMP)
 	$(BIN)/python tools/bundle_models.py $(NAMES)
+
+# the image sets a run on MNIST's own split draws, shipped in the package so that a first run draws none
+drawn-sets: $(STAMP)
+	$(BIN)/python tools/ship_drawn_sets.py
 
 # benchmarks/validation.py compares runs you name, so it is run by hand; benchmarks/_*.py are their shared helpers
 bench: $(STAMP)

@@ -12,6 +12,7 @@ are resized only, as arrays given to the Python API or the server's `pixels`.
 from __future__ import annotations
 
 import functools
+import hashlib
 import string
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,7 +22,7 @@ from PIL import Image
 
 from ...errors import ImageError
 from ...preprocess import prepare
-from .cache import POOL_VERSION, cached
+from .cache import POOL_VERSION, cached, load, note, store
 from .fonts import HELD_OUT_FONTS, TRAINING_FONTS, VALIDATION_FONTS, matplotlib_fonts
 from .handwritten import hand_letter
 from .ink import letter
@@ -113,13 +114,25 @@ def held_out_set(per_kind: int = 200, seed: int = 7) -> dict[str, np.ndarray]:
 
 @functools.cache
 def drawn_set(fonts: tuple[Path, ...], per_kind: int, seed: int) -> dict[str, np.ndarray]:
-    """`per_kind` images of each kind by name: letters in `fonts` (none without fonts), then MAKERS' kinds. Drawn
-    once per process (a few seconds), read-only."""
+    """`per_kind` images of each kind by name (fewer where the preparation refused some): letters in `fonts` (none
+    without fonts), then MAKERS' kinds. The kinds not in the cache yet are drawn together, across the cores; read-only.
+    """
     draws = {"letters": letters_draw(fonts, per_kind, seed)} if fonts else {}
     draws["hand letters"] = Draw(hand_letters_part, per_kind, (seed,))
     for i, kind in enumerate(MAKERS, 1):
         draws[kind] = Draw(generated_part, per_kind, (kind, seed * 1000 + i, kind in RAW_KINDS))
-    sets = dict(zip(draws, drawn_sets(list(draws.values())), strict=True))
+    names = {kind: f"nondigits-v{POOL_VERSION}-{kind.replace(' ', '-')}-{per_kind}-{seed}" for kind in draws}
+    if fonts:  # the letters drawn depend on which fonts this Matplotlib has
+        typefaces = hashlib.blake2b("|".join(font.name for font in fonts).encode(), digest_size=4).hexdigest()
+        names["letters"] += f"-{typefaces}"
+    sets = {kind: images for kind, name in names.items() if (images := load(name)) is not None}
+    missing = [kind for kind in draws if kind not in sets]
+    if missing:
+        note(f"non-digits: {', '.join(missing)}, seed {seed}", per_kind * len(missing))
+    for kind, images in zip(missing, drawn_sets([draws[kind] for kind in missing]), strict=True):
+        store(names[kind], images)
+        sets[kind] = images
+    sets = {kind: sets[kind] for kind in draws}
     for images in sets.values():
         images.setflags(write=False)
     return sets
