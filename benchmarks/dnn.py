@@ -63,7 +63,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
-    console = Console()
+    console = Console(width=max(Console().width, 130))
     rows: dict[str, list[tuple[float, float, float]]] = {path: [] for path in PATHS}
     with tempfile.TemporaryDirectory() as tmp:
         first, cached = load_times(Path(tmp) / "load")
