@@ -82,11 +82,12 @@ def test_defaults_validate() -> None:
 
 
 def test_which_models_deskew_by_default() -> None:
-    """Both DNNs and the CNN's default and best presets straighten their input; the fast CNN and an explicit
-    --no-deskew do not."""
+    """Every model and preset straightens its input (the fast CNN since its levers were measured again); an explicit
+    --no-deskew does not."""
     assert resolve().deskew and resolve(preset="augmented").deskew
     assert resolve(model="cnn").deskew and resolve(model="cnn", preset="best").deskew
-    assert not resolve(model="cnn", preset="fast").deskew and not resolve(deskew=False).deskew
+    assert resolve(model="cnn", preset="fast").deskew and not resolve(deskew=False).deskew
+    assert not resolve(model="cnn", preset="fast", deskew=False).deskew
 
 
 def test_checking_settings_does_not_import_tensorflow(python_process: PythonProcess) -> None:
