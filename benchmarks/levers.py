@@ -47,6 +47,7 @@ LEVERS: dict[str, dict[str, Any]] = {
     "XLA": {"precision": "float32", "jit_compile": True},
     "batch x2, lr x2": {"precision": "float32", "batch": 2},
     "outliers 0.25": {"precision": "float32", "outliers": 0.25},
+    "outliers 0.5": {"precision": "float32", "outliers": 0.5},
     "photographed 0.1": {"precision": "float32", "photographed": 0.1},
     "printed digits 1000": {"precision": "float32", "printed_digits": 1000},
     "deskew": {"precision": "float32", "deskew": True},
