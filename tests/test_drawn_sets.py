@@ -97,12 +97,16 @@ def test_the_shipped_images_are_what_the_drawers_draw_now(
     assert all(np.array_equal(shipped[kind], drawn[kind]) for kind in shipped)
 
 
+@pytest.mark.parametrize("damage", ["a flipped byte", "cut short"])
 def test_a_damaged_archive_is_one_note_and_the_sets_are_drawn(
-    empty_cache: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    damage: str, empty_cache: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     damaged = empty_cache / "drawn.npz"
     content = bytearray(cache.SHIPPED.read_bytes())
-    content[len(content) // 2] ^= 0xFF
+    if damage == "cut short":
+        del content[len(content) // 2 :]
+    else:
+        content[len(content) // 2] ^= 0xFF
     damaged.write_bytes(content)
     shutil.copyfile(cache.SHIPPED.with_suffix(".json"), damaged.with_suffix(".json"))
     monkeypatch.setenv(cache.ENVIRONMENT, str(damaged))
