@@ -48,6 +48,7 @@ LEVERS: dict[str, dict[str, Any]] = {
     "batch x2, lr x2": {"precision": "float32", "batch": 2},
     "outliers 0.25": {"precision": "float32", "outliers": 0.25},
     "outliers 0.5": {"precision": "float32", "outliers": 0.5},
+    "outliers 0.9": {"precision": "float32", "outliers": 0.9},
     "photographed 0.1": {"precision": "float32", "photographed": 0.1},
     "printed digits 1000": {"precision": "float32", "printed_digits": 1000},
     "deskew": {"precision": "float32", "deskew": True},
