@@ -1,9 +1,12 @@
-"""Process-level helpers the modules share: durable file writes, starting TensorFlow quietly with its threads."""
+"""Process-level helpers the modules share: durable file writes, starting TensorFlow quietly with its threads, and
+how a duration reads (here, not in report/, so that the light commands such as `runs` can say it without importing
+the report's plotting)."""
 
 from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import sys
 import uuid
@@ -104,3 +107,13 @@ def set_threads(threads: int) -> bool:
     except RuntimeError:
         return False
     return True
+
+
+def format_duration(seconds: float | None) -> str:
+    """A duration as pages and the terminal show it: 38.2 s, 4 min 05 s, 1 h 02 min; "—" for none (None or NaN)."""
+    if seconds is None or math.isnan(seconds):
+        return "—"
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, secs = divmod(round(seconds), 60)
+    return f"{minutes} min {secs:02d} s" if minutes < 60 else f"{minutes // 60} h {minutes % 60:02d} min"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -12,6 +11,7 @@ from rich.measure import Measurement
 from rich.table import Table
 from typer.core import TyperGroup
 
+from ..utils import format_duration
 from .common import console
 
 
@@ -33,16 +33,6 @@ app = typer.Typer(
 STYLES = {"evaluated": "green", "finished": "", "unfinished": "yellow", "unreadable": "red", "not a run": "dim"}
 
 
-def seconds(value: float | None) -> str:
-    """A training time as the run list shows it: 38.2 s, 4 min 05 s, 1 h 02 min."""
-    if value is None or math.isnan(value):
-        return "—"
-    if value < 60:
-        return f"{value:.1f} s"
-    minutes, secs = divmod(round(value), 60)
-    return f"{minutes} min {secs:02d} s" if minutes < 60 else f"{minutes // 60} h {minutes % 60:02d} min"
-
-
 def print_whole(table: Table) -> None:
     """A table at its natural width even past the terminal's (which wraps the lines then): run names and figures
     are never cut to fit."""
@@ -56,7 +46,7 @@ def cell(row: dict[str, Any], key: str) -> str:
         return "—"
     if key in ("accuracy", "val_accuracy"):
         return f"{value:.2%}"
-    return seconds(value) if key == "train_seconds" else str(value)
+    return format_duration(value) if key == "train_seconds" else str(value)
 
 
 @app.command("list")

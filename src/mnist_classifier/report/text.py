@@ -6,18 +6,13 @@ import json
 from datetime import datetime
 from typing import Any
 
+from ..utils import format_duration
+
+__all__ = ["format_date", "format_duration", "format_value", "percent"]
+
 
 def percent(value: float) -> str:
     return f"{100 * value:.2f}%"
-
-
-def format_duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "—"
-    if seconds < 60:
-        return f"{seconds:.1f} s"
-    minutes, secs = divmod(round(seconds), 60)
-    return f"{minutes} min {secs:02d} s" if minutes < 60 else f"{minutes // 60} h {minutes % 60:02d} min"
 
 
 def format_date(text: str) -> str:
