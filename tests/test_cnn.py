@@ -16,7 +16,7 @@ import tensorflow as tf
 from PIL import Image
 
 from mnist_classifier import resolve
-from mnist_classifier.augment import Augmentation, augment
+from mnist_classifier.augment import Augmentation, augment, sample_bilinear
 from mnist_classifier.backends import EnsembleBackend, KerasBackend, OnnxBackend, ensemble_probabilities
 from mnist_classifier.config import TrainConfig
 from mnist_classifier.data import load_dataset, write_idx
@@ -26,7 +26,6 @@ from mnist_classifier.inference import Predictor, fast_predictor, load_predictor
 from mnist_classifier.layers import Deskew, deskewed
 from mnist_classifier.models import past_deskew
 from mnist_classifier.preprocess import deskew, scale
-from mnist_classifier.resample import sample_bilinear, sample_rows
 from mnist_classifier.runs import load_model, run_config
 from mnist_classifier.training import make_optimizer, training_data
 
@@ -171,19 +170,31 @@ def test_the_model_past_its_deskew_layer_reads_digits_deskewed_once_as_the_whole
     )
 
 
-def test_sampling_along_rows_is_bilinear_sampling_at_each_rows_index() -> None:
-    """Deskew's row sampler gives exactly (bit for bit) what the bilinear one gives with ys at the rows, so models
-    saved before it read their inputs unchanged; columns off the image read 0."""
+def test_deskew_layer_is_bilinear_sampling_at_each_pixels_sheared_column() -> None:
+    """The layer's row reads give what bilinear sampling at every pixel's own sheared column gives (the way it was
+    computed before, which saved models were trained with), on digits, noise, sparse dots and shears that move rows
+    off the image."""
     rng = np.random.default_rng(0)
-    images = tf.constant(rng.random((4, 28, 28), dtype=np.float32))
-    xs = tf.constant(np.arange(28, dtype=np.float32) + rng.uniform(-9, 9, (4, 28, 1)).astype(np.float32))
-    ys = tf.broadcast_to(tf.range(28, dtype=tf.float32)[None, :, None], xs.shape)
-    np.testing.assert_array_equal(sample_rows(images, xs).numpy(), sample_bilinear(images, ys, xs).numpy())
-    assert not sample_rows(images, xs + 40).numpy().any()
+    dots = (rng.random((64, 28, 28)) > 0.97).astype(np.float32)
+    lines = np.zeros((28, 28, 28), np.float32)
+    for i in range(28):  # a stroke from the top-left corner to each point of the bottom row: shears up to 27
+        lines[i, np.arange(28), np.round(np.linspace(0, i, 28)).astype(int)] = 1
+    far = np.zeros((1, 28, 28), np.float32)  # nearly flat ink and a faint dot far above: its top rows move ~300 px
+    far[0, 13, 0] = far[0, 14, 27] = 1
+    far[0, 0, 13] = 0.05
+    digits = scale(load_dataset("mnist").x_test[:64])
+    images = np.concatenate([digits, rng.random((64, 28, 28), np.float32), dots, lines, far])
+    rows, cols = np.mgrid[:28, :28].astype(np.float32)
+    skew = np.array([slant(image[None])[0] if image.any() else 0.0 for image in images], np.float32)
+    row = (images * rows).sum(axis=(1, 2)) / images.sum(axis=(1, 2))
+    xs = cols + skew[:, None, None] * (rows - row[:, None, None])
+    ys = np.broadcast_to(rows, xs.shape)
+    expected = np.clip(sample_bilinear(tf.constant(images), tf.constant(ys), tf.constant(xs)).numpy(), 0, 1)
+    np.testing.assert_allclose(Deskew()(images).numpy(), expected, atol=1e-5)
 
 
 def test_model_layers_do_not_import_training_code(python_process) -> None:  # type: ignore[no-untyped-def]
-    """Deskew shares its resampling with augmentation, yet loading a model never pulls in training modules."""
+    """Loading a model (its Deskew layer) never pulls in training modules."""
     program = "import sys, mnist_classifier.layers; print('mnist_classifier.augment' in sys.modules)"
     result = python_process.run("-c", program, check=True)
     assert result.stdout.strip() == "False"

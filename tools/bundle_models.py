@@ -8,6 +8,8 @@ Each model's card is also written as a page of the docs (docs/models/NAME.md).
 
     python tools/bundle_models.py [NAME ...]            (default: every model below)
     python tools/bundle_models.py --cards [NAME ...]    (only the cards, manifests and docs pages, from the files)
+    python tools/bundle_models.py --onnx [NAME ...]     (the same, and the ONNX copy converted again from
+                                                         model.keras: after a change of layers.py's graph)
 """
 
 from __future__ import annotations
@@ -117,21 +119,29 @@ def bundle(name: str) -> None:
     print(f"bundled {name}: {sum(p.stat().st_size for p in target.iterdir()) / 2**20:.2f} MiB, card and docs page")
 
 
-def recard(name: str) -> None:
+def recard(name: str, onnx: bool = False) -> None:
     """Write a bundled model's card (and so its manifest and docs page) again from its files, without training:
-    for a change of the card's wording."""
+    for a change of the card's wording; with `onnx`, convert its ONNX copy again from its model.keras too."""
+    from mnist_classifier import onnx_cache
+    from mnist_classifier.backends import KerasBackend
     from mnist_classifier.bundled import CARD_FILE, load
+    from mnist_classifier.runs import load_model
 
     model = load(name)
     staged = fresh(name)
     try:
         for file in model.manifest["files"]:
-            if file != CARD_FILE:
+            if file != CARD_FILE and not (onnx and file == "model.onnx"):
                 shutil.copyfile(model.path / file, staged / file)
+        if onnx:
+            backend = KerasBackend(load_model(staged / "model.keras"))
+            onnx_cache.convert(backend.reader, backend.features, staged / "model.onnx")
+            if not (staged / "model.onnx").is_file():
+                raise SystemExit(f"{name}: its ONNX copy could not be made (see the warning above); nothing changed")
         finish(name, staged, model.manifest["command"], model.manifest["created"])
     finally:
         shutil.rmtree(staged, ignore_errors=True)
-    print(f"wrote the card of {name} again")
+    print(f"wrote the {'ONNX copy and ' * onnx}card of {name} again")
 
 
 def fresh(name: str) -> Path:
@@ -146,10 +156,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("names", nargs="*", choices=[*MODELS, []], help="models to bundle (default: all)")
     parser.add_argument("--cards", action="store_true", help="only write the cards again, from the bundled files")
+    parser.add_argument("--onnx", action="store_true", help="the cards and the ONNX copies, from model.keras")
     args = parser.parse_args()
     for name in args.names or list(MODELS):
-        if args.cards:
-            recard(name)
+        if args.cards or args.onnx:
+            recard(name, onnx=args.onnx)
         else:
             bundle(name)
 

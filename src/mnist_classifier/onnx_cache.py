@@ -28,12 +28,15 @@ if TYPE_CHECKING:
 Forward = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray | None]]
 FAILED = ".failed"  # the suffix of the note that a model's conversion failed
 CHUNK = 256  # onnxruntime reads a batch in chunks this size: their intermediates stay in cache (2.5x on the DNN)
+# the graph our layers export to: part of a copy's name, so a copy made before layers.py changed is made again
+CONVERSION = 2
 log = logging.getLogger(__name__)
 
 
 def location(model_file: Path) -> Path:
     """Where the copy of this model file is (or would be) cached."""
-    return cache_dir() / "onnx" / f"{hashlib.sha256(model_file.read_bytes()).hexdigest()}-features.onnx"
+    digest = hashlib.sha256(model_file.read_bytes()).hexdigest()
+    return cache_dir() / "onnx" / f"{digest}-v{CONVERSION}-features.onnx"
 
 
 def runtime_errors() -> tuple[type[Exception], ...]:
