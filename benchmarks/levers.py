@@ -43,6 +43,9 @@ MODELS: dict[str, dict[str, Any]] = {
 # lever label -> settings changed from the preset (batch "x2" doubles the batch and the learning rate)
 LEVERS: dict[str, dict[str, Any]] = {
     "preset (float32)": {"precision": "float32"},
+    "preset": {},  # as the preset runs: bfloat16 where BF16_FASTER says so and the CPU has the units
+    "epochs 4": {"epochs": 4},
+    "epochs 5": {"epochs": 5},
     "bfloat16": {"precision": "bfloat16"},
     "XLA": {"precision": "float32", "jit_compile": True},
     "batch x2, lr x2": {"precision": "float32", "batch": 2},
