@@ -46,6 +46,7 @@ LEVERS: dict[str, dict[str, Any]] = {
     "preset": {},  # as the preset runs: bfloat16 where BF16_FASTER says so and the CPU has the units
     "epochs 4": {"epochs": 4},
     "epochs 5": {"epochs": 5},
+    "label smoothing 0": {"precision": "float32", "label_smoothing": 0.0},
     "bfloat16": {"precision": "bfloat16"},
     "XLA": {"precision": "float32", "jit_compile": True},
     "batch x2, lr x2": {"precision": "float32", "batch": 2},
