@@ -336,3 +336,17 @@ def test_without_int8_units_or_a_quantizable_model_it_runs_in_float32(
         runtimes = [fast_predictor(tiny_run, precision="int8").runtime for _ in range(2)]
     assert runtimes == ["onnxruntime float32"] * 2 and len(tries) == 1
     assert any("no int8 kernel for this op" in r.getMessage() for r in caplog.records)
+
+
+def test_a_batch_of_many_chunks_read_side_by_side_comes_back_in_order() -> None:
+    """With several cores, the chunks of a large batch run side by side on one-thread sessions: the same numbers, in
+    the same order, as one thread reading them one after another."""
+    from mnist_classifier import bundled, onnx_cache
+
+    copy = bundled.load("dnn").path / "model.onnx"
+    images = scale(load_dataset("mnist").x_test[: onnx_cache.CHUNK * 4 + 3])
+    alone, side_by_side = onnx_cache.Session(copy, threads=1), onnx_cache.Session(copy, threads=3)
+    for ours, theirs in zip(side_by_side(images), alone(images), strict=True):
+        assert ours is not None and theirs is not None and len(ours) == len(images)
+        np.testing.assert_array_equal(ours, theirs)
+    np.testing.assert_allclose(side_by_side.probabilities(images[:1]), alone.probabilities(images[:1]), atol=1e-6)

@@ -8,12 +8,14 @@ and remembered beside where the copy would be, so later commands do not pay for 
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import logging
 import warnings
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -64,29 +66,49 @@ class Session:
         """`threads`: the cores one call uses (default: every usable core). With one, the thread does not spin
         waiting for work between calls: a server's one-image call then costs about 0.12 ms of CPU, against 0.86 ms
         with two spinning threads (the serving profile, default DNN)."""
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads or usable_cores()
-        options.log_severity_level = 3
-        if threads == 1:
-            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        try:
-            self._runtime = ort.InferenceSession(str(onnx_file), options, providers=ort.get_available_providers())
-        except runtime_errors() as e:
-            raise RunError(
-                f"{onnx_file}: onnxruntime cannot load it ({first_line(e)}); convert the model again"
-            ) from None
+        self._file = onnx_file
+        self._cores = threads or usable_cores()
+        self._runtime = self._session(self._cores)
         source, targets = self._runtime.get_inputs()[0], self._runtime.get_outputs()
         self._source = source.name
         self._names = [target.name for target in targets[:2]]
         self.input_shape = tuple(int(d) for d in source.shape[1:])
         self.classes = int(targets[0].shape[-1])
 
+    def _session(self, threads: int) -> Any:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.log_severity_level = 3
+        if threads == 1:
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        try:
+            return ort.InferenceSession(str(self._file), options, providers=ort.get_available_providers())
+        except runtime_errors() as e:
+            raise RunError(
+                f"{self._file}: onnxruntime cannot load it ({first_line(e)}); convert the model again"
+            ) from None
+
+    @functools.cached_property
+    def _chunked(self) -> tuple[Any, ThreadPoolExecutor] | None:
+        """For calls of several chunks with several cores: a one-thread session whose chunks run side by side, one
+        a core, made on the first such call. On 2 cores, 10,000 images: 1.22x (fast CNN) and 1.32x (DNN) the images/s
+        of the session's own threads splitting every op of one chunk after another, whose threads spin between
+        chunks against our Python; one image stays on those (the DNN: 0.10 against 0.17 ms on one thread)."""
+        if self._cores == 1:
+            return None
+        return self._session(1), ThreadPoolExecutor(self._cores, thread_name_prefix="onnxruntime")
+
     def _run(self, x: np.ndarray, names: list[str]) -> list[np.ndarray]:
         if len(x) <= CHUNK:
             return self._runtime.run(names, {self._source: x})
-        parts = [self._runtime.run(names, {self._source: x[i : i + CHUNK]}) for i in range(0, len(x), CHUNK)]
+        feeds = [{self._source: x[i : i + CHUNK]} for i in range(0, len(x), CHUNK)]
+        if self._chunked is None:
+            parts = [self._runtime.run(names, feed) for feed in feeds]
+        else:
+            session, pool = self._chunked
+            parts = list(pool.map(functools.partial(session.run, names), feeds))
         return [np.concatenate(column) for column in zip(*parts, strict=True)]
 
     def __call__(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
