@@ -44,12 +44,13 @@ MODELS: dict[str, dict[str, Any]] = {
 LEVERS: dict[str, dict[str, Any]] = {
     "preset (float32)": {"precision": "float32"},
     "preset": {},  # as the preset runs: bfloat16 where BF16_FASTER says so and the CPU has the units
+    "epochs 1": {"epochs": 1},
     "epochs 4": {"epochs": 4},
     "epochs 5": {"epochs": 5},
     "label smoothing 0": {"precision": "float32", "label_smoothing": 0.0},
     "bfloat16": {"precision": "bfloat16"},
     "XLA": {"precision": "float32", "jit_compile": True},
-    "batch x2, lr x2": {"precision": "float32", "batch": 2},
+    "batch x2 (lr x2)": {"precision": "float32", "batch": 2},
     "outliers 0.25": {"precision": "float32", "outliers": 0.25},
     "outliers 0.5": {"precision": "float32", "outliers": 0.5},
     "outliers 0.9": {"precision": "float32", "outliers": 0.9},
@@ -60,7 +61,7 @@ LEVERS: dict[str, dict[str, Any]] = {
     "EMA 0.99": {"precision": "float32", "ema": 0.99},
     "EMA 0.999": {"precision": "float32", "ema": 0.999},
 }
-QUICK_LEVERS = ("preset (float32)", "bfloat16", "XLA", "batch x2, lr x2")
+QUICK_LEVERS = ("preset (float32)", "bfloat16", "XLA", "batch x2 (lr x2)")
 
 
 def settings(model: str, lever: dict[str, Any], **extra: Any) -> Any:

@@ -18,7 +18,7 @@ from .test_catalog import run_folder
 def pair(tmp_path: Path) -> tuple[Path, Path]:
     return (
         run_folder(tmp_path / "runs" / "fast", model="cnn", preset="fast", accuracy=0.991),
-        run_folder(tmp_path / "runs" / "slower", model="cnn", preset="fast", epochs=4, learning_rate=0.02,
+        run_folder(tmp_path / "runs" / "slower", model="cnn", preset="fast", epochs=4, learning_rate=0.04,
                    accuracy=0.993),
     )  # fmt: skip
 
@@ -28,14 +28,14 @@ def test_settings_that_differ_and_metrics_side_by_side(pair: tuple[Path, Path]) 
     assert comparison.names == ["fast", "slower"]
     assert comparison.settings == {
         "epochs": [2, 4],
-        "learning_rate": [0.01, 0.02],
+        "learning_rate": [0.02, 0.04],
         "preset (recognised)": ["fast", "fast+"],
     }
     assert comparison.figures["test accuracy"] == [0.991, 0.993]
     assert comparison.figures["epochs"] == [2, 4] and comparison.figures["training time"] == [4.0, 8.0]
     assert comparison.figures["status"] == ["evaluated", "evaluated"]
     table = comparison.table()
-    assert list(table.columns) == ["fast", "slower"] and table.loc["learning_rate", "slower"] == 0.02
+    assert list(table.columns) == ["fast", "slower"] and table.loc["learning_rate", "slower"] == 0.04
 
 
 def test_a_run_not_evaluated_compares_with_blanks(pair: tuple[Path, Path], tmp_path: Path) -> None:
@@ -52,7 +52,7 @@ def test_page(pair: tuple[Path, Path], tmp_path: Path) -> None:
     page = comparison.page.read_text()
     assert page.count("data:image/png;base64,") == 2, "the curves overlaid and the confusion matrices"
     assert re.search(r"<td>test accuracy</td><td>99\.10%</td><td>99\.30%</td>", page)
-    assert re.search(r"<td>learning_rate</td><td>0\.01</td><td>0\.02</td>", page)
+    assert re.search(r"<td>learning_rate</td><td>0\.02</td><td>0\.04</td>", page)
     assert 'href="slower/report.html"' not in page, "no link to a report that does not exist"
     (pair[1] / "report.html").write_text("")
     out = tmp_path / "elsewhere" / "page.html"
