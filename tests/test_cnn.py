@@ -177,7 +177,7 @@ def test_deskew_layer_is_bilinear_sampling_at_each_pixels_sheared_column() -> No
     rng = np.random.default_rng(0)
     dots = (rng.random((64, 28, 28)) > 0.97).astype(np.float32)
     lines = np.zeros((28, 28, 28), np.float32)
-    for i in range(28):  # a stroke from the top-left corner to each point of the bottom row: shears up to 27
+    for i in range(28):  # a stroke from the top-left corner to each point of the bottom row: shears up to 1
         lines[i, np.arange(28), np.round(np.linspace(0, i, 28)).astype(int)] = 1
     far = np.zeros((1, 28, 28), np.float32)  # nearly flat ink and a faint dot far above: its top rows move ~300 px
     far[0, 13, 0] = far[0, 14, 27] = 1

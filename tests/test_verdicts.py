@@ -311,9 +311,9 @@ def test_a_low_resolution_or_thick_pen_test_digit_is_a_digit_read_right(
 
 
 def test_the_average_of_a_1_and_a_7_is_seldom_a_confident_digit(cnn: Predictor) -> None:
-    """Of 100 such blends, the fast preset answers 23 to 30 as a digit (seeds 42-44 and the bundled model; a 1 drawn
-    over a 7 can pass for a 7) and is far less sure of them than of the 1s; of the first 20 alone, 4 to 6, too few
-    to bound without chance deciding."""
+    """Of 100 such blends, the fast preset answers 23 to 30 as a digit (seeds 42-44 at batch 128, and both bundled
+    models: 25 and 26; a 1 drawn over a 7 can pass for a 7) and is far less sure of them than of the 1s; of the first
+    20 alone, 4 to 6, too few to bound without chance deciding."""
     blends = blended(100)
     judged = cnn.judge(blends)
     assert judged.verdicts.count("digit") <= 40, judged.verdicts

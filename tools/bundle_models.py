@@ -48,20 +48,27 @@ def train(name: str, work: Path) -> tuple[Path, list[str]]:
 def cut(run: Path, target: Path) -> None:
     """The bundle's files from the run: settings, evaluation and calibration as they are, model.keras saved again
     without its optimizer state (reading never needs it), and the ONNX copy `predict` would convert and check."""
-    from mnist_classifier import onnx_cache
-    from mnist_classifier.backends import KerasBackend
     from mnist_classifier.runs import load_model
     from mnist_classifier.utils import import_tensorflow_quietly
 
     import_tensorflow_quietly()
     for name in KEPT:
         shutil.copyfile(run / name, target / name)
-    model = load_model(run)
-    model.save(target / "model.keras")
+    load_model(run).save(target / "model.keras")
+    convert(target, f"{run}: its ONNX copy could not be made (see the warning above); nothing was bundled")
+
+
+def convert(target: Path, failed: str) -> None:
+    """The ONNX copy of `target`'s model.keras, as `predict` would convert and check it; `failed` ends the command
+    when it cannot be made."""
+    from mnist_classifier import onnx_cache
+    from mnist_classifier.backends import KerasBackend
+    from mnist_classifier.runs import load_model
+
     backend = KerasBackend(load_model(target / "model.keras"))
     onnx_cache.convert(backend.reader, backend.features, target / "model.onnx")
     if not (target / "model.onnx").is_file():
-        raise SystemExit(f"{run}: its ONNX copy could not be made (see the warning above); nothing was bundled")
+        raise SystemExit(failed)
 
 
 def manifest(name: str, target: Path, command: list[str], created: str) -> dict:
@@ -122,10 +129,7 @@ def bundle(name: str) -> None:
 def recard(name: str, onnx: bool = False) -> None:
     """Write a bundled model's card (and so its manifest and docs page) again from its files, without training:
     for a change of the card's wording; with `onnx`, convert its ONNX copy again from its model.keras too."""
-    from mnist_classifier import onnx_cache
-    from mnist_classifier.backends import KerasBackend
     from mnist_classifier.bundled import CARD_FILE, load
-    from mnist_classifier.runs import load_model
 
     model = load(name)
     staged = fresh(name)
@@ -134,10 +138,7 @@ def recard(name: str, onnx: bool = False) -> None:
             if file != CARD_FILE and not (onnx and file == "model.onnx"):
                 shutil.copyfile(model.path / file, staged / file)
         if onnx:
-            backend = KerasBackend(load_model(staged / "model.keras"))
-            onnx_cache.convert(backend.reader, backend.features, staged / "model.onnx")
-            if not (staged / "model.onnx").is_file():
-                raise SystemExit(f"{name}: its ONNX copy could not be made (see the warning above); nothing changed")
+            convert(staged, f"{name}: its ONNX copy could not be made (see the warning above); nothing changed")
         finish(name, staged, model.manifest["command"], model.manifest["created"])
     finally:
         shutil.rmtree(staged, ignore_errors=True)

@@ -93,9 +93,10 @@ class Session:
     @functools.cached_property
     def _chunked(self) -> tuple[Any, ThreadPoolExecutor] | None:
         """For calls of several chunks with several cores: a one-thread session whose chunks run side by side, one
-        a core, made on the first such call. On 2 cores, 10,000 images: 1.22x (fast CNN) and 1.32x (DNN) the images/s
-        of the session's own threads splitting every op of one chunk after another, whose threads spin between
-        chunks against our Python; one image stays on those (the DNN: 0.10 against 0.17 ms on one thread)."""
+        a core, made on the first such call. On 2 cores, `run.predict` on 10,000 images: 1.14x (fast CNN) and 1.15x
+        (DNN) the images/s of the session's own threads splitting every op of one chunk after another, spinning
+        between chunks against our Python (A/B, docs/results/inference.md); one image stays on those (the DNN: 0.10
+        against 0.17 ms on one thread)."""
         if self._cores == 1:
             return None
         return self._session(1), ThreadPoolExecutor(self._cores, thread_name_prefix="onnxruntime")
