@@ -29,7 +29,7 @@ from mnist_classifier.data import load_dataset
 from mnist_classifier.inference import Predictor
 from mnist_classifier.preprocess import load_digits
 from mnist_classifier.server import create_app
-from mnist_classifier.server.batcher import Batcher, BatchFailed
+from mnist_classifier.server.batcher import INLINE_IMAGES, INLINE_SECONDS, Batcher, BatchFailed
 from mnist_classifier.server.bodies import Options
 from mnist_classifier.server.reading import Decoding, read_and_predict
 from mnist_classifier.server.schemas import Digit, Number
@@ -541,10 +541,12 @@ class FakePredictor:
         self, delay: float = 0.0, failing: frozenset[int] = frozenset(), gate: threading.Event | None = None
     ) -> None:
         self.delay, self.failing, self.gate, self.calls, self.sizes = delay, failing, gate, 0, []
+        self.threads: list[str] = []  # where each call ran
 
     def assess(self, images: np.ndarray, temperature: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
         call, self.calls = self.calls, self.calls + 1
         self.sizes.append(len(images))
+        self.threads.append(threading.current_thread().name)
         time.sleep(self.delay)
         if self.gate is not None and not self.gate.wait(30):
             raise RuntimeError("the test never opened the gate")
@@ -638,6 +640,28 @@ def test_batches_are_capped() -> None:
 
     asyncio.run(main())
     assert predictor.sizes == [4, 2, 5, 7, 1], "oldest first, at most 5 images unless one request is larger"
+
+
+@pytest.mark.parametrize("delay", [0.0, 0.005])
+def test_small_quick_batches_run_on_the_event_loop_and_the_rest_in_the_model_thread(delay: float) -> None:
+    """The first call runs in the model thread (its cost unknown); later batches of at most INLINE_IMAGES run on the
+    event loop while such a call takes under INLINE_SECONDS; a slower model's and larger batches stay in the thread."""
+    predictor = FakePredictor(delay=delay)
+
+    async def main() -> None:
+        batcher = Batcher(predictor)  # type: ignore[arg-type]
+        try:
+            for size in (1, 1, INLINE_IMAGES, INLINE_IMAGES + 1, 2):
+                probs, distances = await asyncio.wait_for(batcher.assess(np.zeros((size, 28, 28), np.uint8)), 10)
+                assert len(probs) == len(distances) == size
+        finally:
+            await batcher.close()
+
+    asyncio.run(main())
+    assert INLINE_SECONDS < 0.005
+    loop, model = threading.main_thread().name, "model_0"
+    expected = [model, loop, loop, model, loop] if delay == 0 else [model] * 5
+    assert predictor.threads == expected
 
 
 def test_a_full_queue_answers_503_at_once(digits: tuple[np.ndarray, np.ndarray]) -> None:

@@ -1,9 +1,10 @@
 """The FastAPI application: `create_app(predictor)` wires the routes, the static page and the error answers, and its
 lifespan owns what requests share (the predictor, its batcher, the decoding pools, the admission of requests).
 
-The model is loaded once (a Predictor) and called from one worker thread; requests that arrive while it is busy are
-batched into its next call. Images are decoded in pools as large as the CPU count, never on the event loop, each
-within a memory budget; beyond `max_queue` requests in flight, the server answers 503 at once.
+The model is loaded once (a Predictor); requests that arrive while it is busy are batched into its next call, which
+runs on the event loop when the batch is small and in one model thread otherwise (batcher.py). Images are decoded
+in pools as large as the CPU count, each within a memory budget (a small file that already is an MNIST digit is read
+on the event loop: reading.py); beyond `max_queue` requests in flight, the server answers 503 at once.
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Mapping
 from typing import Annotated, Any
 
 import numpy as np
@@ -61,6 +62,26 @@ class Options(BaseModel):
         if self.reject_threshold is None and self.confidence_threshold is None:
             return stored
         return with_thresholds(stored, self.reject_threshold, self.confidence_threshold)
+
+
+DEFAULT_OPTIONS = Options.model_validate({})
+QUERY_PARAMETERS: list[dict[str, Any]] = [
+    {"name": name, "in": "query", "required": False, "schema": schema, "description": schema["description"]}
+    for name, schema in Options.model_json_schema()["properties"].items()
+]  # the options as the OpenAPI schema lists query parameters
+
+
+def query_options(query: Mapping[str, str]) -> Options:
+    """The options of a query string (its last value for a repeated name), validated as FastAPI validates a query
+    model, without its per-request machinery: a RequestValidationError whose locations start with "query"."""
+    if not query:
+        return DEFAULT_OPTIONS
+    try:
+        return Options.model_validate(dict(query))
+    except ValidationError as error:
+        raise RequestValidationError(
+            [{**e, "loc": ("query", *e["loc"])} for e in error.errors(include_url=False)]
+        ) from None
 
 
 def in_range(pixels: list[list[float]] | None) -> list[list[float]] | None:

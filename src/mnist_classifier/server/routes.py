@@ -1,28 +1,28 @@
 """The HTTP routes: the drawing page, GET /health, GET /model and POST /predict, on one APIRouter.
 
-What a route works with comes through `Depends` on functions that read `request.app.state` (filled by the app's
-lifespan), so a test can swap any of them with `app.dependency_overrides`. They are coroutines: FastAPI runs a plain
-function dependency in a worker thread, a hop that cost more than the rest of the request's routing.
+GET /model gets the predictor through `Depends`, so a test can swap it with `app.dependency_overrides`. POST /predict
+takes no dependencies and reads its query string itself (bodies.query_options, documented by bodies.QUERY_PARAMETERS):
+FastAPI's solving of a query model and a dependency cost a request about 0.2 ms of CPU, as much as reading its image
+(serving profile, docs/results/serving.md). What it works with, the app's lifespan puts in `request.app.state`.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
 import anyio
 import numpy as np
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import FileResponse, Response
 from pydantic_core import to_json
 
 from ..inference import Predictor
 from .admission import Admission
 from .batcher import Batcher
-from .bodies import REQUEST_BODY, Options, parse_json
+from .bodies import QUERY_PARAMETERS, REQUEST_BODY, Options, parse_json, query_options
 from .reading import Decoding, read_and_predict
 from .schemas import PREDICT_RESPONSES, Digit, Health, ModelInfo, Number
 
@@ -46,14 +46,6 @@ class Serving:
     decoding: Decoding
     admission: Admission
     max_upload_bytes: int
-
-
-async def admitted(request: Request) -> AsyncIterator[Serving]:
-    """What the server holds to answer a request, with a place among the requests in flight for as long as this one
-    runs; 503 at once when none is free. (One dependency: each costs a request more than its own work.)"""
-    serving: Serving = request.app.state.serving
-    with serving.admission.slot():
-        yield serving
 
 
 @router.get("/", include_in_schema=False)
@@ -90,18 +82,23 @@ async def model(predictor: Annotated[Predictor, Depends(get_predictor)]) -> Mode
 
 @router.post(
     "/predict",
-    openapi_extra=REQUEST_BODY,
+    openapi_extra={**REQUEST_BODY, "parameters": QUERY_PARAMETERS},
     response_model=Digit | Number,
     responses=PREDICT_RESPONSES,
     response_model_exclude_unset=True,
 )
-async def predict(
-    request: Request, options: Annotated[Options, Query()], serving: Annotated[Serving, Depends(admitted)]
-) -> Response:
+async def predict(request: Request) -> Response:
     """Read the digit in an uploaded image (multipart `file`, raw image body, or JSON `image` in base64),
     or in a JSON `pixels` 28x28 array; images are prepared MNIST-style first. Each digit carries a verdict and the
     model's reading; an image that holds no digit is not_a_digit with its reason. A JSON body may also carry the
     options (a query parameter wins)."""
+    options = query_options(request.query_params)
+    serving: Serving = request.app.state.serving
+    with serving.admission.slot():  # a place among the requests in flight while this one runs; 503 when none is free
+        return await answered(request, options, serving)
+
+
+async def answered(request: Request, options: Options, serving: Serving) -> Response:
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if kind not in ("multipart/form-data", "application/json", "application/octet-stream") and not kind.startswith(
         "image/"
