@@ -5,12 +5,12 @@ Usage: python benchmarks/levers.py [--quick] [--only steps|runs] [--repeats N] [
 Two tables. `steps`: seconds per training step of each model at its preset's batch size and four times it, float32
 against bfloat16 (hidden layers in bfloat16, softmax and loss in float32) and with XLA, the candidates interleaved,
 median of --repeats (3); and the seconds the tf.data feed alone takes to give one epoch's batches. `runs`: each lever
-trains the preset (each in a fresh process, --repeats times interleaved: repeat i with seed 42 + i, so that a
-figure's spread over seeds shows) and gives the medians of the train seconds, validation accuracy, the validation
-verdict figures (clean digits answered, from calibration.json; the validation non-digits that are not answered as
-digits, as the targets count "turned away") and the test accuracy (a final figure only: levers are chosen on
-validation). --quick times
-fewer steps and trains only the fast CNN's levers once each, on a third of the training set: a few minutes.
+trains the preset (each in a fresh process, --repeats times interleaved: repeat i with seed 42 + i, so that a figure's
+spread over seeds shows) and gives the medians of the train seconds, validation accuracy, the validation verdict figures
+(clean digits answered and styled digits answered right, from calibration.json; the validation non-digits that are not
+answered as digits, as the targets count "turned away") and the test accuracy (a final figure only: levers are chosen on
+validation). --quick times fewer steps and trains only the fast CNN's levers once each, on a third of the training set:
+a few minutes.
 """
 
 from __future__ import annotations
@@ -61,6 +61,7 @@ LEVERS: dict[str, dict[str, Any]] = {
     "deskew + outliers 0.25": {"precision": "float32", "deskew": True, "outliers": 0.25},
     "EMA 0.99": {"precision": "float32", "ema": 0.99},
     "EMA 0.999": {"precision": "float32", "ema": 0.999},
+    "variants 0.4": {"variants": 0.4},
 }
 QUICK_LEVERS = ("preset (float32)", "bfloat16", "XLA", "batch x2 (lr x2)")
 
@@ -171,7 +172,7 @@ def train_once(config: Any, out: Path) -> dict[str, Any]:
     """Train and evaluate one configuration in a fresh process; its figures from the run folder."""
     from mnist_classifier.config import to_dict
 
-    config_file = out.with_suffix(".json")
+    config_file = out.parent / f"{out.name}.json"  # not with_suffix: a lever like "variants 0.4" has a dot
     config_file.write_text(json.dumps(to_dict(config)))
     command = [sys.executable, "-m", "mnist_classifier", "train", "--config", str(config_file), "--out", str(out)]
     done = subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=os.environ)
@@ -186,9 +187,17 @@ def train_once(config: Any, out: Path) -> dict[str, Any]:
         "val": max(float(r["val_accuracy"]) for r in rows),
         "test": metrics["accuracy"],
         "answered": figures["validation"]["digits"]["answered"],
+        **styles_right(figures["validation"]),
         **{kind: away.get(kind, float("nan")) for kind in AWAY},
         "precision": metrics.get("precision", "float32"),
     }
+
+
+def styles_right(validation: dict[str, dict[str, float]]) -> dict[str, float]:
+    """The validation digits in users' styles (calibration's suite: low-resolution scans, pens, photographs...)
+    answered and read right: the mean over the styles, and the worst style's."""
+    right = [figures["answered_right"] for kind, figures in validation.items() if kind != "digits"]
+    return {"styles right": statistics.mean(right), "worst style right": min(right)}
 
 
 def not_answered(run: Path) -> dict[str, float]:
@@ -228,8 +237,8 @@ def runs_table(
                 results.setdefault((model, lever), []).append(train_once(config, out))
     title = f"Training levers (repeat i trains with seed {SEED} + i; each figure: the median over the repeats; vs"
     table = Table(title=f"{title} preset: the median of each repeat's ratio to the preset's run beside it)")
-    columns = ["model", "lever", "train s", "vs preset", "val acc", "clean answered",
-               *(f"{kind} away" for kind in AWAY), "test acc", "verdict"]  # fmt: skip
+    columns = ["model", "lever", "train s", "vs preset", "val acc", "clean answered", "styles right",
+               "worst style right", *(f"{kind} away" for kind in AWAY), "test acc", "verdict"]  # fmt: skip
     for column in columns:
         table.add_column(column, justify="left" if column in ("model", "lever", "verdict") else "right")
     for model in models:
@@ -245,7 +254,8 @@ def runs_table(
             verdict += f" ({ratio:.2f}x time, val {100 * (got['val'] - base['val']):+.2f} pt)"
             table.add_row(
                 model, f"{lever} [{rs[0]['precision']}]", f"{got['seconds']:.1f}", f"{ratio:.2f}x",
-                f"{got['val']:.2%}", f"{got['answered']:.1%}", *(f"{got[kind]:.1%}" for kind in AWAY),
+                f"{got['val']:.2%}", f"{got['answered']:.1%}", f"{got['styles right']:.1%}",
+                f"{got['worst style right']:.1%}", *(f"{kind_away:.1%}" for kind_away in (got[k] for k in AWAY)),
                 f"{got['test']:.2%}", verdict,
             )  # fmt: skip
     console.print(table)
