@@ -266,6 +266,20 @@ def test_a_bad_threshold_in_the_query_is_422(
     assert detail.startswith(f"query {name}: ") and "\n" not in detail
 
 
+def test_the_query_string_is_read_as_a_query_model_is(
+    fake_client: TestClient, digits: tuple[np.ndarray, np.ndarray]
+) -> None:
+    """/predict reads its query itself (bodies.query_options) the way FastAPI reads a query model: an option it does
+    not know is refused, naming it; a repeated option takes its last value; the schema lists every option."""
+    upload = {"content": png(digits[0][0]), "headers": {"content-type": "image/png"}}
+    typo = fake_client.post("/predict?rejct=false", **upload)
+    assert typo.status_code == 422 and typo.json()["detail"] == "query rejct: Extra inputs are not permitted"
+    assert fake_client.post("/predict?reject=true&reject=false", **upload).json()["verdict"] == "digit"
+    assert fake_client.post("/predict?reject=false&reject=true", **upload).json()["verdict"] == "uncertain"
+    listed = fake_client.get("/openapi.json").json()["paths"]["/predict"]["post"]["parameters"]
+    assert [(p["name"], p["in"]) for p in listed] == [(name, "query") for name in Options.model_fields]
+
+
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
