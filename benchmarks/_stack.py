@@ -14,6 +14,7 @@ import asyncio
 import io
 import json
 import math
+import os
 import statistics
 import time
 from pathlib import Path
@@ -58,9 +59,19 @@ async def client(port: int, requests: list[tuple[bytes, int]], latencies: list[f
     writer.close()
 
 
-def load(port: int, requests: list[tuple[bytes, int]], clients: int) -> Outcome:
+def cpu_seconds(pid: int) -> float:
+    """The user and system CPU time a process has used so far (Linux's /proc; NaN elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return math.nan
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def load(port: int, requests: list[tuple[bytes, int]], clients: int, pid: int | None = None) -> Outcome:
     """`requests` shared among `clients` connections: requests/s, median and 99th percentile latency (ms), errors
-    (non-200) and the share of digits read right."""
+    (non-200), the share of digits read right and, given the server's `pid`, its CPU time a request (µs)."""
+    before = math.nan if pid is None else cpu_seconds(pid)
 
     async def run() -> tuple[list[float], list[int], float]:
         latencies: list[float] = []
@@ -70,6 +81,7 @@ def load(port: int, requests: list[tuple[bytes, int]], clients: int) -> Outcome:
         return latencies, outcome, time.perf_counter() - start
 
     latencies, (errors, correct), seconds = asyncio.run(run())
+    cpu_us = math.nan if pid is None else (cpu_seconds(pid) - before) / len(latencies) * 1e6
     ms = sorted(x * 1000 for x in latencies)
     return {
         "per_second": len(ms) / seconds,
@@ -77,6 +89,7 @@ def load(port: int, requests: list[tuple[bytes, int]], clients: int) -> Outcome:
         "p99_ms": ms[min(len(ms) - 1, math.ceil(0.99 * len(ms)) - 1)],
         "errors": errors,
         "accuracy": correct / len(ms),
+        "cpu_us": cpu_us,
     }
 
 
@@ -90,9 +103,11 @@ def digit_pngs(count: int = 500) -> list[tuple[bytes, int]]:
     return pngs
 
 
-def interleaved(ports: dict[str, int], count: int, clients: int, rounds: int) -> dict[str, list[Outcome]]:
-    """Each server (by name: its port) loaded with `count` MNIST test PNGs per round after a warm-up, in turn for
-    `rounds` rounds: each round's figures, per server."""
+def interleaved(
+    ports: dict[str, int], count: int, clients: int, rounds: int, pids: dict[str, int] | None = None
+) -> dict[str, list[Outcome]]:
+    """Each server (by name: its port, and its process id in `pids` for its CPU time) loaded with `count` MNIST test
+    PNGs per round after a warm-up, in turn for `rounds` rounds: each round's figures, per server."""
     pngs = digit_pngs()
     requests = {
         name: [(multipart_request(port, pngs[i % len(pngs)][0]), pngs[i % len(pngs)][1]) for i in range(count)]
@@ -103,7 +118,7 @@ def interleaved(ports: dict[str, int], count: int, clients: int, rounds: int) ->
     results: dict[str, list[Outcome]] = {name: [] for name in ports}
     for _ in range(rounds):
         for name, port in ports.items():
-            results[name].append(load(port, requests[name], clients))
+            results[name].append(load(port, requests[name], clients, (pids or {}).get(name)))
     return results
 
 
@@ -111,8 +126,9 @@ def compare(run: Path, count: int, clients: int, rounds: int = 3, *options: str)
     """The bare app and `serve RUN OPTIONS`, each loaded with `count` requests per round after a warm-up, in turn for
     `rounds` rounds: per server, the median of each figure over the rounds (and "ratio": real/bare requests/s)."""
     bare_port, real_port = free_port(), free_port()
-    with served(None, bare_port), served(run, real_port, *options):
-        results = interleaved({"bare": bare_port, "real": real_port}, count, clients, rounds)
+    with served(None, bare_port) as bare, served(run, real_port, *options) as real:
+        pids = {"bare": bare.pid, "real": real.pid}  # with --workers N, the parent's alone: its workers' is not counted
+        results = interleaved({"bare": bare_port, "real": real_port}, count, clients, rounds, pids)
     medians = {
         name: {key: statistics.median(r[key] for r in runs) for key in runs[0]} for name, runs in results.items()
     }

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import statistics
@@ -60,6 +61,8 @@ def answer_seconds(port: int, body: bytes, repeats: int = 5) -> float:
 def bench_server(run: Path, count: int, clients: int, rounds: int, workers: int) -> dict[str, dict[str, float]]:
     """_stack.compare's figures, then the hostile PNGs' answer times from a server of its own."""
     figures = compare(run, count, clients, rounds, "--workers", str(workers))
+    if workers > 1:  # the parent process was measured, not the workers that answer
+        figures["real"]["cpu_us"] = math.nan
     port = free_port()
     with served(run, port, "--workers", str(workers)):
         figures["hostile"] = {name: answer_seconds(port, body) for name, body in hostile_pngs().items()}
@@ -237,6 +240,9 @@ def http_rows(table: Table, figures: dict[str, dict[str, float]], requests: int,
     )
     table.add_row("HTTP: errors (non-200), server / bare app", f"{real['errors']:.0f} / {bare['errors']:.0f}", "0 / 0")
     table.add_row("HTTP server: correct digits", f"{real['accuracy']:.2%}", "")
+    if not math.isnan(real["cpu_us"]):
+        cpu = f"{real['cpu_us']:,.0f} µs ({bare['cpu_us']:,.0f})"
+        table.add_row("HTTP server: CPU time a request, its process (bare app's)", cpu, "")
     rounds_ = figures["rounds"]
     table.add_row(
         "HTTP rounds, req/s (bare, server)",
