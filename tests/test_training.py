@@ -15,7 +15,7 @@ import keras
 import numpy as np
 import pytest
 
-from mnist_classifier import resolve
+from mnist_classifier import resolve, training
 from mnist_classifier.checkpoints import BestCheckpoint, restore_state, save_state, state_variables
 from mnist_classifier.data import load_dataset, synthetic
 from mnist_classifier.errors import RunError
@@ -127,6 +127,35 @@ def test_a_resumed_run_is_the_run_it_would_have_been(
         "its training finished and was evaluated; there is nothing to resume\n"
     )
     assert "give it alone" in cli("train", "--resume", str(tmp_path / "cut"), "--epochs", "3").err
+
+
+def test_hard_epochs_train_on_the_hardest_examples_and_resume_as_they_would_have(
+    trainer: Train, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The last epochs train on the digits read least surely (fewer steps), and a run interrupted in them resumes on
+    the same examples, as if never stopped."""
+    settings = resolve(
+        epochs=3, hard_epochs=2, hard_fraction=0.25, hidden_units=[64], validation_fraction=0.5, train_samples=3000
+    )
+    whole = trainer(settings, tmp_path / "whole", verbose=0)
+    with monkeypatch.context() as patch:
+        interrupt_at(patch, 2)
+        with pytest.raises(KeyboardInterrupt):
+            trainer(settings, tmp_path / "cut", verbose=0)
+    with np.load(tmp_path / "cut" / "hard.npz") as hard:
+        assert len(hard["digits"]) == round(run_meta(tmp_path / "cut")["train_size"] * 0.25)
+        assert len(hard["nondigits"]) > 0 and np.all(np.diff(hard["digits"]) > 0)
+    training.resume(tmp_path / "cut", verbose=0)
+    rows = [list(csv.DictReader((run / "history.csv").open())) for run in (whole, tmp_path / "cut")]
+    assert [r["epoch"] for r in rows[1]] == ["1", "2", "3"]
+    for key in ("loss", "accuracy", "val_loss", "val_accuracy", "learning_rate"):
+        assert [r[key] for r in rows[0]] == [r[key] for r in rows[1]], key
+    assert float(rows[0][-1]["learning_rate"]) == 0.0, "the schedule ends with the last hard step"
+    assert not (tmp_path / "cut" / "hard.npz").exists()
+
+
+def test_epochs_done_counts_full_then_hard_epochs() -> None:
+    assert [training.epochs_done(i, 2, 10, 4) for i in (0, 9, 10, 20, 23, 24, 28)] == [0, 0, 1, 2, 2, 3, 4]
 
 
 def test_training_survives_ten_kills(python_process: PythonProcess, tmp_path: Path) -> None:

@@ -44,7 +44,8 @@ class BestCheckpoint(keras.callbacks.Callback):
         return max((row["val_accuracy"] for row in self.rows), default=-1.0)
 
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
-        self.started = time.perf_counter() - (self.rows[-1]["elapsed"] if self.rows else 0.0)
+        if not self.started:  # a later fit of the same training (the hard epochs) counts the time between them
+            self.started = time.perf_counter() - (self.rows[-1]["elapsed"] if self.rows else 0.0)
 
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         self.epoch_started = time.perf_counter()

@@ -137,6 +137,10 @@ class TrainConfig:
     # an exponential moving average of the weights (Polyak averaging), its momentum (0: none): validation, the saved
     # model and the checkpoints use the averaged weights while the raw ones train
     ema: float = setting(0.0, FRACTION)
+    # fewer, harder examples late: the last `hard_epochs` epochs train on the `hard_fraction` of the training digits
+    # the model reads least surely, and of the non-digits it takes most for a digit, at the end of the epoch before
+    hard_epochs: int = setting(0, Interval(0))
+    hard_fraction: float = setting(0.5, Interval(0, 1, "neither"))
     jit_compile: bool = False
     # the hidden layers' arithmetic: "auto" takes bfloat16 where the CPU has bf16 units and it measured faster for
     # the model (BF16_FASTER), float32 elsewhere; the weights, softmax and loss stay float32 either way
@@ -167,6 +171,11 @@ def check(config: TrainConfig) -> None:
     if config.data_dir is None and config.dataset not in DATASET_NAMES:
         raise SettingError("dataset", f"must be one of {', '.join(DATASET_NAMES)} (or give a data folder), got "
                            f"{config.dataset!r}")  # fmt: skip
+    if config.hard_epochs and config.hard_epochs >= config.epochs:
+        raise SettingError(
+            "hard_epochs",
+            f"must be under epochs ({config.epochs}): the first see every example; got {config.hard_epochs}",
+        )
     if config.model == "dnn" and not config.hidden_units:
         raise SettingError("hidden_units", "must list at least one layer size for the dnn, got []")
     if config.model == "cnn":

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 
 CONFIG, MODEL, HISTORY, METRICS = "config.json", "model.keras", "history.csv", "metrics.json"
 RESUME = "resume.npz"  # the whole training state after the last completed epoch, while training runs
+HARD = "hard.npz"  # which examples the hard epochs train on (--hard-epochs), while training runs
 CONFUSION, MISCLASSIFIED = "confusion_matrix.csv", "misclassified.npz"
 TENSORBOARD = "tensorboard"  # the event files of `tensorboard --logdir`: train/ and validation/ per epoch, evaluation/
 HISTORY_COLUMNS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "seconds", "elapsed")
@@ -232,6 +233,7 @@ def mark_finished(run_dir: Path) -> None:
     config["meta"]["status"] = "finished"
     write_json(run_dir / CONFIG, config)
     (run_dir / RESUME).unlink(missing_ok=True)
+    (run_dir / HARD).unlink(missing_ok=True)
 
 
 def remove_partial_files(run_dir: Path) -> None:

@@ -11,6 +11,7 @@ import dataclasses
 import datetime as dt
 import platform
 import sys
+import time
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ from .models import build_model, past_deskew
 from .precision import chosen_precision
 from .preprocess import scale
 from .runs import (
+    HARD,
     RESUME,
     history_rows,
     mark_finished,
@@ -44,7 +46,7 @@ from .runs import (
     write_history,
 )
 from .tracking import epoch_logger
-from .utils import set_threads
+from .utils import atomic_path, set_threads
 from .verdicts import CALIBRATION
 
 TRAINING_STYLES_SEED = 0  # calibration draws its digits in other styles with seed 1, the benchmark with 20
@@ -112,6 +114,8 @@ def training_data(
     num_classes: int,
     start_epoch: int = 0,
     outliers: np.ndarray | None = None,
+    first_step: int = 0,
+    epochs: int | None = None,
 ) -> tf.data.Dataset:
     """Shuffled one-hot batches for the epochs from `start_epoch` on, augmented on the fly in parallel with training.
 
@@ -119,7 +123,12 @@ def training_data(
     with stateless randomness keyed by (seed, step), so seeded runs repeat exactly, resumed ones included
     (the batches of the epochs done are skipped as indices, before any image is touched). With `outliers`
     (non-digits), each batch also gets `config.outliers` times its size of them, drawn at random, whose target
-    is the same probability for every class (outlier exposure)."""
+    is the same probability for every class (outlier exposure). `first_step` numbers the first batch and `epochs`
+    (all by default) is the epoch the batches end with: the full epochs' stop where the hard ones take over, whose
+    batches go on numbering from there. The feed runs `config.threads` batches at a time and keeps two ready, without
+    tf.data's autotuning, whose model thread held up the end of each feed by up to a minute (it sleeps up to 60 s
+    between rounds, and an iterator waits for it when dropped: between the full and the hard epochs, 4 of 12 runs
+    lost 12-60 s)."""
     aug = augmentation(config)
     images, labels = tf.constant(x), tf.one_hot(y, num_classes)
     extra = round(config.batch_size * config.outliers) if outliers is not None and len(outliers) else 0
@@ -139,8 +148,51 @@ def training_data(
 
     order = tf.data.Dataset.range(len(x)).shuffle(len(x), seed=config.seed, reshuffle_each_iteration=True)
     steps = -(-len(x) // config.batch_size)
-    batches = order.batch(config.batch_size).repeat(config.epochs).enumerate().skip(start_epoch * steps)
-    return batches.map(load, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+    batches = (
+        order.batch(config.batch_size).repeat(epochs or config.epochs).enumerate(first_step).skip(start_epoch * steps)
+    )
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return batches.map(load, num_parallel_calls=config.threads).prefetch(2).with_options(options)
+
+
+def hard_count(n: int, config: TrainConfig) -> int:
+    """How many of n training digits the hard epochs keep."""
+    return max(1, round(n * config.hard_fraction))
+
+
+def hard_examples(
+    run_dir: Path, model: keras.Model, x: np.ndarray, y: np.ndarray, pool: np.ndarray | None, config: TrainConfig
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """The indices of the training digits the hard epochs train on, those `model` gives the lowest probability to
+    their own class, and of the non-digits it gives the highest top probability to (those it most takes for a
+    digit), `hard_fraction` of each, in their order; read from the run folder when an earlier start of this run
+    chose them, else chosen and saved there (atomically) so that a resumed run trains on the same ones."""
+    path = run_dir / HARD
+    if path.is_file():
+        with np.load(path) as saved:
+            return saved["digits"], saved["nondigits"] if pool is not None else None
+    started = time.perf_counter()
+    sure = model.predict(x, batch_size=1024, verbose=0)[np.arange(len(y)), y]
+    digits = np.sort(np.argsort(sure, kind="stable")[: hard_count(len(x), config)])
+    nondigits = None
+    if pool is not None:
+        taken = model.predict(pool, batch_size=1024, verbose=0).max(axis=1)
+        nondigits = np.sort(np.argsort(-taken, kind="stable")[: hard_count(len(pool), config)])
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.savez(f, digits=digits, nondigits=np.arange(0) if nondigits is None else nondigits)
+    of_pool = "" if nondigits is None or pool is None else f" and {len(nondigits):,} of {len(pool):,} non-digits"
+    print(
+        f"note: the last {config.hard_epochs} epochs train on the hardest {len(digits):,} of {len(x):,} digits"
+        f"{of_pool} (chosen in {time.perf_counter() - started:.1f} s)",
+        file=sys.stderr,
+    )
+    return digits, nondigits
+
+
+def epochs_done(iterations: int, full: int, steps: int, hard_steps: int) -> int:
+    """Epochs a training state has done: `full` epochs of `steps` steps, then hard ones of `hard_steps`."""
+    return iterations // steps if iterations <= full * steps else full + (iterations - full * steps) // hard_steps
 
 
 def seed_everything(seed: int) -> None:
@@ -266,8 +318,10 @@ def fit(
     # (a DNN step 36 -> 22 ms, benchmarks/levers.py)
     once = config.deskew and not augmentation(config).active
     trainee = past_deskew(model) if once else model
+    full = config.epochs - config.hard_epochs  # epochs on every example; the hard ones after them
+    hard_steps = -(-hard_count(len(data.x_train), config) // config.batch_size)
     trainee.compile(
-        optimizer=make_optimizer(config, config.epochs * steps_per_epoch),
+        optimizer=make_optimizer(config, full * steps_per_epoch + config.hard_epochs * hard_steps),
         loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
         metrics=[DigitAccuracy()],
         jit_compile=config.jit_compile,
@@ -276,7 +330,8 @@ def fit(
     if resuming:
         remove_partial_files(run_dir)
         restore_state(trainee, run_dir / RESUME)
-        rows = history_rows(run_dir)[: int(trainee.optimizer.iterations.numpy()) // steps_per_epoch]
+        iterations = int(trainee.optimizer.iterations.numpy())
+        rows = history_rows(run_dir)[: epochs_done(iterations, full, steps_per_epoch, hard_steps)]
     else:
         meta = {
             "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -299,22 +354,30 @@ def fit(
     if once:
         x_train, x_val = deskewed(x_train), deskewed(x_val)
         pool = None if pool is None else deskewed(pool)
-    trainee.fit(
-        training_data(config, x_train, data.y_train, dataset.num_classes, len(rows), pool),
-        initial_epoch=len(rows),
-        epochs=config.epochs,
-        steps_per_epoch=steps_per_epoch,
-        validation_data=(x_val, keras.utils.to_categorical(data.y_val, dataset.num_classes)),
-        validation_batch_size=1024,
-        shuffle=False,
-        callbacks=[
+    classes, done = dataset.num_classes, len(rows)
+    fitting: dict[str, Any] = {
+        "validation_data": (x_val, keras.utils.to_categorical(data.y_val, classes)),
+        "validation_batch_size": 1024,
+        "shuffle": False,
+        "callbacks": [
             checkpoint,
             *([keras.callbacks.SwapEMAWeights()] if config.ema else []),
             epoch_logger(run_dir),
             *callbacks,
         ],
-        verbose=verbose,
-    )
+        "verbose": verbose,
+    }
+    if done < full:
+        feed = training_data(config, x_train, data.y_train, classes, done, pool, epochs=full)
+        trainee.fit(feed, initial_epoch=done, epochs=full, steps_per_epoch=steps_per_epoch, **fitting)
+    if config.hard_epochs and not trainee.stop_training:  # not stopped early by --patience
+        digits, nondigits = hard_examples(run_dir, trainee, x_train, data.y_train, pool, config)
+        hard_pool = None if pool is None or nondigits is None else pool[nondigits]
+        late = max(done - full, 0)
+        feed = training_data(
+            config, x_train[digits], data.y_train[digits], classes, late, hard_pool, full * steps_per_epoch
+        )
+        trainee.fit(feed, initial_epoch=full + late, epochs=config.epochs, steps_per_epoch=hard_steps, **fitting)
     write_history(run_dir, checkpoint.rows)
     mark_finished(run_dir)
     if save_model:

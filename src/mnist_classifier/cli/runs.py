@@ -77,6 +77,14 @@ def train(
         float | None,
         typer.Option(help="Momentum of a moving average of the weights, used to validate and save; 0 off."),
     ] = None,
+    hard_epochs: Annotated[
+        int | None,
+        typer.Option(help="Train the last N epochs on the hardest examples only (--hard-fraction of them); 0 off."),
+    ] = None,
+    hard_fraction: Annotated[
+        float | None,
+        typer.Option(help="Share of the training digits and non-digits the hard epochs keep: those read least surely."),
+    ] = None,
     jit_compile: Annotated[
         bool | None, typer.Option("--jit-compile/--no-jit-compile", help="Compile training steps with XLA.")
     ] = None,
@@ -148,6 +156,8 @@ def train(
         variants=variants,
         weight_decay=weight_decay,
         ema=ema,
+        hard_epochs=hard_epochs,
+        hard_fraction=hard_fraction,
         jit_compile=jit_compile,
         precision=precision,
         threads=threads,
