@@ -28,7 +28,6 @@ if TYPE_CHECKING:
         ({"hidden_units": []}, r"^hidden_units must list at least one layer size for the dnn, got \[\]$"),
         ({"hidden_units": [64, 0]}, r"^hidden_units must list sizes at least 1, got \[64, 0\]$"),
         ({"epochs": "ten"}, "^epochs must be an integer, got 'ten'$"),
-        ({"epochs": 2, "hard_epochs": 2}, r"^hard_epochs must be under epochs \(2\): the first see every example;"),
         ({"hard_fraction": 1.0}, r"^hard_fraction must be in \(0, 1\), got 1.0$"),
         ({"precision": "fp16"}, "^precision must be one of float32, bfloat16, auto, got 'fp16'$"),
         ({"epoch": 3}, r"^epoch is not a setting; did you mean epochs\?$"),

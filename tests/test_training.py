@@ -158,6 +158,12 @@ def test_epochs_done_counts_full_then_hard_epochs() -> None:
     assert [training.epochs_done(i, 2, 10, 4) for i in (0, 9, 10, 20, 23, 24, 28)] == [0, 0, 1, 2, 2, 3, 4]
 
 
+def test_the_first_epoch_always_sees_every_example() -> None:
+    """A preset's hard epochs fit any --epochs: at most all but the first are hard (the default CNN's 3 of 6)."""
+    assert [training.late_epochs(resolve(model="cnn", epochs=e)) for e in (1, 2, 4, 6, 8)] == [0, 1, 3, 3, 3]
+    assert training.late_epochs(resolve(model="cnn", preset="fast")) == 0
+
+
 def test_training_survives_ten_kills(python_process: PythonProcess, tmp_path: Path) -> None:
     """SIGKILL `train` at a random moment of its training, ten times; each `train --resume` carries on, and the run
     ends with every epoch once and a finished status. The killed processes are forks of one that imported Keras (the

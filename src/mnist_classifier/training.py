@@ -156,6 +156,11 @@ def training_data(
     return batches.map(load, num_parallel_calls=config.threads).prefetch(2).with_options(options)
 
 
+def late_epochs(config: TrainConfig) -> int:
+    """How many of the last epochs train on the hard examples: --hard-epochs, the first epoch always excepted."""
+    return min(config.hard_epochs, config.epochs - 1)
+
+
 def hard_count(n: int, config: TrainConfig) -> int:
     """How many of n training digits the hard epochs keep."""
     return max(1, round(n * config.hard_fraction))
@@ -181,9 +186,10 @@ def hard_examples(
         nondigits = np.sort(np.argsort(-taken, kind="stable")[: hard_count(len(pool), config)])
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
         np.savez(f, digits=digits, nondigits=np.arange(0) if nondigits is None else nondigits)
+    late = "the last epoch" if late_epochs(config) == 1 else f"the last {late_epochs(config)} epochs"
     of_pool = "" if nondigits is None or pool is None else f" and {len(nondigits):,} of {len(pool):,} non-digits"
     print(
-        f"note: the last {config.hard_epochs} epochs train on the hardest {len(digits):,} of {len(x):,} digits"
+        f"note: {late} train on the hardest {len(digits):,} of {len(x):,} digits"
         f"{of_pool} (chosen in {time.perf_counter() - started:.1f} s)",
         file=sys.stderr,
     )
@@ -318,10 +324,10 @@ def fit(
     # (a DNN step 36 -> 22 ms, benchmarks/levers.py)
     once = config.deskew and not augmentation(config).active
     trainee = past_deskew(model) if once else model
-    full = config.epochs - config.hard_epochs  # epochs on every example; the hard ones after them
+    full = config.epochs - late_epochs(config)  # epochs on every example; the hard ones after them
     hard_steps = -(-hard_count(len(data.x_train), config) // config.batch_size)
     trainee.compile(
-        optimizer=make_optimizer(config, full * steps_per_epoch + config.hard_epochs * hard_steps),
+        optimizer=make_optimizer(config, full * steps_per_epoch + (config.epochs - full) * hard_steps),
         loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
         metrics=[DigitAccuracy()],
         jit_compile=config.jit_compile,
@@ -370,7 +376,7 @@ def fit(
     if done < full:
         feed = training_data(config, x_train, data.y_train, classes, done, pool, epochs=full)
         trainee.fit(feed, initial_epoch=done, epochs=full, steps_per_epoch=steps_per_epoch, **fitting)
-    if config.hard_epochs and not trainee.stop_training:  # not stopped early by --patience
+    if full < config.epochs and not trainee.stop_training:  # not stopped early by --patience
         digits, nondigits = hard_examples(run_dir, trainee, x_train, data.y_train, pool, config)
         hard_pool = None if pool is None or nondigits is None else pool[nondigits]
         late = max(done - full, 0)

@@ -79,7 +79,7 @@ def train(
     ] = None,
     hard_epochs: Annotated[
         int | None,
-        typer.Option(help="Train the last N epochs on the hardest examples only (--hard-fraction of them); 0 off."),
+        typer.Option(help="Train the last N epochs (never the first) on the hardest examples (--hard-fraction)."),
     ] = None,
     hard_fraction: Annotated[
         float | None,
