@@ -186,8 +186,9 @@ def hard_examples(
         nondigits = np.sort(np.argsort(-taken, kind="stable")[: hard_count(len(pool), config)])
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
         np.savez(f, digits=digits, nondigits=np.arange(0) if nondigits is None else nondigits)
-    late = "the last epoch" if late_epochs(config) == 1 else f"the last {late_epochs(config)} epochs"
-    of_pool = "" if nondigits is None or pool is None else f" and {len(nondigits):,} of {len(pool):,} non-digits"
+    n = late_epochs(config)
+    late = "the last epoch" if n == 1 else f"the last {n} epochs"
+    of_pool = "" if pool is None or nondigits is None else f" and {len(nondigits):,} of {len(pool):,} non-digits"
     print(
         f"note: {late} train on the hardest {len(digits):,} of {len(x):,} digits"
         f"{of_pool} (chosen in {time.perf_counter() - started:.1f} s)",
