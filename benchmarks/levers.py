@@ -68,6 +68,7 @@ LEVERS: dict[str, dict[str, Any]] = {
     "hard epochs 2 (half)": {"hard_epochs": 2, "hard_fraction": 0.5},
     "hard epochs 3 (a third)": {"hard_epochs": 3, "hard_fraction": 1 / 3},
     "hard epochs 3 (a quarter)": {"hard_epochs": 3, "hard_fraction": 0.25},
+    "hard epochs 4 (a third)": {"hard_epochs": 4, "hard_fraction": 1 / 3},
     "hard epochs 5 (a third)": {"hard_epochs": 5, "hard_fraction": 1 / 3},
 }
 QUICK_LEVERS = ("preset (float32)", "bfloat16", "XLA", "batch x2 (lr x2)")
