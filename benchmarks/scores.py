@@ -11,7 +11,10 @@ style, and the validation non-digits of synthetic.validation_set). Candidates (h
 - energy (-logsumexp of the logits) and max_logit (minus the largest logit), the logits being the penultimate
   features times the last Dense layer's weights, plus its bias;
 - knn: one minus the cosine similarity to the 10th nearest of the same 20,000 training features (Sun et al. 2022);
-- top_two+knn: the sum of the two scores' ranks among the validation suite's digits.
+- top_two+knn: the sum of the two scores' ranks among the validation suite's digits;
+- detector: a logistic regression on the standardised penultimate features that tells the run's own training digits
+  (20,000 of them, in the styles it trains on) from its training non-digits (the outlier-exposure pool), its log-odds
+  of a non-digit: a separator learned on what training saw, never on the validation suite.
 Columns: the AUROC of the validation suite's digits against all validation non-digits (the kinds are of one size, so
 it is also the calibrator's criterion, the mean of each kind's AUROC); for each non-digit kind, the share called
 `not_a_digit` at the reject threshold that verdicts.Calibrator's rule gives that score alone (at most 0.25% of the
@@ -34,12 +37,15 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 from scipy.special import logsumexp, softmax
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 
 sys.path.insert(0, str(Path(__file__).parent))
 import ood
 import variants
 
-from mnist_classifier import calibrate, verdicts
+from mnist_classifier import calibrate, training, verdicts
 from mnist_classifier.data import load_dataset, split_validation
 from mnist_classifier.errors import MnistClassifierError
 from mnist_classifier.inference import DefaultCalibrationWarning, Predictor, load_predictor
@@ -49,7 +55,7 @@ from mnist_classifier.verdicts import Calibrator, Distances, auroc
 NEIGHBOURS = 10
 COMBINED = ("top_two", "knn")  # summed as ranks among the validation suite's digits
 COMBINATION = "+".join(COMBINED)
-CANDIDATES = ("top_two", "max_probability", "mahalanobis", "energy", "max_logit", "knn", COMBINATION)
+CANDIDATES = ("top_two", "max_probability", "mahalanobis", "energy", "max_logit", "knn", COMBINATION, "detector")
 
 
 def unit(features: np.ndarray) -> np.ndarray:
@@ -59,10 +65,16 @@ def unit(features: np.ndarray) -> np.ndarray:
 class Scorer:
     """Every candidate score but the combination, of images, from one pass of the model; fitted on training images."""
 
-    def __init__(self, predictor: Predictor, x_train: np.ndarray, y_train: np.ndarray) -> None:
+    def __init__(
+        self, predictor: Predictor, x_train: np.ndarray, y_train: np.ndarray, trained: np.ndarray, pool: np.ndarray
+    ) -> None:
         _, features = predictor.features(x_train)
-        if features is None:
+        _, seen = predictor.features(trained)
+        _, outliers = predictor.features(pool)
+        if features is None or seen is None or outliers is None:
             raise ValueError("the model gives no penultimate features (an ensemble or an ONNX copy)")
+        self.detector = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, class_weight="balanced"))
+        self.detector.fit(np.concatenate([seen, outliers]), np.r_[np.zeros(len(seen)), np.ones(len(outliers))])
         self.predictor = predictor
         self.means, self.precision = verdicts.class_statistics(features, y_train, len(predictor.class_names))
         self.offsets = verdicts.scores.class_offsets(self.means, self.precision)
@@ -93,6 +105,7 @@ class Scorer:
             "energy": -logsumexp(logits, axis=1),
             "max_logit": -logits.max(axis=1),
             "knn": self.knn(features),
+            "detector": self.detector.decision_function(features),
         }
 
 
@@ -104,7 +117,18 @@ def compare(predictor: Predictor, run: Path) -> tuple[list[str], list[list[str]]
     x_train, y_train, x_val, y_val = split_validation(
         dataset.x_train, dataset.y_train, config.validation_fraction, config.validation_seed
     )
-    scorer = Scorer(predictor, x_train[: calibrate.TRAIN_FEATURES], y_train[: calibrate.TRAIN_FEATURES])
+    splits = training.prepare(config, dataset)
+    pool = training.outlier_pool(config, dataset, splits)
+    if pool is None:
+        raise ValueError("the run trained without outlier exposure: no training non-digits for the detector")
+    n = calibrate.TRAIN_FEATURES
+    scorer = Scorer(
+        predictor,
+        x_train[:n],
+        y_train[:n],
+        splits.x_train[np.random.default_rng(0).permutation(len(splits.x_train))[:n]],
+        pool,
+    )
     others, unlike = calibrate.validation_images(predictor, x_val, y_val)
     raw_val, digits = scorer(x_val)
     nondigits = {kind: scorer(images)[1] for kind, images in others.items()}
