@@ -122,13 +122,8 @@ def compare(predictor: Predictor, run: Path) -> tuple[list[str], list[list[str]]
     if pool is None:
         raise ValueError("the run trained without outlier exposure: no training non-digits for the detector")
     n = calibrate.TRAIN_FEATURES
-    scorer = Scorer(
-        predictor,
-        x_train[:n],
-        y_train[:n],
-        splits.x_train[np.random.default_rng(0).permutation(len(splits.x_train))[:n]],
-        pool,
-    )
+    trained = splits.x_train[np.random.default_rng(0).permutation(len(splits.x_train))[:n]]
+    scorer = Scorer(predictor, x_train[:n], y_train[:n], trained, pool)
     others, unlike = calibrate.validation_images(predictor, x_val, y_val)
     raw_val, digits = scorer(x_val)
     nondigits = {kind: scorer(images)[1] for kind, images in others.items()}
